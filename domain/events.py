@@ -1,0 +1,170 @@
+"""The event catalogue: every fact about a client's journey, in the past tense.
+
+Each event records when it happened clinically (`occurred_at`, timezone-aware, may be late, never
+in the future), who recorded it (`recorded_by`) and the command that caused it (`command_id`);
+the library's `timestamp` is the recorded time, set when the store side records it. Events are
+never updated or deleted: a mistake is put right by `EntryCorrected`, which points at the entry.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from eventsourcing.domain import Aggregate
+
+from domain.levels import (
+    DischargeReason,
+    GroupType,
+    Level,
+    Medication,
+    Modality,
+    ReferralSource,
+    SessionKind,
+    SpecimenKind,
+    TestResult,
+    Track,
+)
+from domain.values import Actor
+
+
+class JourneyEvent(Aggregate.Event):
+    occurred_at: datetime
+    recorded_by: Actor
+    command_id: str
+
+
+class ClientRegistered(Aggregate.Created):
+    client_ref: str
+    site: str
+    birth_year: int | None
+    sex: str | None
+    occurred_at: datetime
+    recorded_by: Actor
+    command_id: str
+
+
+class ReferralReceived(JourneyEvent):
+    source: ReferralSource
+    referred_level: Level | None
+
+
+class AssessmentCompleted(JourneyEvent):
+    ratings: list[int]  # ASAM dimensions 1..6, each 0-4
+    recommended_level: Level
+    clinician: str
+
+
+class WithdrawalManagementStarted(JourneyEvent):
+    level: Level
+    site: str
+    substances: list[str]
+
+
+class DetoxCompleted(JourneyEvent):
+    level: Level
+    completed: bool  # False: left withdrawal management early
+
+
+class AdmittedToLevel(JourneyEvent):
+    level: Level
+    site: str
+    track: Track
+    planned_hours_per_week: float
+    expected_end: date | None
+    medication: Medication
+
+
+class TreatmentPlanRecorded(JourneyEvent):
+    goals: list[str]
+    review_on: date | None
+
+
+class SessionAttended(JourneyEvent):
+    session_id: str
+    minutes: int
+    kind: SessionKind
+    group_type: GroupType | None
+    modality: Modality | None
+    telehealth: bool
+
+
+class SessionMissed(JourneyEvent):
+    session_id: str
+    minutes: int  # scheduled length
+    kind: SessionKind
+    excused: bool
+
+
+class DrugTestCollected(JourneyEvent):
+    specimen_id: str
+    specimen: SpecimenKind
+    observed: bool
+    random: bool
+
+
+class DrugTestResulted(JourneyEvent):
+    specimen_id: str
+    result: TestResult
+    substances: dict[str, str]  # analyte -> "positive" | "negative"
+    expected_medications: list[str]  # MAT analytes whose positives are expected
+
+
+class LevelChange(JourneyEvent):
+    from_level: Level
+    to_level: Level
+    reason: str
+    site: str
+    track: Track
+    planned_hours_per_week: float
+
+
+class SteppedUp(LevelChange):
+    pass
+
+
+class SteppedDown(LevelChange):
+    pass
+
+
+class Discharged(JourneyEvent):
+    level: Level
+    reason: DischargeReason
+    referral_onward: str | None
+
+
+class EnrolledInAlumni(JourneyEvent):
+    program: str
+
+
+class AlumniActivityAttended(JourneyEvent):
+    activity: str
+
+
+class EntryCorrected(JourneyEvent):
+    corrects_version: int
+    corrects_type: str
+    field: str
+    previous_value: str | float | bool | None
+    corrected_value: str | float | bool | None
+    reason: str
+
+
+EVENT_TYPES: tuple[type[Aggregate.Event], ...] = (
+    ClientRegistered,
+    ReferralReceived,
+    AssessmentCompleted,
+    WithdrawalManagementStarted,
+    DetoxCompleted,
+    AdmittedToLevel,
+    TreatmentPlanRecorded,
+    SessionAttended,
+    SessionMissed,
+    DrugTestCollected,
+    DrugTestResulted,
+    SteppedUp,
+    SteppedDown,
+    Discharged,
+    EnrolledInAlumni,
+    AlumniActivityAttended,
+    EntryCorrected,
+)
