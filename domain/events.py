@@ -8,7 +8,11 @@ never updated or deleted: a mistake is put right by `EntryCorrected`, which poin
 
 from __future__ import annotations
 
+from dataclasses import fields
 from datetime import date, datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
@@ -168,3 +172,39 @@ EVENT_TYPES: tuple[type[Aggregate.Event], ...] = (
     AlumniActivityAttended,
     EntryCorrected,
 )
+
+
+def event_id(journey_id: UUID, version: int) -> UUID:
+    """The stable id of one event: the same event has the same id wherever it is published."""
+    return uuid5(journey_id, str(version))
+
+
+def event_name(event: Aggregate.Event) -> str:
+    """The catalogue name of an event (the library subclasses each on the aggregate)."""
+    return type(event).__name__
+
+
+COMMON_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+
+
+def payload(event: Aggregate.Event) -> dict[str, Any]:
+    """An event's own facts as JSON-ready values, without the envelope fields."""
+    return {
+        field.name: _plain(getattr(event, field.name))
+        for field in fields(event)
+        if field.name not in COMMON_FIELDS
+    }
+
+
+def _plain(value: object) -> Any:  # noqa: ANN401 - JSON of any shape
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Actor):
+        return {"id": value.id, "role": value.role}
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value

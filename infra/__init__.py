@@ -1,0 +1,1 @@
+"""Adapters: configuration, the event store, view tables, Kafka."""

@@ -1,0 +1,166 @@
+"""The database the projections write their tables to: the same SQLite file or PostgreSQL
+database (and schema) as the event store, behind one small interface.
+
+Projection SQL is written once, with `?` placeholders; the PostgreSQL cursor rewrites them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import psycopg
+
+from infra.config import Database
+
+Params = Sequence[Any]
+
+
+class DatabaseUnavailable(Exception):  # noqa: N818 - reads as what the user is told
+    """The configured database cannot be reached or opened."""
+
+
+class Cursor(Protocol):
+    rowcount: int
+
+    def execute(self, sql: str, params: Params = ()) -> Cursor: ...
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None: ...
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+
+class ViewStore(Protocol):
+    dialect: str
+    database: Database
+
+    def transaction(self) -> Any: ...  # context manager yielding a Cursor, commits on success  # noqa: ANN401
+    def close(self) -> None: ...
+
+
+class SQLiteViews:
+    dialect = "sqlite"
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        with self.transaction() as cursor:  # opens the file now: a bad path fails here, once
+            cursor.execute("SELECT 1")
+
+    def _connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            try:
+                connection = sqlite3.connect(self.database.path, timeout=30, isolation_level=None, check_same_thread=False)
+                connection.execute("PRAGMA journal_mode=WAL")
+                connection.execute("PRAGMA synchronous=NORMAL")
+            except sqlite3.Error as error:
+                msg = f"cannot open database {self.database.display}: {error}"
+                raise DatabaseUnavailable(msg) from None
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Cursor]:
+        connection = self._connection()
+        cursor = connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE")
+        try:
+            yield cursor
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+
+
+class _PGCursor:
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def execute(self, sql: str, params: Params = ()) -> _PGCursor:
+        self._cursor.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]  # SQL is ours, never user text
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+        if rows:
+            self._cursor.executemany(sql.replace("?", "%s"), rows)  # type: ignore[arg-type]
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._cursor.fetchall()
+
+
+class PostgresViews:
+    dialect = "postgres"
+
+    def __init__(self, database: Database, connect_timeout: int = 5) -> None:
+        self.database = database
+        self.connect_timeout = connect_timeout
+        self._local = threading.local()
+        self._connections: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+        with self.transaction() as cursor:
+            cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{database.schema}"')
+
+    def connect(self) -> psycopg.Connection[Any]:
+        """A new connection with the search path set to the configured schema."""
+        db = self.database
+        try:
+            return psycopg.connect(
+                host=db.host, port=db.port, user=db.user, password=db.password or None, dbname=db.name,
+                connect_timeout=self.connect_timeout, options=f"-c search_path={db.schema}", autocommit=False,
+            )
+        except psycopg.OperationalError as error:
+            reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            msg = f"cannot reach database {db.display}: {reason}"
+            raise DatabaseUnavailable(msg) from None
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        connection: psycopg.Connection[Any] | None = getattr(self._local, "connection", None)
+        if connection is None or connection.closed:
+            connection = self.connect()
+            self._local.connection = connection
+            with self._lock:
+                self._connections.append(connection)
+        return connection
+
+    @contextmanager
+    def transaction(self) -> Iterator[_PGCursor]:
+        connection = self._connection()
+        try:
+            with connection.cursor() as cursor:
+                yield _PGCursor(cursor)
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+
+
+def open_views(database: Database, connect_timeout: int = 5) -> SQLiteViews | PostgresViews:
+    if database.kind == "sqlite":
+        return SQLiteViews(database)
+    return PostgresViews(database, connect_timeout)

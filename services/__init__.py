@@ -1,0 +1,1 @@
+"""Application services, entry points and the composition root."""

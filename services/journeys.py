@@ -1,0 +1,148 @@
+"""The application service: loads journeys, applies commands, saves the new events.
+
+Many commands are applied per transaction (a unit of work over a chunk of import lines or
+requests); each command is still checked on its own, so one refused command fails alone. If the
+chunk's save meets a concurrent writer, the chunk is replayed one command at a time, each with
+fresh journeys and a bounded retry, so no event is lost or doubled.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
+
+from domain import errors
+from domain.events import event_id, event_name
+from domain.journey import ClientJourney
+from domain.values import Actor, Context
+from infra.transcoding import register_transcodings
+from services.commands import Command
+
+MAX_ATTEMPTS = 8
+
+
+class CareContinuum(Application[UUID]):
+    """The event store of journeys (its name fixes the PostgreSQL table names)."""
+
+    name = "CareContinuum"
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        register_transcodings(transcoder)
+
+
+class ConcurrencyConflict(errors.CareRuleViolation):
+    rule = "the journey kept changing under concurrent writers; nothing was recorded, try again"
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    id: UUID
+    type: str
+    version: int
+    position: int
+
+
+@dataclass
+class Outcome:
+    command: Command
+    command_id: str
+    journey_id: UUID
+    error: errors.CareRuleViolation | None = None
+    events: list[RecordedEvent] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def duplicate(self) -> bool:
+        """An accepted command that recorded nothing: its id had been applied before."""
+        return self.ok and not self.events
+
+
+class JourneyService:
+    def __init__(self, app: CareContinuum, clock: Callable[[], datetime] | None = None) -> None:
+        self.app = app
+        self.clock = clock or (lambda: datetime.now(tz=UTC))
+
+    def execute(self, command: Command, actor: Actor) -> Outcome:
+        return self.execute_many([command], actor)[0]
+
+    def execute_many(self, commands: Sequence[Command], actor: Actor) -> list[Outcome]:
+        now = self.clock()
+        journeys: dict[UUID, ClientJourney] = {}
+        outcomes = [self._apply(command, Context(actor, now, command.command_id()), journeys) for command in commands]
+        try:
+            recordings = self.app.save(*journeys.values())
+        except IntegrityError:
+            return [self._execute_alone(command, actor) for command in commands]
+        self._attach(outcomes, recordings)
+        return outcomes
+
+    def _apply(self, command: Command, ctx: Context, journeys: dict[UUID, ClientJourney]) -> Outcome:
+        journey_id = ClientJourney.create_id(command.client)
+        outcome = Outcome(command, ctx.command_id, journey_id)
+        try:
+            journey = journeys.get(journey_id) or self._load(journey_id)
+            if journey is None:
+                if not command.creates:
+                    raise errors.UnknownClient(command.client)
+                journey = command.create(ctx)  # type: ignore[attr-defined]
+            elif command.creates:
+                if ctx.command_id not in journey.commands:
+                    raise errors.AlreadyRegistered(command.client, registered_site=journey.home_site)
+            else:
+                command.apply(journey, ctx)
+            journeys[journey_id] = journey
+        except errors.CareRuleViolation as violation:
+            outcome.error = violation
+        return outcome
+
+    def _load(self, journey_id: UUID) -> ClientJourney | None:
+        try:
+            return self.app.repository.get(journey_id)
+        except AggregateNotFoundError:
+            return None
+
+    def _execute_alone(self, command: Command, actor: Actor) -> Outcome:
+        for attempt in range(MAX_ATTEMPTS):
+            journeys: dict[UUID, ClientJourney] = {}
+            outcome = self._apply(command, Context(actor, self.clock(), command.command_id()), journeys)
+            if not outcome.ok:
+                return outcome
+            try:
+                self._attach([outcome], self.app.save(*journeys.values()))
+            except IntegrityError:
+                time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not security
+                continue
+            return outcome
+        return Outcome(
+            command, command.command_id(), ClientJourney.create_id(command.client),
+            error=ConcurrencyConflict(command.client, attempts=MAX_ATTEMPTS),
+        )
+
+    @staticmethod
+    def _attach(outcomes: list[Outcome], recordings: list[Recording[UUID]]) -> None:
+        by_command: dict[tuple[UUID, str], list[RecordedEvent]] = {}
+        for recording in recordings:
+            event = recording.domain_event
+            command_id = getattr(event, "command_id", "")
+            by_command.setdefault((event.originator_id, command_id), []).append(
+                RecordedEvent(
+                    event_id(event.originator_id, event.originator_version),
+                    event_name(event),  # type: ignore[arg-type]
+                    event.originator_version,
+                    recording.notification.id,
+                ),
+            )
+        for outcome in outcomes:
+            if outcome.ok:
+                outcome.events = by_command.pop((outcome.journey_id, outcome.command_id), [])
