@@ -1,0 +1,104 @@
+"""Audit trail: every event of a client in order, with who recorded it, the clinical and the
+recorded time, and each correction shown beside the entry it corrects (nothing is erased)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from domain import events as ev
+from infra.views import Cursor
+from projections.base import Projection, from_utc, id_type, utc
+
+
+class AuditTrail(Projection):
+    name = "audit_trail"
+    handles = ev.EVENT_TYPES
+    tables = ("audit_entries",)
+
+    def ddl(self, dialect: str) -> list[str]:
+        ids = id_type(dialect)
+        return [
+            f"""CREATE TABLE IF NOT EXISTS audit_entries (
+                journey_id TEXT NOT NULL, version {ids} NOT NULL, position {ids} NOT NULL, event_type TEXT NOT NULL,
+                occurred_at TEXT NOT NULL, recorded_at TEXT NOT NULL, actor_id TEXT NOT NULL, actor_role TEXT NOT NULL,
+                command_id TEXT NOT NULL, details TEXT NOT NULL, corrects_version {ids},
+                PRIMARY KEY (journey_id, version))""",
+            "CREATE INDEX IF NOT EXISTS audit_corrections ON audit_entries (journey_id, corrects_version)",
+        ]
+
+    def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401
+        facts = ev.payload(event)
+        actor = facts.pop("recorded_by")
+        facts.pop("occurred_at")
+        command_id = facts.pop("command_id")
+        cursor.execute(
+            "INSERT INTO audit_entries (journey_id, version, position, event_type, occurred_at, recorded_at, actor_id,"
+            " actor_role, command_id, details, corrects_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                str(event.originator_id), event.originator_version, position, ev.event_name(event), utc(event.occurred_at),
+                utc(event.timestamp), actor["id"], actor["role"], command_id, json.dumps(facts, sort_keys=True),
+                facts.get("corrects_version"),
+            ),
+        )
+
+
+@dataclass
+class AuditEntry:
+    version: int
+    position: int
+    event_type: str
+    occurred_at: datetime
+    recorded_at: datetime
+    actor_id: str
+    actor_role: str
+    command_id: str
+    details: dict[str, Any]
+    corrects_version: int | None
+    corrections: list[AuditEntry] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version, "position": self.position, "type": self.event_type,
+            "occurred_at": self.occurred_at.isoformat(), "recorded_at": self.recorded_at.isoformat(),
+            "recorded_by": {"id": self.actor_id, "role": self.actor_role}, "command_id": self.command_id,
+            "details": self.details, "corrects_version": self.corrects_version,
+            "corrections": [c.as_json() for c in self.corrections],
+        }
+
+
+_COLUMNS = "version, position, event_type, occurred_at, recorded_at, actor_id, actor_role, command_id, details, corrects_version"
+
+
+def _entry(row: tuple[Any, ...]) -> AuditEntry:
+    version, position, kind, occurred, recorded, actor_id, role, command_id, details, corrects = row
+    return AuditEntry(
+        version, position, kind, from_utc(occurred), from_utc(recorded), actor_id, role, command_id,
+        json.loads(details), corrects,
+    )
+
+
+def trail_query(cursor: Cursor, journey_id: UUID, *, after: int = 0, limit: int | None = None) -> list[AuditEntry]:
+    """Entries in order, from version `after` + 1 (keyset paging), each with its corrections."""
+    sql = f"SELECT {_COLUMNS} FROM audit_entries WHERE journey_id = ? AND version > ? ORDER BY version"  # noqa: S608
+    params: list[Any] = [str(journey_id), after]
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    cursor.execute(sql, params)
+    entries = [_entry(row) for row in cursor.fetchall()]
+    if entries:
+        versions = [e.version for e in entries]
+        cursor.execute(
+            f"SELECT {_COLUMNS} FROM audit_entries WHERE journey_id = ? AND corrects_version BETWEEN ? AND ?"  # noqa: S608
+            " ORDER BY version",
+            (str(journey_id), min(versions), max(versions)),
+        )
+        by_version = {e.version: e for e in entries}
+        for correction in map(_entry, cursor.fetchall()):
+            if correction.corrects_version in by_version:
+                by_version[correction.corrects_version].corrections.append(correction)
+    return entries

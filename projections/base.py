@@ -1,0 +1,49 @@
+"""What every projection is: a name, the events it handles, its tables, and one handler per event.
+
+Handlers write through the cursor of the runner's transaction, so a page of events, the rows they
+produce and the projection's new position are committed together or not at all.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
+
+from domain.journey import ClientJourney
+from infra.views import Cursor
+
+
+def utc(moment: datetime) -> str:
+    """Fixed-width UTC text, so that times compare correctly as strings in SQLite and PostgreSQL."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def from_utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def stored_topic(event_class: type[Aggregate.Event]) -> str:
+    """The topic under which the store records an event of the catalogue."""
+    return get_topic(getattr(ClientJourney, event_class.__name__))
+
+
+class Projection:
+    name: ClassVar[str]
+    handles: ClassVar[tuple[type[Aggregate.Event], ...]]
+    tables: ClassVar[tuple[str, ...]]
+
+    def __init__(self) -> None:
+        self.topics = frozenset(stored_topic(event_class) for event_class in self.handles)
+
+    def ddl(self, dialect: str) -> list[str]:
+        raise NotImplementedError
+
+    def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401
+        raise NotImplementedError
+
+
+def id_type(dialect: str) -> str:
+    return "BIGINT" if dialect == "postgres" else "INTEGER"

@@ -1,0 +1,164 @@
+"""Census: who is at which level, site and track, now and on any past moment.
+
+Every stay at a level is an interval (opened by an admission or step, closed by the next step or
+the discharge), so a past census is a range query over intervals, not a replay of the store. Alumni
+enrolment opens an interval at the pseudo-level `alumni`. Corrections of a transition's site,
+track or time are applied to the intervals it opened or closed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.dispatch import singledispatchmethod
+
+from domain import events as ev
+from domain.levels import ALUMNI, Level
+from infra.views import Cursor
+from projections.base import Projection, from_utc, id_type, utc
+
+TRANSITION_TYPES = {"WithdrawalManagementStarted", "AdmittedToLevel", "SteppedUp", "SteppedDown", "Discharged", "EnrolledInAlumni"}
+
+
+def level_rank(code: str) -> int:
+    return -1 if code == ALUMNI else Level(code).rank
+
+
+class Census(Projection):
+    name = "census"
+    handles = (
+        ev.ClientRegistered, ev.WithdrawalManagementStarted, ev.AdmittedToLevel, ev.SteppedUp, ev.SteppedDown,
+        ev.Discharged, ev.EnrolledInAlumni, ev.EntryCorrected,
+    )
+    tables = ("census_clients", "census_intervals")
+
+    def ddl(self, dialect: str) -> list[str]:
+        return [
+            "CREATE TABLE IF NOT EXISTS census_clients (journey_id TEXT PRIMARY KEY, client_ref TEXT NOT NULL, site TEXT NOT NULL)",
+            f"""CREATE TABLE IF NOT EXISTS census_intervals (
+                journey_id TEXT NOT NULL, opened_by {id_type(dialect)} NOT NULL, closed_by {id_type(dialect)},
+                level TEXT NOT NULL, level_rank INTEGER NOT NULL, site TEXT NOT NULL, track TEXT NOT NULL,
+                started_at TEXT NOT NULL, ended_at TEXT, PRIMARY KEY (journey_id, opened_by))""",
+            "CREATE INDEX IF NOT EXISTS census_open ON census_intervals (ended_at, level, site)",
+            "CREATE INDEX IF NOT EXISTS census_started ON census_intervals (started_at)",
+        ]
+
+    @singledispatchmethod
+    def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401
+        """Events the census does not handle only move its position."""
+
+    @process.register
+    def _registered(self, event: ev.ClientRegistered, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            "INSERT INTO census_clients (journey_id, client_ref, site) VALUES (?, ?, ?)",
+            (str(event.originator_id), event.client_ref, event.site),
+        )
+
+    @process.register
+    def _detox(self, event: ev.WithdrawalManagementStarted, cursor: Cursor, position: int) -> None:
+        track = "residential" if event.level.is_24_hour else "day"
+        self._close(cursor, event, event.occurred_at)  # an open alumni interval ends at readmission
+        self._open(cursor, event, event.level.code, event.site, track)
+
+    @process.register
+    def _admitted(self, event: ev.AdmittedToLevel, cursor: Cursor, position: int) -> None:
+        self._close(cursor, event, event.occurred_at)
+        self._open(cursor, event, event.level.code, event.site, event.track.value)
+
+    @process.register
+    def _stepped(self, event: ev.LevelChange, cursor: Cursor, position: int) -> None:
+        self._close(cursor, event, event.occurred_at)
+        self._open(cursor, event, event.to_level.code, event.site, event.track.value)
+
+    @process.register
+    def _discharged(self, event: ev.Discharged, cursor: Cursor, position: int) -> None:
+        self._close(cursor, event, event.occurred_at)
+
+    @process.register
+    def _alumni(self, event: ev.EnrolledInAlumni, cursor: Cursor, position: int) -> None:
+        cursor.execute("SELECT site FROM census_clients WHERE journey_id = ?", (str(event.originator_id),))
+        row = cursor.fetchone()
+        self._open(cursor, event, ALUMNI, row[0] if row else "", ALUMNI)
+
+    @process.register
+    def _corrected(self, event: ev.EntryCorrected, cursor: Cursor, position: int) -> None:
+        if event.corrects_type not in TRANSITION_TYPES:
+            return
+        key = (str(event.originator_id), event.corrects_version)
+        if event.field in ("site", "track"):
+            cursor.execute(
+                f"UPDATE census_intervals SET {event.field} = ? WHERE journey_id = ? AND opened_by = ?",  # noqa: S608
+                (str(event.corrected_value), *key),
+            )
+        elif event.field == "occurred_at":
+            moment = utc(datetime.fromisoformat(str(event.corrected_value)))
+            cursor.execute("UPDATE census_intervals SET started_at = ? WHERE journey_id = ? AND opened_by = ?", (moment, *key))
+            cursor.execute("UPDATE census_intervals SET ended_at = ? WHERE journey_id = ? AND closed_by = ?", (moment, *key))
+
+    @staticmethod
+    def _open(cursor: Cursor, event: ev.JourneyEvent, level: str, site: str, track: str) -> None:
+        cursor.execute(
+            "INSERT INTO census_intervals (journey_id, opened_by, level, level_rank, site, track, started_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (str(event.originator_id), event.originator_version, level, level_rank(level), site, track, utc(event.occurred_at)),
+        )
+
+    @staticmethod
+    def _close(cursor: Cursor, event: ev.JourneyEvent, at: datetime) -> None:
+        cursor.execute(
+            "UPDATE census_intervals SET ended_at = ?, closed_by = ? WHERE journey_id = ? AND ended_at IS NULL",
+            (utc(at), event.originator_version, str(event.originator_id)),
+        )
+
+
+@dataclass(frozen=True)
+class CensusLine:
+    level: str
+    site: str
+    track: str
+    clients: int
+
+
+@dataclass(frozen=True)
+class CensusClient:
+    client_ref: str
+    level: str
+    site: str
+    track: str
+    since: datetime
+    days_in_level: int
+
+
+def census_query(
+    cursor: Cursor, at: datetime, *, now: bool, level: str | None = None, site: str | None = None,
+    track: str | None = None, with_clients: bool = False,
+) -> tuple[list[CensusLine], list[CensusClient]]:
+    """The census at `at`; `now` uses the open intervals (the index on ended_at) instead of a range."""
+    where, params = ["ended_at IS NULL"] if now else ["started_at <= ?", "(ended_at IS NULL OR ended_at > ?)"], []
+    if not now:
+        params += [utc(at), utc(at)]
+    for column, value in (("level", level), ("site", site), ("track", track)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    condition = " AND ".join(where)
+    cursor.execute(
+        f"SELECT level, site, track, COUNT(*) FROM census_intervals WHERE {condition}"  # noqa: S608
+        " GROUP BY level, level_rank, site, track ORDER BY level_rank DESC, site, track",
+        params,
+    )
+    lines = [CensusLine(*row) for row in cursor.fetchall()]
+    clients: list[CensusClient] = []
+    if with_clients:
+        cursor.execute(
+            "SELECT c.client_ref, i.level, i.site, i.track, i.started_at FROM census_intervals i"  # noqa: S608
+            f" JOIN census_clients c ON c.journey_id = i.journey_id WHERE {condition}"
+            " ORDER BY i.level_rank DESC, i.site, c.client_ref",
+            params,
+        )
+        for ref, lvl, st, trk, started in cursor.fetchall():
+            since = from_utc(started)
+            clients.append(CensusClient(ref, lvl, st, trk, since, (at - since).days))
+    return lines, clients

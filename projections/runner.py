@@ -1,0 +1,143 @@
+"""Runs projections over the notification log: a page of events per transaction.
+
+Each page is read once, decoded once, handed to every projection that has not yet seen it, and
+committed together with every projection's new position. The positions are read again inside the
+transaction (and locked on PostgreSQL), so two runners never apply the same event twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from threading import Event
+from typing import Any
+
+from eventsourcing.application import Application
+
+from infra.views import Cursor, ViewStore
+from projections.base import Projection
+
+Progress = Callable[[int, int], None]  # (position reached, head)
+
+
+@dataclass(frozen=True)
+class ProjectionStatus:
+    name: str
+    position: int
+    head: int
+
+    @property
+    def lag(self) -> int:
+        return max(self.head - self.position, 0)
+
+
+class ProjectionRunner:
+    def __init__(self, app: Application[Any], views: ViewStore, projections: Sequence[Projection], batch_size: int = 1000) -> None:  # noqa: E501
+        self.app = app
+        self.views = views
+        self.projections = {projection.name: projection for projection in projections}
+        self.batch_size = batch_size
+        self._created = False
+
+    def setup(self) -> None:
+        if self._created:
+            return
+        with self.views.transaction() as cursor:
+            cursor.execute(
+                "CREATE TABLE IF NOT EXISTS projection_positions (name TEXT PRIMARY KEY, position BIGINT NOT NULL,"
+                " updated_at TEXT NOT NULL)",
+            )
+            for projection in self.projections.values():
+                for statement in projection.ddl(self.views.dialect):
+                    cursor.execute(statement)
+                cursor.execute(
+                    "INSERT INTO projection_positions (name, position, updated_at) VALUES (?, 0, ?)"
+                    " ON CONFLICT (name) DO NOTHING",
+                    (projection.name, _now()),
+                )
+        self._created = True
+
+    def head(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    def positions(self, cursor: Cursor | None = None, *, lock: bool = False) -> dict[str, int]:
+        if cursor is None:
+            with self.views.transaction() as own:
+                return self.positions(own)
+        suffix = " FOR UPDATE" if lock and self.views.dialect == "postgres" else ""
+        cursor.execute(f"SELECT name, position FROM projection_positions{suffix}")  # noqa: S608
+        return {name: position for name, position in cursor.fetchall() if name in self.projections}
+
+    def status(self) -> list[ProjectionStatus]:
+        self.setup()
+        head, positions = self.head(), self.positions()
+        return [ProjectionStatus(name, positions.get(name, 0), head) for name in self.projections]
+
+    def catch_up(self, names: Sequence[str] | None = None, progress: Progress | None = None) -> int:
+        """Process every recorded event the chosen projections have not seen; returns how many."""
+        self.setup()
+        chosen = [self.projections[name] for name in (names or self.projections)]
+        head = self.head()
+        start = min(self.positions()[p.name] for p in chosen)
+        processed = 0
+        while start < head:
+            notifications = self.app.recorder.select_notifications(
+                start=start, limit=self.batch_size, inclusive_of_start=False,
+            )
+            if not notifications:
+                break
+            last = notifications[-1].id
+            with self.views.transaction() as cursor:
+                current = self.positions(cursor, lock=True)
+                decoded: dict[int, Any] = {}
+                for notification in notifications:
+                    for projection in chosen:
+                        if notification.id > current[projection.name] and notification.topic in projection.topics:
+                            if notification.id not in decoded:
+                                decoded[notification.id] = self.app.mapper.to_domain_event(notification)
+                            projection.process(decoded[notification.id], cursor, notification.id)
+                cursor.executemany(
+                    "UPDATE projection_positions SET position = ?, updated_at = ? WHERE name = ? AND position < ?",
+                    [(last, _now(), p.name, last) for p in chosen],
+                )
+            processed += len(notifications)
+            start = last
+            if progress is not None:
+                progress(start, head)
+        return processed
+
+    def rebuild(self, names: Sequence[str], progress: Progress | None = None) -> int:
+        """Drop the projections' tables, start them from position zero and catch up."""
+        self.setup()
+        with self.views.transaction() as cursor:
+            for name in names:
+                projection = self.projections[name]
+                for table in projection.tables:
+                    cursor.execute(f"DROP TABLE IF EXISTS {table}")
+                for statement in projection.ddl(self.views.dialect):
+                    cursor.execute(statement)
+                cursor.execute("UPDATE projection_positions SET position = 0, updated_at = ? WHERE name = ?", (_now(), name))
+        return self.catch_up(names, progress)
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Catch up until every projection has reached `position` or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.catch_up()
+            if min(self.positions().values()) >= position:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    def follow(self, wait: Callable[[float], None], stop: Event, poll: float = 0.5, progress: Progress | None = None) -> None:
+        """Keep the projections current until `stop` is set; `wait` returns early when events arrive."""
+        while not stop.is_set():
+            self.catch_up(progress=progress)
+            wait(poll)
+
+
+def _now() -> str:
+    return datetime.now(tz=UTC).isoformat()

@@ -1,0 +1,83 @@
+"""Operating commands: keep projections current, rebuild them, print schemas, make a key."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import threading
+from typing import Annotated, Any
+
+import typer
+
+from services.cli.base import DatabaseOption, UsageError, command, console, continuum, errors
+from services.commands import commands_json_schema
+
+
+@command("project")
+def project(
+    follow: Annotated[bool, typer.Option("--follow", help="Keep running and project new events as they arrive")] = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Bring every projection up to the head of the event log (and keep it there with --follow)."""
+    with continuum(database_url) as wired:
+        done = wired.runner.catch_up()
+        console.print(f"projected {done} events; {_lags(wired.runner.status())}")
+        if not follow:
+            return
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        how = "LISTEN/NOTIFY" if wired.database.kind == "postgres" else f"polling every {wired.settings.poll_interval} s"
+        errors.print(f"following {wired.database.display} ({how}); Ctrl-C stops")
+        wired.runner.follow(wired.wait_for_events, stop, wired.settings.poll_interval)
+        console.print(f"stopped; {_lags(wired.runner.status())}")
+
+
+def _lags(statuses: list[Any]) -> str:
+    return ", ".join(f"{s.name} at {s.position} (lag {s.lag})" for s in statuses)
+
+
+@command("rebuild")
+def rebuild(
+    name: Annotated[str | None, typer.Argument(help="census, step_history or audit_trail")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Rebuild every projection")] = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Drop a projection's tables and build them again from the first event."""
+    with continuum(database_url) as wired:
+        known = list(wired.runner.projections)
+        if all_ == (name is not None):
+            msg = f"name one projection ({', '.join(known)}) or give --all"
+            raise UsageError(msg)
+        names = known if all_ else [str(name)]
+        if names[0] not in known:
+            msg = f"no projection named {name!r} (known: {', '.join(known)})"
+            raise UsageError(msg)
+        done = wired.runner.rebuild(names)
+        console.print(f"rebuilt {', '.join(names)} from {done} events; {_lags(wired.runner.status())}")
+
+
+schema_app = typer.Typer(help="Print JSON Schemas of what crosses the boundary.", no_args_is_help=True)
+
+
+@schema_app.command("commands")
+def schema_commands() -> None:
+    """The JSON Schema of a command line (`continuum import`, the API's request bodies)."""
+    print(json.dumps(commands_json_schema(), indent=2))  # noqa: T201
+
+
+@command("keygen")
+def keygen() -> None:
+    """Print a new AES-256 key for CONTINUUM_CIPHER_KEY (encryption of events at rest)."""
+    print(base64.b64encode(os.urandom(32)).decode())  # noqa: T201
+
+
+def _register() -> None:
+    from services.cli.base import app  # noqa: PLC0415 - the schema group hangs off the shared app
+
+    app.add_typer(schema_app, name="schema")
+
+
+_register()

@@ -1,0 +1,165 @@
+"""Write commands: `import` a file of command lines, and `demo`, which records a synthetic cohort
+through the very same importer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from domain.journey import ClientJourney
+from domain.values import Actor
+from projections.audit_trail import trail_query
+from projections.census import census_query
+from projections.runner import ProjectionRunner
+from projections.step_history import matrix_query
+from services.bootstrap import Continuum
+from services.cli.base import (
+    EXIT_REFUSED,
+    DatabaseOption,
+    JsonOption,
+    UsageError,
+    command,
+    console,
+    continuum,
+    errors,
+    print_json,
+)
+from services.cli.reads import census_table, matrix_table
+
+from services.importer import ImportReport, import_lines
+
+ActorOption = Annotated[str | None, typer.Option("--actor", envvar="CONTINUUM_ACTOR", help="Who records (actor id)")]
+RoleOption = Annotated[str | None, typer.Option("--role", envvar="CONTINUUM_ROLE", help="The recorder's role")]
+MAX_SHOWN_ERRORS = 50
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=errors, transient=False,
+    )
+
+
+def record(wired: Continuum, lines: list[str], actor: Actor, label: str) -> ImportReport:
+    with _progress() as bar:
+        task = bar.add_task(label, total=len(lines))
+        report = import_lines(
+            wired.service, lines, actor, chunk_size=wired.settings.command_batch_size,
+            on_chunk=lambda r: bar.update(task, completed=r.lines),
+        )
+        bar.update(task, completed=len(lines))
+    return report
+
+
+def project(runner: ProjectionRunner) -> int:
+    statuses = runner.status()
+    behind = max((s.lag for s in statuses), default=0)
+    with _progress() as bar:
+        task = bar.add_task("projecting census, steps, audit", total=behind)
+        start = min((s.position for s in statuses), default=0)
+        return runner.catch_up(progress=lambda position, _head: bar.update(task, completed=position - start))
+
+
+@command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(help="JSON lines, one command per line", exists=False)],
+    actor: ActorOption = None,
+    role: RoleOption = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Apply one command per line; bad lines are reported by number and reason and change nothing."""
+    if not file.is_file():
+        msg = f"no such file: {file}"
+        raise UsageError(msg)
+    lines = file.read_text(encoding="utf-8").splitlines()
+    with continuum(database_url, actor=actor, role=role) as wired:
+        who = Actor(wired.settings.actor, wired.settings.role)
+        report = record(wired, lines, who, f"importing {file.name}")
+        project(wired.runner)
+    _report(report, as_json=as_json)
+    if not report.ok:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def _report(report: ImportReport, *, as_json: bool) -> None:
+    if as_json:
+        print_json({
+            "lines": report.lines, "applied": report.applied, "duplicates": report.duplicates, "events": report.events,
+            "position": report.last_position, "errors": [vars(e) for e in report.errors],
+        })
+        return
+    console.print(
+        f"{report.applied} commands applied ({report.events} events), {report.duplicates} already recorded,"
+        f" {len(report.errors)} refused",
+    )
+    for error in report.errors[:MAX_SHOWN_ERRORS]:
+        errors.print(f"line {error.line}: {error.reason}", highlight=False, soft_wrap=True, markup=False)
+    if len(report.errors) > MAX_SHOWN_ERRORS:
+        errors.print(f"... and {len(report.errors) - MAX_SHOWN_ERRORS} more refused lines (use --json for all)")
+
+
+@command("demo")
+def demo(
+    clients: Annotated[int, typer.Option("--clients", min=1, max=1_000_000, help="Cohort size")] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    write: Annotated[Path | None, typer.Option("--write", help="Also write the command lines to this file")] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Generate a realistic one-year cohort, record it through the importer, project it, and show it."""
+    from services.demo import cohort_lines  # the generator is only needed here
+
+    end = datetime.now(tz=UTC).replace(microsecond=0)
+    started = time.perf_counter()
+    lines = list(cohort_lines(clients, seed, start=end - timedelta(days=365), end=end))
+    if write is not None:
+        write.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with continuum(database_url) as wired:
+        report = record(wired, lines, Actor("demo", "system"), f"recording {clients} clients")
+        recorded = time.perf_counter()
+        project(wired.runner)
+        projected = time.perf_counter()
+        _show_demo(wired, lines, end)
+    console.print(
+        f"\n{report.applied} commands → {report.events} events ({report.duplicates} already recorded,"
+        f" {len(report.errors)} refused) in {wired.database.display}; recorded in {recorded - started:.1f} s,"
+        f" projected in {projected - recorded:.1f} s, total {projected - started:.1f} s",
+    )
+    for error in report.errors[:10]:
+        errors.print(f"line {error.line}: {error.reason}", highlight=False, markup=False)
+
+
+def _show_demo(wired: Continuum, lines: Iterable[str], end: datetime) -> None:
+    with wired.views.transaction() as cursor:
+        census_lines, _ = census_query(cursor, end, now=True)
+        steps = matrix_query(cursor, None, None)
+        cursor.execute(
+            "SELECT c.client_ref FROM census_clients c JOIN audit_entries a ON a.journey_id = c.journey_id"
+            " WHERE a.event_type = 'EntryCorrected' ORDER BY c.client_ref LIMIT 1",
+        )
+        row = cursor.fetchone()
+        if row is None:
+            cursor.execute("SELECT client_ref FROM census_clients ORDER BY client_ref LIMIT 1")
+            row = cursor.fetchone()
+        entries = trail_query(cursor, ClientJourney.create_id(row[0]), limit=8) if row else []
+    console.print(census_table(census_lines, f"Census now ({end:%Y-%m-%d %H:%M} UTC)"))
+    console.print(matrix_table(steps, "Steps over the year, from (rows) to (columns)"))
+    if row:
+        console.print(f"\nFirst audit lines of {row[0]} (see `continuum audit {row[0]}`):")
+        for entry in entries:
+            fixes = "".join(
+                f"\n      ↳ corrected by #{fix.version}: {fix.details['field']} {fix.details['previous_value']}"
+                f" → {fix.details['corrected_value']} ({fix.actor_id}, {fix.recorded_at:%Y-%m-%d %H:%M:%S})"
+                for fix in entry.corrections
+            )
+            console.print(
+                f"  #{entry.version} {entry.event_type:<28} occurred {entry.occurred_at:%Y-%m-%d %H:%M}"
+                f"  recorded {entry.recorded_at:%Y-%m-%d %H:%M:%S} by {entry.actor_id} ({entry.actor_role}){fixes}",
+                highlight=False,
+            )
