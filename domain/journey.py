@@ -72,7 +72,7 @@ class ClientJourney(Aggregate):
         return uuid5(NAMESPACE_URL, f"/care-continuum/clients/{client_ref}")
 
     @event(ev.ClientRegistered)
-    def __init__(  # noqa: PLR0913 - one argument per recorded fact
+    def __init__(
         self,
         client_ref: str,
         site: str,
@@ -102,7 +102,7 @@ class ClientJourney(Aggregate):
         self._remember(1, "ClientRegistered", {"site": site, "birth_year": birth_year, "sex": sex}, occurred_at)
 
     @classmethod
-    def register(  # noqa: PLR0913
+    def register(
         cls, client_ref: str, *, site: str, birth_year: int | None, sex: str | None, at: datetime, ctx: Context,
     ) -> ClientJourney:
         _check_time(client_ref, at, ctx.now)
@@ -146,7 +146,7 @@ class ClientJourney(Aggregate):
             raise errors.NotInWithdrawalManagement(self.client_ref, level=level, detox_recorded=self.detox_completed)
         self._detox_completed(level=level, completed=completed, **self._facts(at, ctx))
 
-    def admit(  # noqa: PLR0913
+    def admit(
         self,
         *,
         level: Level,
@@ -179,7 +179,7 @@ class ClientJourney(Aggregate):
         self._require_admitted("record a treatment plan", at, ctx)
         self._treatment_plan_recorded(goals=list(goals), review_on=review_on, **self._facts(at, ctx))
 
-    def attend_session(  # noqa: PLR0913
+    def attend_session(
         self,
         *,
         session_id: str,
@@ -204,7 +204,7 @@ class ClientJourney(Aggregate):
             **self._facts(at, ctx),
         )
 
-    def miss_session(  # noqa: PLR0913
+    def miss_session(
         self, *, session_id: str, minutes: int, kind: SessionKind, excused: bool, at: datetime, ctx: Context,
     ) -> None:
         if self._seen(ctx):
@@ -212,7 +212,7 @@ class ClientJourney(Aggregate):
         self._check_session(session_id, minutes, at, ctx)
         self._session_missed(session_id=session_id, minutes=minutes, kind=kind, excused=excused, **self._facts(at, ctx))
 
-    def collect_specimen(  # noqa: PLR0913
+    def collect_specimen(
         self, *, specimen_id: str, specimen: SpecimenKind, observed: bool, random: bool, at: datetime, ctx: Context,
     ) -> None:
         if self._seen(ctx):
@@ -224,7 +224,7 @@ class ClientJourney(Aggregate):
             specimen_id=specimen_id, specimen=specimen, observed=observed, random=random, **self._facts(at, ctx),
         )
 
-    def record_result(  # noqa: PLR0913
+    def record_result(
         self,
         *,
         specimen_id: str,
@@ -255,12 +255,12 @@ class ClientJourney(Aggregate):
             **self._facts(at, ctx),
         )
 
-    def step_up(  # noqa: PLR0913
+    def step_up(
         self, *, to: Level, reason: str, track: Track | None, planned_hours_per_week: float | None, at: datetime, ctx: Context,
     ) -> None:
         self._step(ev.SteppedUp, to, reason, track, planned_hours_per_week, at, ctx)
 
-    def step_down(  # noqa: PLR0913
+    def step_down(
         self, *, to: Level, reason: str, track: Track | None, planned_hours_per_week: float | None, at: datetime, ctx: Context,
     ) -> None:
         self._step(ev.SteppedDown, to, reason, track, planned_hours_per_week, at, ctx)
@@ -387,7 +387,7 @@ class ClientJourney(Aggregate):
             raise errors.InvalidValue(self.client_ref, "planned hours per week cannot be negative", hours=hours)
         return float(hours)
 
-    def _step(  # noqa: PLR0913
+    def _step(
         self,
         kind: type[ev.LevelChange],
         to: Level,
@@ -441,85 +441,86 @@ class ClientJourney(Aggregate):
 
     # -- state changes (rerun on every rebuild) --------------------------------------------
 
-    def _remember(self, version: int, kind: str, fields: dict[str, Any], occurred_at: datetime) -> None:
-        recorded = {name: as_scalar(value) for name, value in fields.items() if name in CORRECTABLE.get(kind, {})}
+    def _remember(self, version: int, entry_type: str, fields: dict[str, object], occurred_at: datetime) -> None:
+        correctable = CORRECTABLE.get(entry_type, {})
+        recorded = {name: as_scalar(value) for name, value in fields.items() if name in correctable}
         recorded["occurred_at"] = occurred_at.isoformat()
-        self.entries[version] = (kind, recorded)
-        if kind in TRANSITIONS:
+        self.entries[version] = (entry_type, recorded)
+        if entry_type in TRANSITIONS:
             self.transitions.append(version)
 
-    def _note(self, kind: str, occurred_at: datetime, command_id: str, **fields: Any) -> None:
+    def _note(self, entry_type: str, occurred_at: datetime, command_id: str, /, **fields: object) -> None:
         self.commands.add(command_id)
-        self._remember(self.version + 1, kind, fields, occurred_at)  # the body runs before the version moves on
+        self._remember(self.version + 1, entry_type, fields, occurred_at)  # the body runs before the version moves on
 
     def _enter(self, level: Level, site: str, track: Track, hours: float, at: datetime) -> None:
         self.level, self.site, self.track, self.planned_hours_per_week, self.level_since = level, site, track, hours, at
 
     @event(ev.ReferralReceived)
-    def _referral_received(self, source: ReferralSource, referred_level: Level | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501
+    def _referral_received(self, source: ReferralSource, referred_level: Level | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("ReferralReceived", occurred_at, command_id, source=source)
 
     @event(ev.AssessmentCompleted)
-    def _assessment_completed(self, ratings: list[int], recommended_level: Level, clinician: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501, PLR0913
+    def _assessment_completed(self, ratings: list[int], recommended_level: Level, clinician: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("AssessmentCompleted", occurred_at, command_id, clinician=clinician)
 
     @event(ev.WithdrawalManagementStarted)
-    def _withdrawal_management_started(self, level: Level, site: str, substances: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501, PLR0913
+    def _withdrawal_management_started(self, level: Level, site: str, substances: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("WithdrawalManagementStarted", occurred_at, command_id, site=site)
         track = Track.RESIDENTIAL if level.is_24_hour else Track.DAY
         self._enter(level, site, track, 0.0, occurred_at)
         self.status, self.admitted_at, self.episodes, self.detox_completed = Status.IN_TREATMENT, occurred_at, self.episodes + 1, None
 
     @event(ev.DetoxCompleted)
-    def _detox_completed(self, level: Level, completed: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501, FBT001
+    def _detox_completed(self, level: Level, completed: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("DetoxCompleted", occurred_at, command_id, completed=completed)
         self.detox_completed = completed
 
     @event(ev.AdmittedToLevel)
-    def _admitted_to_level(self, level: Level, site: str, track: Track, planned_hours_per_week: float, expected_end: date | None, medication: Medication, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501, PLR0913
+    def _admitted_to_level(self, level: Level, site: str, track: Track, planned_hours_per_week: float, expected_end: date | None, medication: Medication, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("AdmittedToLevel", occurred_at, command_id, site=site, track=track,
                    planned_hours_per_week=planned_hours_per_week, expected_end=expected_end)
         self._enter(level, site, track, planned_hours_per_week, occurred_at)
         self.status, self.admitted_at, self.episodes, self.detox_completed = Status.IN_TREATMENT, occurred_at, self.episodes + 1, None
 
     @event(ev.TreatmentPlanRecorded)
-    def _treatment_plan_recorded(self, goals: list[str], review_on: date | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501
+    def _treatment_plan_recorded(self, goals: list[str], review_on: date | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("TreatmentPlanRecorded", occurred_at, command_id)
 
     @event(ev.SessionAttended)
-    def _session_attended(self, session_id: str, minutes: int, kind: SessionKind, group_type: GroupType | None, modality: Modality | None, telehealth: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501, PLR0913, FBT001
+    def _session_attended(self, session_id: str, minutes: int, kind: SessionKind, group_type: GroupType | None, modality: Modality | None, telehealth: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("SessionAttended", occurred_at, command_id, minutes=minutes, kind=kind, telehealth=telehealth)
         self.sessions.add(session_id)
 
     @event(ev.SessionMissed)
-    def _session_missed(self, session_id: str, minutes: int, kind: SessionKind, excused: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501, PLR0913, FBT001
+    def _session_missed(self, session_id: str, minutes: int, kind: SessionKind, excused: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("SessionMissed", occurred_at, command_id, minutes=minutes, excused=excused)
         self.sessions.add(session_id)
 
     @event(ev.DrugTestCollected)
-    def _drug_test_collected(self, specimen_id: str, specimen: SpecimenKind, observed: bool, random: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501, PLR0913, FBT001
+    def _drug_test_collected(self, specimen_id: str, specimen: SpecimenKind, observed: bool, random: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("DrugTestCollected", occurred_at, command_id, observed=observed, random=random)
         self.specimens[specimen_id] = (occurred_at, False)
 
     @event(ev.DrugTestResulted)
-    def _drug_test_resulted(self, specimen_id: str, result: TestResult, substances: dict[str, str], expected_medications: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501, PLR0913
+    def _drug_test_resulted(self, specimen_id: str, result: TestResult, substances: dict[str, str], expected_medications: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("DrugTestResulted", occurred_at, command_id, result=result)
         self.specimens[specimen_id] = (self.specimens[specimen_id][0], True)
 
     @event(ev.SteppedUp)
-    def _stepped_up(self, from_level: Level, to_level: Level, reason: str, site: str, track: Track, planned_hours_per_week: float, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501, PLR0913
+    def _stepped_up(self, from_level: Level, to_level: Level, reason: str, site: str, track: Track, planned_hours_per_week: float, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._changed_level("SteppedUp", to_level, reason, site, track, planned_hours_per_week, occurred_at, command_id)
 
     @event(ev.SteppedDown)
-    def _stepped_down(self, from_level: Level, to_level: Level, reason: str, site: str, track: Track, planned_hours_per_week: float, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501, PLR0913
+    def _stepped_down(self, from_level: Level, to_level: Level, reason: str, site: str, track: Track, planned_hours_per_week: float, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._changed_level("SteppedDown", to_level, reason, site, track, planned_hours_per_week, occurred_at, command_id)
 
-    def _changed_level(self, kind: str, to: Level, reason: str, site: str, track: Track, hours: float, at: datetime, command_id: str) -> None:  # noqa: E501, PLR0913
+    def _changed_level(self, kind: str, to: Level, reason: str, site: str, track: Track, hours: float, at: datetime, command_id: str) -> None:
         self._note(kind, at, command_id, site=site, track=track, planned_hours_per_week=hours, reason=reason)
         self._enter(to, site, track, hours, at)
 
     @event(ev.Discharged)
-    def _discharged(self, level: Level, reason: DischargeReason, referral_onward: str | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501, PLR0913
+    def _discharged(self, level: Level, reason: DischargeReason, referral_onward: str | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("Discharged", occurred_at, command_id, reason=reason, referral_onward=referral_onward)
         self.level, self.level_since, self.site, self.track, self.admitted_at = None, None, None, None, None
         self.discharged_at = occurred_at
@@ -531,11 +532,11 @@ class ClientJourney(Aggregate):
         self.status = Status.ALUMNI
 
     @event(ev.AlumniActivityAttended)
-    def _alumni_activity_attended(self, activity: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501
+    def _alumni_activity_attended(self, activity: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("AlumniActivityAttended", occurred_at, command_id, activity=activity)
 
     @event(ev.EntryCorrected)
-    def _entry_corrected(self, corrects_version: int, corrects_type: str, field: str, previous_value: Scalar, corrected_value: Scalar, reason: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:  # noqa: E501, PLR0913
+    def _entry_corrected(self, corrects_version: int, corrects_type: str, field: str, previous_value: Scalar, corrected_value: Scalar, reason: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self.commands.add(command_id)
         self.entries[corrects_version][1][field] = corrected_value
         if self.level is not None and corrects_version == self._current_level_version():

@@ -55,7 +55,7 @@ def parse_database_url(url: str) -> Database:
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme == "sqlite":
-        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+        path = unquote(parts.path.removeprefix("/"))
         if parts.netloc or not path:
             msg = f"malformed database URL {url!r}: expected sqlite:///relative/path.db or sqlite:////absolute/path.db"
             raise ConfigurationError(msg)

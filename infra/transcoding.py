@@ -21,7 +21,8 @@ class EnumAsValue(Transcoding):
         return str(obj.value)
 
     def decode(self, data: str) -> Enum:
-        return self.type(data)
+        decoded: Enum = self.type(data)
+        return decoded
 
 
 class DateAsISO(Transcoding):

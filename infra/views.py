@@ -24,12 +24,13 @@ class DatabaseUnavailable(Exception):  # noqa: N818 - reads as what the user is 
 
 
 class Cursor(Protocol):
-    rowcount: int
+    @property
+    def rowcount(self) -> int: ...
 
-    def execute(self, sql: str, params: Params = ()) -> Cursor: ...
-    def executemany(self, sql: str, rows: Sequence[Params]) -> None: ...
-    def fetchone(self) -> tuple[Any, ...] | None: ...
-    def fetchall(self) -> list[tuple[Any, ...]]: ...
+    def execute(self, sql: str, params: Params = (), /) -> object: ...
+    def executemany(self, sql: str, rows: Sequence[Params], /) -> object: ...
+    def fetchone(self) -> Any: ...  # noqa: ANN401 - a row, or None
+    def fetchall(self) -> list[Any]: ...
 
 
 class ViewStore(Protocol):
@@ -67,7 +68,7 @@ class SQLiteViews:
         return connection
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Cursor]:
+    def transaction(self) -> Iterator[Cursor]:
         connection = self._connection()
         cursor = connection.cursor()
         cursor.execute("BEGIN IMMEDIATE")
@@ -93,13 +94,13 @@ class _PGCursor:
     def rowcount(self) -> int:
         return self._cursor.rowcount
 
-    def execute(self, sql: str, params: Params = ()) -> _PGCursor:
-        self._cursor.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]  # SQL is ours, never user text
+    def execute(self, sql: str, params: Params = (), /) -> _PGCursor:
+        self._cursor.execute(sql.replace("?", "%s"), params)  # SQL is ours, never user text
         return self
 
-    def executemany(self, sql: str, rows: Sequence[Params]) -> None:
+    def executemany(self, sql: str, rows: Sequence[Params], /) -> None:
         if rows:
-            self._cursor.executemany(sql.replace("?", "%s"), rows)  # type: ignore[arg-type]
+            self._cursor.executemany(sql.replace("?", "%s"), rows)
 
     def fetchone(self) -> tuple[Any, ...] | None:
         return self._cursor.fetchone()
@@ -143,7 +144,7 @@ class PostgresViews:
         return connection
 
     @contextmanager
-    def transaction(self) -> Iterator[_PGCursor]:
+    def transaction(self) -> Iterator[Cursor]:
         connection = self._connection()
         try:
             with connection.cursor() as cursor:

@@ -19,7 +19,9 @@ from domain.levels import ALUMNI, Level
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
 
-TRANSITION_TYPES = {"WithdrawalManagementStarted", "AdmittedToLevel", "SteppedUp", "SteppedDown", "Discharged", "EnrolledInAlumni"}
+TRANSITION_TYPES = {
+    "WithdrawalManagementStarted", "AdmittedToLevel", "SteppedUp", "SteppedDown", "Discharged", "EnrolledInAlumni",
+}
 
 
 def level_rank(code: str) -> int:
@@ -36,7 +38,10 @@ class Census(Projection):
 
     def ddl(self, dialect: str) -> list[str]:
         return [
-            "CREATE TABLE IF NOT EXISTS census_clients (journey_id TEXT PRIMARY KEY, client_ref TEXT NOT NULL, site TEXT NOT NULL)",
+            (
+                "CREATE TABLE IF NOT EXISTS census_clients"
+                " (journey_id TEXT PRIMARY KEY, client_ref TEXT NOT NULL, site TEXT NOT NULL)"
+            ),
             f"""CREATE TABLE IF NOT EXISTS census_intervals (
                 journey_id TEXT NOT NULL, opened_by {id_type(dialect)} NOT NULL, closed_by {id_type(dialect)},
                 level TEXT NOT NULL, level_rank INTEGER NOT NULL, site TEXT NOT NULL, track TEXT NOT NULL,

@@ -76,7 +76,7 @@ class StepHistory(Projection):
         )
 
     @staticmethod
-    def _insert(  # noqa: PLR0913
+    def _insert(
         cursor: Cursor, event: ev.JourneyEvent, kind: str, from_level: str | None, to_level: str | None, reason: str,
     ) -> None:
         cursor.execute(

@@ -182,7 +182,7 @@ class ResultDrugTest(Command):
     command: Literal["result_drug_test"] = "result_drug_test"
     specimen_id: Text
     result: TestResult
-    substances: dict[Text, Literal["positive", "negative"]] = {}
+    substances: dict[Text, str] = Field(default={}, description='analyte -> "positive" or "negative"')
     expected_medications: list[Text] = []
 
     def apply(self, journey: ClientJourney, ctx: Context) -> None:

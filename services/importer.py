@@ -43,7 +43,7 @@ def describe_validation(error: ValidationError) -> str:
             parts.append(f"command: unknown command {context.get('tag')!r} (known: {context.get('expected_tags')})")
             continue
         if problem["type"] == "union_tag_not_found":
-            parts.append("command: field required (the name of the command, e.g. \"admit\")")
+            parts.append('command: field required (the name of the command, e.g. "admit")')
             continue
         location = [str(part) for part in problem["loc"]][1:]  # drop the tagged-union branch name
         parts.append(f"{'.'.join(location) or 'line'}: {problem['msg']}")

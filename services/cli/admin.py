@@ -75,7 +75,7 @@ def keygen() -> None:
 
 
 def _register() -> None:
-    from services.cli.base import app  # noqa: PLC0415 - the schema group hangs off the shared app
+    from services.cli.base import app
 
     app.add_typer(schema_app, name="schema")
 

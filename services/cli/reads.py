@@ -45,7 +45,7 @@ def census_table(lines: list[CensusLine], title: str) -> Table:
 
 
 @command("census")
-def census(  # noqa: PLR0913
+def census(
     on: Annotated[str | None, typer.Option("--on", help="A past date (end of day) or ISO time; default now.")] = None,
     level: Annotated[str | None, typer.Option("--level", help="ASAM code, e.g. 2.1, or 'alumni'.")] = None,
     site: Annotated[str | None, typer.Option("--site")] = None,
@@ -171,9 +171,13 @@ def audit(
             table.add_row(
                 "", f"[yellow]↳ corrected by #{fix.version}[/yellow]", "", f"{fix.recorded_at:%Y-%m-%d %H:%M:%S}",
                 f"{fix.actor_id} ({fix.actor_role})",
-                f"{fix.details['field']}: {fix.details['previous_value']} → {fix.details['corrected_value']} ({fix.details['reason']})",
+                _correction_text(fix.details),
             )
     console.print(table)
+
+
+def _correction_text(details: dict[str, Any]) -> str:
+    return f"{details['field']}: {details['previous_value']} → {details['corrected_value']} ({details['reason']})"
 
 
 def _summary(details: dict[str, Any]) -> str:

@@ -4,7 +4,6 @@ through the very same importer."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -31,7 +30,6 @@ from services.cli.base import (
     print_json,
 )
 from services.cli.reads import census_table, matrix_table
-
 from services.importer import ImportReport, import_lines
 
 ActorOption = Annotated[str | None, typer.Option("--actor", envvar="CONTINUUM_ACTOR", help="Who records (actor id)")]
@@ -125,7 +123,7 @@ def demo(
         recorded = time.perf_counter()
         project(wired.runner)
         projected = time.perf_counter()
-        _show_demo(wired, lines, end)
+        _show_demo(wired, end)
     console.print(
         f"\n{report.applied} commands → {report.events} events ({report.duplicates} already recorded,"
         f" {len(report.errors)} refused) in {wired.database.display}; recorded in {recorded - started:.1f} s,"
@@ -135,7 +133,7 @@ def demo(
         errors.print(f"line {error.line}: {error.reason}", highlight=False, markup=False)
 
 
-def _show_demo(wired: Continuum, lines: Iterable[str], end: datetime) -> None:
+def _show_demo(wired: Continuum, end: datetime) -> None:
     with wired.views.transaction() as cursor:
         census_lines, _ = census_query(cursor, end, now=True)
         steps = matrix_query(cursor, None, None)
