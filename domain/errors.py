@@ -1,7 +1,7 @@
 """Every care rule the journey enforces has one error class here.
 
 Each error names the client, the rule and the offending values, and its message reads alone:
-``client C-1042: step down must lower intensity (from 2.1 to 2.5)``.
+``client C-1042: step down must lower intensity (from 2.1, to 2.5)``.
 """
 
 from __future__ import annotations

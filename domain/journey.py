@@ -7,6 +7,7 @@ whenever the journey is rebuilt. A command whose id the journey has seen is a no
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -30,6 +31,8 @@ from domain.levels import (
     Track,
 )
 from domain.values import Actor, Context
+
+LEVEL_KEY = "_level"  # the level a transition entered, kept beside its correctable fields
 
 CLOCK_SKEW = timedelta(minutes=2)
 """How far ahead of our clock a caller's `occurred_at` may be before it is refused as future."""
@@ -99,6 +102,8 @@ class ClientJourney(Aggregate):
         self.commands = {command_id}
         self.entries: dict[int, tuple[str, dict[str, Scalar]]] = {}
         self.transitions: list[int] = []
+        self.episode_opened_by: int | None = None  # version of the admission that opened the episode
+        self.discharged_by: int | None = None  # version of the last discharge
         self._remember(1, "ClientRegistered", {"site": site, "birth_year": birth_year, "sex": sex}, occurred_at)
 
     @classmethod
@@ -229,7 +234,7 @@ class ClientJourney(Aggregate):
         *,
         specimen_id: str,
         result: TestResult,
-        substances: dict[str, str],
+        substances: Mapping[str, str],
         expected_medications: list[str],
         at: datetime,
         ctx: Context,
@@ -275,7 +280,7 @@ class ClientJourney(Aggregate):
     def enrol_in_alumni(self, *, program: str, at: datetime, ctx: Context) -> None:
         if self._seen(ctx):
             return
-        _check_time(self.client_ref, at, ctx.now)
+        self._require_alive(at, ctx)
         if self.status is Status.ALUMNI:
             raise errors.AlreadyAlumni(self.client_ref)
         if self.status is not Status.DISCHARGED or self.discharged_at is None:
@@ -287,7 +292,7 @@ class ClientJourney(Aggregate):
     def attend_alumni_activity(self, *, activity: str, at: datetime, ctx: Context) -> None:
         if self._seen(ctx):
             return
-        _check_time(self.client_ref, at, ctx.now)
+        self._require_alive(at, ctx)
         if self.status is not Status.ALUMNI:
             raise errors.NotAlumni(self.client_ref, status=self.status)
         self._alumni_activity_attended(activity=activity, **self._facts(at, ctx))
@@ -312,6 +317,8 @@ class ClientJourney(Aggregate):
             raise errors.NothingToCorrect(self.client_ref, entry=f"{kind} #{version}", field=field, value=corrected)
         if field == "occurred_at":
             self._check_corrected_time(version, kind, datetime.fromisoformat(str(corrected)), ctx)
+        if field == "track" and LEVEL_KEY in recorded:
+            self._check_track(Level(recorded[LEVEL_KEY]), Track(corrected))
         self._entry_corrected(
             corrects_version=version,
             corrects_type=kind,
@@ -414,7 +421,9 @@ class ClientJourney(Aggregate):
             "reason": reason,
             "site": self.site,
             "track": self.track if same_setting else self._check_track(to, track),
-            "planned_hours_per_week": self._check_hours(self.planned_hours_per_week if hours is None else hours),
+            "planned_hours_per_week": self._check_hours(
+                hours if hours is not None else self.planned_hours_per_week if same_setting else to.typical_hours_per_week,
+            ),
             **self._facts(at, ctx),
         }
         if up:
@@ -445,6 +454,8 @@ class ClientJourney(Aggregate):
         correctable = CORRECTABLE.get(entry_type, {})
         recorded = {name: as_scalar(value) for name, value in fields.items() if name in correctable}
         recorded["occurred_at"] = occurred_at.isoformat()
+        if isinstance(fields.get("level"), Level):
+            recorded[LEVEL_KEY] = as_scalar(fields["level"])
         self.entries[version] = (entry_type, recorded)
         if entry_type in TRANSITIONS:
             self.transitions.append(version)
@@ -452,6 +463,10 @@ class ClientJourney(Aggregate):
     def _note(self, entry_type: str, occurred_at: datetime, command_id: str, /, **fields: object) -> None:
         self.commands.add(command_id)
         self._remember(self.version + 1, entry_type, fields, occurred_at)  # the body runs before the version moves on
+
+    def _open_episode(self, at: datetime) -> None:
+        self.status, self.admitted_at, self.episodes, self.detox_completed = Status.IN_TREATMENT, at, self.episodes + 1, None
+        self.episode_opened_by = self.version + 1
 
     def _enter(self, level: Level, site: str, track: Track, hours: float, at: datetime) -> None:
         self.level, self.site, self.track, self.planned_hours_per_week, self.level_since = level, site, track, hours, at
@@ -466,10 +481,10 @@ class ClientJourney(Aggregate):
 
     @event(ev.WithdrawalManagementStarted)
     def _withdrawal_management_started(self, level: Level, site: str, substances: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
-        self._note("WithdrawalManagementStarted", occurred_at, command_id, site=site)
+        self._note("WithdrawalManagementStarted", occurred_at, command_id, site=site, level=level)
         track = Track.RESIDENTIAL if level.is_24_hour else Track.DAY
         self._enter(level, site, track, 0.0, occurred_at)
-        self.status, self.admitted_at, self.episodes, self.detox_completed = Status.IN_TREATMENT, occurred_at, self.episodes + 1, None
+        self._open_episode(occurred_at)
 
     @event(ev.DetoxCompleted)
     def _detox_completed(self, level: Level, completed: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
@@ -479,9 +494,9 @@ class ClientJourney(Aggregate):
     @event(ev.AdmittedToLevel)
     def _admitted_to_level(self, level: Level, site: str, track: Track, planned_hours_per_week: float, expected_end: date | None, medication: Medication, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("AdmittedToLevel", occurred_at, command_id, site=site, track=track,
-                   planned_hours_per_week=planned_hours_per_week, expected_end=expected_end)
+                   planned_hours_per_week=planned_hours_per_week, expected_end=expected_end, level=level)
         self._enter(level, site, track, planned_hours_per_week, occurred_at)
-        self.status, self.admitted_at, self.episodes, self.detox_completed = Status.IN_TREATMENT, occurred_at, self.episodes + 1, None
+        self._open_episode(occurred_at)
 
     @event(ev.TreatmentPlanRecorded)
     def _treatment_plan_recorded(self, goals: list[str], review_on: date | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
@@ -516,14 +531,16 @@ class ClientJourney(Aggregate):
         self._changed_level("SteppedDown", to_level, reason, site, track, planned_hours_per_week, occurred_at, command_id)
 
     def _changed_level(self, kind: str, to: Level, reason: str, site: str, track: Track, hours: float, at: datetime, command_id: str) -> None:
-        self._note(kind, at, command_id, site=site, track=track, planned_hours_per_week=hours, reason=reason)
+        self._note(kind, at, command_id, site=site, track=track, planned_hours_per_week=hours, reason=reason, level=to)
         self._enter(to, site, track, hours, at)
+        if to.is_withdrawal_management:
+            self.detox_completed = None  # each stay in withdrawal management needs its own completion
 
     @event(ev.Discharged)
     def _discharged(self, level: Level, reason: DischargeReason, referral_onward: str | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("Discharged", occurred_at, command_id, reason=reason, referral_onward=referral_onward)
         self.level, self.level_since, self.site, self.track, self.admitted_at = None, None, None, None, None
-        self.discharged_at = occurred_at
+        self.discharged_at, self.discharged_by = occurred_at, self.version + 1
         self.status = Status.DECEASED if reason is DischargeReason.DIED else Status.DISCHARGED
 
     @event(ev.EnrolledInAlumni)
@@ -539,6 +556,12 @@ class ClientJourney(Aggregate):
     def _entry_corrected(self, corrects_version: int, corrects_type: str, field: str, previous_value: Scalar, corrected_value: Scalar, reason: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self.commands.add(command_id)
         self.entries[corrects_version][1][field] = corrected_value
+        if field == "occurred_at":
+            moment = datetime.fromisoformat(str(corrected_value))
+            if corrects_version == self.episode_opened_by:
+                self.admitted_at = moment if self.level is not None else self.admitted_at
+            if corrects_version == self.discharged_by:
+                self.discharged_at = moment
         if self.level is not None and corrects_version == self._current_level_version():
             if field == "site":
                 self.site = str(corrected_value)

@@ -49,6 +49,11 @@ class Level(Enum):
         return self not in _AMBULATORY
 
     @property
+    def typical_hours_per_week(self) -> float:
+        """Planned clinical hours when a step does not say: ASAM bands (OP < 9, IOP 9-19, PHP >= 20)."""
+        return {Level.OUTPATIENT: 3.0, Level.IOP: 9.0, Level.PHP: 20.0}.get(self, 0.0)
+
+    @property
     def default_track(self) -> Track | None:
         return Track.RESIDENTIAL if self.is_24_hour else None
 

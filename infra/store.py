@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
+from infra.chain import recorder_topic
 from infra.config import ConfigurationError, Database
 
 AES_KEY_SIZES = (16, 24, 32)
@@ -15,6 +16,7 @@ def store_environment(database: Database, *, cipher_key: str | None, connect_tim
         "AGGREGATE_CACHE_MAXSIZE": str(cache_size),
         "AGGREGATE_CACHE_FASTFORWARD": "y",  # a cached journey reads what other writers added before use
         "CREATE_TABLE": "y",
+        "APPLICATION_RECORDER_TOPIC": recorder_topic(database.kind),  # hash-chains rows as they are stored
     }
     if database.kind == "sqlite":
         env |= {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": database.path, "SQLITE_LOCK_TIMEOUT": "30"}
@@ -31,7 +33,7 @@ def store_environment(database: Database, *, cipher_key: str | None, connect_tim
             "POSTGRES_LOCK_TIMEOUT": "10",
             "POSTGRES_POOL_SIZE": "4",
             "POSTGRES_MAX_OVERFLOW": "8",
-            "POSTGRES_ENABLE_DB_FUNCTIONS": "y",
+            "POSTGRES_ENABLE_DB_FUNCTIONS": "n",  # the insert must run in Python to chain the rows it stores
         }
     if cipher_key:
         check_cipher_key(cipher_key)

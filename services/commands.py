@@ -10,7 +10,7 @@ import json
 from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 from domain.journey import ClientJourney
 from domain.levels import (
@@ -26,6 +26,14 @@ from domain.levels import (
     Track,
 )
 from domain.values import Context
+
+def _level(value: object) -> object:
+    """Levels by ASAM code ("2.1") or by name ("IOP", "iop"); anything else fails as an unknown code."""
+    return _BY_NAME.get(value.lower(), value) if isinstance(value, str) else value
+
+
+_BY_NAME = {level.name.lower(): level.value for level in Level}
+LevelOfCare = Annotated[Level, BeforeValidator(_level)]
 
 ClientRef = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")]
 Text = Annotated[str, Field(min_length=1, max_length=200)]
@@ -70,7 +78,7 @@ class Register(Command):
 class Refer(Command):
     command: Literal["refer"] = "refer"
     source: ReferralSource
-    referred_level: Level | None = None
+    referred_level: LevelOfCare | None = None
 
     def apply(self, journey: ClientJourney, ctx: Context) -> None:
         journey.refer(source=self.source, referred_level=self.referred_level, at=self.occurred_at, ctx=ctx)
@@ -79,7 +87,7 @@ class Refer(Command):
 class Assess(Command):
     command: Literal["assess"] = "assess"
     ratings: Annotated[list[Rating], Field(min_length=6, max_length=6, description="ASAM dimensions 1-6, 0-4")]
-    recommended_level: Level
+    recommended_level: LevelOfCare
     clinician: Text
 
     def apply(self, journey: ClientJourney, ctx: Context) -> None:
@@ -91,7 +99,7 @@ class Assess(Command):
 
 class StartDetox(Command):
     command: Literal["start_detox"] = "start_detox"
-    level: Level = Field(description="A withdrawal management level (1-WM .. 4-WM)")
+    level: LevelOfCare = Field(description="A withdrawal management level (1-WM .. 4-WM)")
     site: Text
     substances: list[Text] = []
 
@@ -111,7 +119,7 @@ class CompleteDetox(Command):
 
 class Admit(Command):
     command: Literal["admit"] = "admit"
-    level: Level
+    level: LevelOfCare
     site: Text
     track: Track | None = Field(default=None, description="day or evening for ambulatory levels")
     planned_hours_per_week: Annotated[float, Field(ge=0, le=168)] = 9.0
@@ -182,7 +190,7 @@ class ResultDrugTest(Command):
     command: Literal["result_drug_test"] = "result_drug_test"
     specimen_id: Text
     result: TestResult
-    substances: dict[Text, str] = Field(default={}, description='analyte -> "positive" or "negative"')
+    substances: dict[Text, Literal["positive", "negative"]] = Field(default={}, description="result per analyte")
     expected_medications: list[Text] = []
 
     def apply(self, journey: ClientJourney, ctx: Context) -> None:
@@ -193,7 +201,7 @@ class ResultDrugTest(Command):
 
 
 class _Step(Command):
-    to_level: Level
+    to_level: LevelOfCare
     reason: Text
     track: Track | None = None
     planned_hours_per_week: Annotated[float, Field(ge=0, le=168)] | None = None

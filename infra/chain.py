@@ -1,0 +1,174 @@
+"""Tamper evidence: every stored event row is hash-chained, in the transaction that stores it.
+
+Each row's hash covers its notification id, journey id, version, topic and stored bytes (the
+ciphertext when events are encrypted, so checking needs no key). Two chains link the row hashes:
+one per journey (`journey_link`, from the journey's first event) and one over the whole
+notification log (`global_link`). The links live in `event_chain`, written by the recorder
+subclasses below inside the event insert's transaction (on PostgreSQL after the library's
+EXCLUSIVE table lock, so the global order of links is the commit order). Editing, deleting,
+inserting or reordering a stored row breaks a recomputed link; rewriting the whole chain changes
+the head, which auditors keep outside the system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg.sql import SQL, Identifier
+
+GENESIS = "0" * 64
+CHAIN_TABLE = "event_chain"
+
+
+def row_hash(position: int, originator_id: UUID, version: int, topic: str, state: bytes) -> str:
+    head = f"{position}|{originator_id}|{version}|{topic}|".encode()
+    return hashlib.sha256(head + bytes(state)).hexdigest()
+
+
+def link(previous: str, hashed: str) -> str:
+    return hashlib.sha256(f"{previous}{hashed}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainRow:
+    position: int
+    originator_id: UUID
+    version: int
+    row_hash: str
+    journey_link: str
+    global_link: str
+
+
+def chain_rows(
+    positions: Sequence[int], stored: Sequence[StoredEvent], global_head: str, journey_heads: dict[UUID, str],
+) -> list[ChainRow]:
+    rows = []
+    for position, event in zip(positions, stored, strict=True):
+        originator = UUID(str(event.originator_id))
+        hashed = row_hash(position, originator, event.originator_version, event.topic, event.state)
+        journey_link = link(journey_heads.get(originator, GENESIS), hashed)
+        global_head = link(global_head, hashed)
+        journey_heads[originator] = journey_link
+        rows.append(ChainRow(position, originator, event.originator_version, hashed, journey_link, global_head))
+    return rows
+
+
+CHAIN_COLUMNS = "notification_id, originator_id, originator_version, row_hash, journey_link, global_link"
+
+
+def _previous_links(cursor: Any, stored: Sequence[StoredEvent], placeholder: str) -> tuple[str, dict[UUID, str]]:  # noqa: ANN401
+    cursor.execute(f"SELECT global_link FROM {CHAIN_TABLE} ORDER BY notification_id DESC LIMIT 1")  # noqa: S608
+    row = cursor.fetchone()
+    global_head = row[0] if row else GENESIS
+    heads: dict[UUID, str] = {}
+    for event in stored:
+        originator = UUID(str(event.originator_id))
+        if originator in heads or event.originator_version == 1:
+            heads.setdefault(originator, GENESIS)
+            continue
+        cursor.execute(
+            f"SELECT journey_link FROM {CHAIN_TABLE} WHERE originator_id = {placeholder}"  # noqa: S608
+            f" AND originator_version = {placeholder}",
+            (str(originator), event.originator_version - 1),
+        )
+        found = cursor.fetchone()
+        heads[originator] = found[0] if found else GENESIS
+    return global_head, heads
+
+
+def _chain_params(rows: Iterable[ChainRow]) -> list[tuple[Any, ...]]:
+    return [(r.position, str(r.originator_id), r.version, r.row_hash, r.journey_link, r.global_link) for r in rows]
+
+
+def chain_ddl(table: str = CHAIN_TABLE) -> tuple[str, str]:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {table} (notification_id BIGINT PRIMARY KEY, originator_id TEXT NOT NULL,"
+        " originator_version BIGINT NOT NULL, row_hash TEXT NOT NULL, journey_link TEXT NOT NULL, global_link TEXT NOT NULL)",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {CHAIN_TABLE}_journey ON {table} (originator_id, originator_version)",
+    )
+
+
+class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *chain_ddl()]
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        if positions:
+            global_head, heads = _previous_links(c, stored_events, "?")
+            c.executemany(
+                f"INSERT INTO {CHAIN_TABLE} ({CHAIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+                _chain_params(chain_rows(positions, stored_events, global_head, heads)),
+            )
+        return positions
+
+
+class ChainedPostgresRecorder(PostgresApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        super().__init__(*args, **kwargs)
+        table = f'"{self.datastore.schema}".{CHAIN_TABLE}'
+        self.sql_create_statements.extend(SQL(statement) for statement in chain_ddl(table))  # type: ignore[arg-type]
+
+    def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401, E501
+        positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if positions:
+            curs.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
+            global_head, heads = _previous_links(_Positional(curs), stored_events, "%s")
+            curs.executemany(
+                f"INSERT INTO {CHAIN_TABLE} ({CHAIN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",  # noqa: S608
+                _chain_params(chain_rows(positions, stored_events, global_head, heads)),
+            )
+        return positions
+
+
+class _Positional:
+    """The library's PostgreSQL cursor returns dict rows; the chain code reads columns by position."""
+
+    def __init__(self, cursor: Any) -> None:  # noqa: ANN401
+        self._cursor = cursor
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(sql, params)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        row = self._cursor.fetchone()
+        return None if row is None else tuple(row.values())
+
+
+def recorder_topic(kind: str) -> str:
+    return f"infra.chain:{'ChainedSQLiteRecorder' if kind == 'sqlite' else 'ChainedPostgresRecorder'}"
+
+
+def events_table(kind: str) -> str:
+    return "stored_events" if kind == "sqlite" else "carecontinuum_events"
+
+
+def stream_events(cursor: Any, kind: str, *, journey: UUID | None = None) -> Iterator[tuple[int, UUID, int, str, bytes]]:  # noqa: ANN401
+    """Stored rows in notification order, straight from the table (no library decoding)."""
+    position = "rowid" if kind == "sqlite" else "notification_id"
+    sql = f"SELECT {position}, originator_id, originator_version, topic, state FROM {events_table(kind)}"  # noqa: S608
+    params: tuple[Any, ...] = ()
+    if journey is not None:
+        sql += " WHERE originator_id = ?"
+        params = (journey.hex if kind == "sqlite" else str(journey),)
+    cursor.execute(sql + f" ORDER BY {position}", params)
+    for nid, originator, version, topic, state in cursor:
+        yield int(nid), UUID(str(originator)), int(version), str(topic), bytes(state)
+
+
+def stream_chain(cursor: Any, *, journey: UUID | None = None) -> Iterator[ChainRow]:  # noqa: ANN401
+    sql = f"SELECT {CHAIN_COLUMNS} FROM {CHAIN_TABLE}"  # noqa: S608
+    params: tuple[Any, ...] = ()
+    if journey is not None:
+        sql += " WHERE originator_id = ?"
+        params = (str(journey),)
+    cursor.execute(sql + " ORDER BY notification_id", params)
+    for nid, originator, version, hashed, journey_link, global_link in cursor:
+        yield ChainRow(int(nid), UUID(str(originator)), int(version), hashed, journey_link, global_link)
