@@ -89,8 +89,11 @@ def _chain_params(rows: Iterable[ChainRow]) -> list[tuple[Any, ...]]:
 
 def chain_ddl(table: str = CHAIN_TABLE) -> tuple[str, str]:
     return (
-        f"CREATE TABLE IF NOT EXISTS {table} (notification_id BIGINT PRIMARY KEY, originator_id TEXT NOT NULL,"
-        " originator_version BIGINT NOT NULL, row_hash TEXT NOT NULL, journey_link TEXT NOT NULL, global_link TEXT NOT NULL)",
+        (
+            f"CREATE TABLE IF NOT EXISTS {table} (notification_id BIGINT PRIMARY KEY, originator_id TEXT NOT NULL,"
+            " originator_version BIGINT NOT NULL, row_hash TEXT NOT NULL, journey_link TEXT NOT NULL,"
+            " global_link TEXT NOT NULL)"
+        ),
         f"CREATE UNIQUE INDEX IF NOT EXISTS {CHAIN_TABLE}_journey ON {table} (originator_id, originator_version)",
     )
 
@@ -114,7 +117,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
         super().__init__(*args, **kwargs)
         table = f'"{self.datastore.schema}".{CHAIN_TABLE}'
-        self.sql_create_statements.extend(SQL(statement) for statement in chain_ddl(table))  # type: ignore[arg-type]
+        for statement in chain_ddl(table):
+            self.sql_create_statements.append(SQL(statement).format())  # type: ignore[arg-type,unused-ignore]
 
     def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401, E501
         positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)

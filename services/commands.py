@@ -27,6 +27,7 @@ from domain.levels import (
 )
 from domain.values import Context
 
+
 def _level(value: object) -> object:
     """Levels by ASAM code ("2.1") or by name ("IOP", "iop"); anything else fails as an unknown code."""
     return _BY_NAME.get(value.lower(), value) if isinstance(value, str) else value
