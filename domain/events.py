@@ -179,7 +179,7 @@ def event_id(journey_id: UUID, version: int) -> UUID:
     return uuid5(journey_id, str(version))
 
 
-def event_name(event: Aggregate.Event) -> str:
+def event_name(event: object) -> str:
     """The catalogue name of an event (the library subclasses each on the aggregate)."""
     return type(event).__name__
 
@@ -187,7 +187,7 @@ def event_name(event: Aggregate.Event) -> str:
 COMMON_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
 
 
-def payload(event: Aggregate.Event) -> dict[str, Any]:
+def payload(event: Any) -> dict[str, Any]:  # noqa: ANN401 - any event of the catalogue
     """An event's own facts as JSON-ready values, without the envelope fields."""
     return {
         field.name: _plain(getattr(event, field.name))

@@ -120,7 +120,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         for statement in chain_ddl(table):
             self.sql_create_statements.append(SQL(statement).format())  # type: ignore[arg-type,unused-ignore]
 
-    def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401, E501
+    def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401
         positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if positions:
             curs.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
@@ -154,7 +154,7 @@ def events_table(kind: str) -> str:
     return "stored_events" if kind == "sqlite" else "carecontinuum_events"
 
 
-def stream_events(cursor: Any, kind: str, *, journey: UUID | None = None) -> Iterator[tuple[int, UUID, int, str, bytes]]:  # noqa: ANN401
+def stream_events(views: Any, kind: str, *, journey: UUID | None = None) -> Iterator[tuple[int, UUID, int, str, bytes]]:  # noqa: ANN401
     """Stored rows in notification order, straight from the table (no library decoding)."""
     position = "rowid" if kind == "sqlite" else "notification_id"
     sql = f"SELECT {position}, originator_id, originator_version, topic, state FROM {events_table(kind)}"  # noqa: S608
@@ -162,17 +162,20 @@ def stream_events(cursor: Any, kind: str, *, journey: UUID | None = None) -> Ite
     if journey is not None:
         sql += " WHERE originator_id = ?"
         params = (journey.hex if kind == "sqlite" else str(journey),)
-    cursor.execute(sql + f" ORDER BY {position}", params)
-    for nid, originator, version, topic, state in cursor:
-        yield int(nid), UUID(str(originator)), int(version), str(topic), bytes(state)
+    for nid, originator, version, topic, state in views.stream(sql + f" ORDER BY {position}", params):
+        yield int(nid), UUID(str(originator)), int(version), str(topic), _as_bytes(state)
 
 
-def stream_chain(cursor: Any, *, journey: UUID | None = None) -> Iterator[ChainRow]:  # noqa: ANN401
+def _as_bytes(state: Any) -> bytes:  # noqa: ANN401
+    """SQLite gives back text where a hand-written UPDATE stored text in the state column."""
+    return state.encode() if isinstance(state, str) else bytes(state)
+
+
+def stream_chain(views: Any, *, journey: UUID | None = None) -> Iterator[ChainRow]:  # noqa: ANN401
     sql = f"SELECT {CHAIN_COLUMNS} FROM {CHAIN_TABLE}"  # noqa: S608
     params: tuple[Any, ...] = ()
     if journey is not None:
         sql += " WHERE originator_id = ?"
         params = (str(journey),)
-    cursor.execute(sql + " ORDER BY notification_id", params)
-    for nid, originator, version, hashed, journey_link, global_link in cursor:
+    for nid, originator, version, hashed, journey_link, global_link in views.stream(sql + " ORDER BY notification_id", params):
         yield ChainRow(int(nid), UUID(str(originator)), int(version), hashed, journey_link, global_link)

@@ -11,7 +11,7 @@ from infra.config import ConfigurationError, Database
 AES_KEY_SIZES = (16, 24, 32)
 
 
-def store_environment(database: Database, *, cipher_key: str | None, connect_timeout: int, cache_size: int = 10_000) -> dict[str, str]:  # noqa: E501
+def store_environment(database: Database, *, cipher_key: str | None, connect_timeout: int, cache_size: int = 10_000) -> dict[str, str]:
     env = {
         "AGGREGATE_CACHE_MAXSIZE": str(cache_size),
         "AGGREGATE_CACHE_FASTFORWARD": "y",  # a cached journey reads what other writers added before use

@@ -38,6 +38,7 @@ class ViewStore(Protocol):
     database: Database
 
     def transaction(self) -> Any: ...  # context manager yielding a Cursor, commits on success  # noqa: ANN401
+    def stream(self, sql: str, params: Params = (), batch: int = 5000) -> Iterator[tuple[Any, ...]]: ...
     def close(self) -> None: ...
 
 
@@ -78,6 +79,16 @@ class SQLiteViews:
             connection.rollback()
             raise
         connection.commit()
+
+    def stream(self, sql: str, params: Params = (), batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """Rows one at a time, read lazily: memory stays flat however large the table."""
+        connection = sqlite3.connect(self.database.path, timeout=30)
+        try:
+            cursor = connection.execute(sql, params)
+            while rows := cursor.fetchmany(batch):
+                yield from rows
+        finally:
+            connection.close()
 
     def close(self) -> None:
         with self._lock:
@@ -153,6 +164,13 @@ class PostgresViews:
             connection.rollback()
             raise
         connection.commit()
+
+    def stream(self, sql: str, params: Params = (), batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """Rows through a server-side cursor, `batch` at a time: memory stays flat."""
+        with self.connect() as connection, connection.cursor(name=f"stream_{id(self)}") as cursor:
+            cursor.itersize = batch
+            cursor.execute(sql.replace("?", "%s"), params)
+            yield from cursor
 
     def close(self) -> None:
         with self._lock:

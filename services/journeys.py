@@ -138,7 +138,7 @@ class JourneyService:
             by_command.setdefault((event.originator_id, command_id), []).append(
                 RecordedEvent(
                     event_id(event.originator_id, event.originator_version),
-                    event_name(event),  # type: ignore[arg-type]
+                    event_name(event),
                     event.originator_version,
                     recording.notification.id,
                 ),

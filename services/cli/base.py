@@ -22,6 +22,7 @@ from domain.errors import CareRuleViolation
 from infra.config import ConfigurationError, Settings
 from infra.views import DatabaseUnavailable
 from services.bootstrap import Continuum, bootstrap
+from services.reads import Reader
 
 app = typer.Typer(
     name="continuum",
@@ -38,6 +39,9 @@ DatabaseOption = Annotated[
     typer.Option("--database-url", envvar="CONTINUUM_DATABASE_URL", help="sqlite:///FILE or postgresql://user:pass@host:port/db"),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+ActorOption = Annotated[str | None, typer.Option("--actor", envvar="CONTINUUM_ACTOR", help="Who records or reads (actor id)")]
+RoleOption = Annotated[str | None, typer.Option("--role", envvar="CONTINUUM_ROLE", help="The actor's role")]
+PurposeOption = Annotated[str | None, typer.Option("--purpose", help="Why this record is read (kept in the access log)")]
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -96,6 +100,10 @@ def continuum(database_url: str | None, **overrides: Any) -> Iterator[Continuum]
         yield wired
     finally:
         wired.close()
+
+
+def reader(wired: Continuum, purpose: str | None) -> Reader:
+    return Reader(wired.settings.actor, wired.settings.role, purpose)
 
 
 def print_json(data: Any) -> None:  # noqa: ANN401

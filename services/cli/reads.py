@@ -1,4 +1,4 @@
-"""Read commands: census, history, matrix, audit, status. Each reads projection tables only."""
+"""Read commands for dashboards and clinicians: census, history, matrix, audit, status."""
 
 from __future__ import annotations
 
@@ -8,17 +8,27 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from domain.errors import UnknownClient
-from domain.journey import ClientJourney
 from domain.levels import ALUMNI, Level
-from projections.audit_trail import trail_query
-from projections.census import CensusClient, CensusLine, census_query
-from projections.step_history import history_query, matrix_query
+from projections.census import CensusClient, CensusLine
 from services.bootstrap import Continuum
-from services.cli.base import DatabaseOption, JsonOption, UsageError, command, console, continuum, parse_moment, print_json
+from services.cli.base import (
+    ActorOption,
+    DatabaseOption,
+    JsonOption,
+    PurposeOption,
+    RoleOption,
+    UsageError,
+    command,
+    console,
+    continuum,
+    parse_moment,
+    print_json,
+    reader,
+)
+from services.reads import Reads
 
 
-def _level_code(value: str | None) -> str | None:
+def level_code(value: str | None) -> str | None:
     if value is None or value == ALUMNI:
         return value
     try:
@@ -27,9 +37,10 @@ def _level_code(value: str | None) -> str | None:
         raise UsageError(str(problem)) from None
 
 
-def _catch_up(wired: Continuum) -> None:
+def current(wired: Continuum) -> Reads:
     """Reads show the store as recorded: bring the projections up to the head first."""
     wired.runner.catch_up()
+    return Reads(wired)
 
 
 def census_table(lines: list[CensusLine], title: str) -> Table:
@@ -47,6 +58,7 @@ def census_table(lines: list[CensusLine], title: str) -> Table:
 @command("census")
 def census(
     on: Annotated[str | None, typer.Option("--on", help="A past date (end of day) or ISO time; default now.")] = None,
+    as_recorded: Annotated[str | None, typer.Option("--as-recorded", help="As the record stood at this time (replays the store)")] = None,
     level: Annotated[str | None, typer.Option("--level", help="ASAM code, e.g. 2.1, or 'alumni'.")] = None,
     site: Annotated[str | None, typer.Option("--site")] = None,
     track: Annotated[str | None, typer.Option("--track", help="day, evening or residential")] = None,
@@ -54,26 +66,33 @@ def census(
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Who is at which level of care, site and track: now, or on a past date."""
+    """Who is at which level of care, site and track: now, on a past date, or as recorded at a time."""
     with continuum(database_url) as wired:
-        _catch_up(wired)
-        at = parse_moment(on, wired.settings.timezone) if on else datetime.now(tz=UTC)
-        with wired.views.transaction() as cursor:
-            lines, listed = census_query(
-                cursor, at, now=on is None, level=_level_code(level), site=site, track=track, with_clients=clients,
+        reads = current(wired)
+        zone = wired.settings.timezone
+        at = parse_moment(on, zone) if on else None
+        if as_recorded:
+            if clients or track:
+                msg = "--as-recorded gives counts by level and site; it takes no --clients or --track"
+                raise UsageError(msg)
+            result = reads.census_as_recorded(
+                at or datetime.now(tz=UTC), parse_moment(as_recorded, zone), level=level_code(level), site=site,
             )
-            position = wired.runner.positions(cursor)["census"]
+        else:
+            result = reads.census(at, level=level_code(level), site=site, track=track, with_clients=clients)
     if as_json:
         print_json({
-            "at": at.isoformat(), "position": position, "total": sum(line.clients for line in lines),
-            "counts": [vars(line) for line in lines],
-            **({"clients": [_client_json(c) for c in listed]} if clients else {}),
+            "at": result.at.isoformat(), "position": result.position, "total": result.total,
+            **({"as_recorded": parse_moment(as_recorded, "UTC").isoformat()} if as_recorded else {}),
+            "counts": [vars(line) for line in result.lines],
+            **({"clients": [_client_json(c) for c in result.clients]} if clients else {}),
         })
         return
-    console.print(census_table(lines, f"Census at {at:%Y-%m-%d %H:%M} UTC"))
+    title = f"Census at {result.at:%Y-%m-%d %H:%M} UTC" + (f", as recorded at {as_recorded}" if as_recorded else "")
+    console.print(census_table(result.lines, title))
     if clients:
         table = Table("client", "level", "site", "track", "since", "days in level")
-        for c in listed:
+        for c in result.clients:
             table.add_row(c.client_ref, c.level, c.site, c.track, f"{c.since:%Y-%m-%d}", str(c.days_in_level))
         console.print(table)
 
@@ -82,23 +101,14 @@ def _client_json(client: CensusClient) -> dict[str, Any]:
     return {**vars(client), "since": client.since.isoformat()}
 
 
-def _journey_of(wired: Continuum, client: str) -> Any:  # noqa: ANN401
-    journey_id = ClientJourney.create_id(client)
-    with wired.views.transaction() as cursor:
-        cursor.execute("SELECT 1 FROM census_clients WHERE journey_id = ?", (str(journey_id),))
-        if cursor.fetchone() is None:
-            raise UnknownClient(client)
-    return journey_id
-
-
 @command("history")
-def history(client: str, as_json: JsonOption = False, database_url: DatabaseOption = None) -> None:
+def history(
+    client: str, as_json: JsonOption = False, purpose: PurposeOption = None, actor: ActorOption = None,
+    role: RoleOption = None, database_url: DatabaseOption = None,
+) -> None:
     """A client's admissions, steps up and down, discharges and alumni enrolment, in clinical order."""
-    with continuum(database_url) as wired:
-        _catch_up(wired)
-        journey_id = _journey_of(wired, client)
-        with wired.views.transaction() as cursor:
-            transitions = history_query(cursor, journey_id)
+    with continuum(database_url, actor=actor, role=role) as wired:
+        transitions = current(wired).history(client, reader(wired, purpose))
     if as_json:
         print_json({"client": client, "transitions": [
             {**vars(t), "occurred_at": t.occurred_at.isoformat()} for t in transitions
@@ -130,12 +140,10 @@ def matrix(
 ) -> None:
     """The step matrix: how many clients stepped from each level to each other level in a period."""
     with continuum(database_url) as wired:
-        _catch_up(wired)
         zone = wired.settings.timezone
         start = parse_moment(since, zone, end_of_day=False) if since else None
         end = parse_moment(until, zone) if until else None
-        with wired.views.transaction() as cursor:
-            counts = matrix_query(cursor, start, end)
+        counts = current(wired).matrix(start, end)
     if as_json:
         print_json({"since": since, "until": until, "steps": [
             {"from": f, "to": t, "count": n} for (f, t), n in sorted(counts.items())
@@ -150,14 +158,16 @@ def audit(
     after: Annotated[int, typer.Option("--after", help="Show entries after this version")] = 0,
     limit: Annotated[int | None, typer.Option("--limit")] = None,
     as_json: JsonOption = False,
+    purpose: PurposeOption = None,
+    actor: ActorOption = None,
+    role: RoleOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Every recorded event of a client: who recorded it, clinical and recorded time, corrections beside."""
-    with continuum(database_url) as wired:
-        _catch_up(wired)
-        journey_id = _journey_of(wired, client)
-        with wired.views.transaction() as cursor:
-            entries = trail_query(cursor, journey_id, after=after, limit=limit)
+    with continuum(database_url, actor=actor, role=role) as wired:
+        reads = current(wired)
+        entries = reads.audit(client, reader(wired, purpose), after=after, limit=limit)
+        journey_id = reads.journey_id(client)
     if as_json:
         print_json({"client": client, "journey_id": str(journey_id), "entries": [e.as_json() for e in entries]})
         return
@@ -170,13 +180,12 @@ def audit(
         for fix in entry.corrections:
             table.add_row(
                 "", f"[yellow]↳ corrected by #{fix.version}[/yellow]", "", f"{fix.recorded_at:%Y-%m-%d %H:%M:%S}",
-                f"{fix.actor_id} ({fix.actor_role})",
-                _correction_text(fix.details),
+                f"{fix.actor_id} ({fix.actor_role})", correction_text(fix.details),
             )
     console.print(table)
 
 
-def _correction_text(details: dict[str, Any]) -> str:
+def correction_text(details: dict[str, Any]) -> str:
     return f"{details['field']}: {details['previous_value']} → {details['corrected_value']} ({details['reason']})"
 
 

@@ -20,8 +20,10 @@ from projections.step_history import matrix_query
 from services.bootstrap import Continuum
 from services.cli.base import (
     EXIT_REFUSED,
+    ActorOption,
     DatabaseOption,
     JsonOption,
+    RoleOption,
     UsageError,
     command,
     console,
@@ -32,8 +34,6 @@ from services.cli.base import (
 from services.cli.reads import census_table, matrix_table
 from services.importer import ImportReport, import_lines
 
-ActorOption = Annotated[str | None, typer.Option("--actor", envvar="CONTINUUM_ACTOR", help="Who records (actor id)")]
-RoleOption = Annotated[str | None, typer.Option("--role", envvar="CONTINUUM_ROLE", help="The recorder's role")]
 MAX_SHOWN_ERRORS = 50
 
 

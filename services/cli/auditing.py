@@ -1,0 +1,171 @@
+"""Commands for auditors: replay a record as it stood, verify nothing was changed, list who read
+what, and export a self-contained package."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from domain.replay import Replay
+from infra.chain import stream_chain, stream_events
+from services.audit_package import verify_package
+from services.cli.base import (
+    EXIT_REFUSED,
+    ActorOption,
+    DatabaseOption,
+    JsonOption,
+    PurposeOption,
+    RoleOption,
+    UsageError,
+    command,
+    console,
+    continuum,
+    errors,
+    parse_moment,
+    print_json,
+    reader,
+)
+from services.cli.reads import current
+from services.verification import verify_access, verify_events
+
+
+@command("replay")
+def replay(
+    client: str,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Clinical time: what had happened by then, as known now")] = None,
+    as_recorded: Annotated[str | None, typer.Option("--as-recorded", help="Recorded time: what the record said then")] = None,
+    as_json: JsonOption = False,
+    purpose: PurposeOption = None,
+    actor: ActorOption = None,
+    role: RoleOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """A client's state and events at a clinical time and/or as recorded at a time, from the store."""
+    with continuum(database_url, actor=actor, role=role) as wired:
+        zone = wired.settings.timezone
+        of = parse_moment(as_of, zone) if as_of else None
+        recorded = parse_moment(as_recorded, zone) if as_recorded else None
+        result = current(wired).replay(client, reader(wired, purpose), as_of=of, as_recorded=recorded)
+    if as_json:
+        print_json({"client": client, "as_of": of, "as_recorded": recorded, **_replay_json(result)})
+        return
+    state = result.state
+    console.print(
+        f"[b]{client}[/b] {'as of ' + str(of) if of else 'now'}{', as recorded at ' + str(recorded) if recorded else ''}: "
+        f"{state.status}, level {state.level or '-'} at {state.site or '-'} ({state.track or '-'})"
+        f"{', since ' + f'{state.level_since:%Y-%m-%d}' if state.level_since else ''}; episodes {state.episodes};"
+        f" sessions {state.sessions_attended} attended / {state.sessions_missed} missed;"
+        f" specimens awaiting results {len(state.pending_specimens)}; results {len(state.results)}",
+        highlight=False,
+    )
+    table = Table("#", "event", "occurred (UTC)", "recorded (UTC)", "by", "corrections", title="Events, in clinical order")
+    for entry in result.entries:
+        fixes = "; ".join(
+            f"#{c.version} {c.field}: {c.previous_value} → {c.corrected_value} by {c.recorded_by['id']} at {c.recorded_at:%Y-%m-%d %H:%M}"
+            for c in entry.corrections
+        )
+        table.add_row(str(entry.version), entry.type, f"{entry.occurred_at:%Y-%m-%d %H:%M}", f"{entry.recorded_at:%Y-%m-%d %H:%M}",
+                      entry.recorded_by["id"], fixes)
+    console.print(table)
+
+
+def _replay_json(result: Replay) -> dict[str, Any]:
+    return {"state": asdict(result.state), "entries": [asdict(entry) for entry in result.entries]}
+
+
+@command("verify")
+def verify(
+    client: Annotated[str | None, typer.Option("--client", help="Check one client's chain only")] = None,
+    file: Annotated[Path | None, typer.Option("--file", help="Check an exported audit package, offline")] = None,
+    expect_head: Annotated[str | None, typer.Option("--expect-head", help="The chain head you kept; must still match")] = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Recompute the hash chains of the events and of the access log; report the first broken link."""
+    if file is not None:
+        _verify_file(file, as_json=as_json)
+        return
+    with continuum(database_url) as wired:
+        kind = wired.database.kind
+        journey = current(wired).journey_id(client) if client else None
+        events = verify_events(stream_events(wired.views, kind, journey=journey), stream_chain(wired.views, journey=journey),
+                               one_journey=journey is not None)
+        access = verify_access(current(wired).access.stream())
+    broken = events.broken or access.broken
+    if broken is None and expect_head and expect_head != events.head:
+        broken = f"the chain head {events.head} is not the head you kept ({expect_head}): history was rewritten"  # type: ignore[assignment]
+    if as_json:
+        print_json({"ok": broken is None, "events_checked": events.checked, "journeys": events.journeys,
+                    "chain_head": events.head, "access_records_checked": access.checked, "access_head": access.head,
+                    "broken": str(broken) if broken else None})
+    elif broken is None:
+        scope = f"client {client}'s" if client else "the"
+        console.print(f"intact: {events.checked} events in {events.journeys} journeys and {access.checked} access records checked")
+        console.print(f"{scope} chain head: {events.head}\naccess log head: {access.head}", highlight=False)
+    else:
+        errors.print(f"[red]TAMPERED:[/red] {broken}", highlight=False, soft_wrap=True)
+        errors.print(f"({events.checked} events checked before the broken link)")
+    if broken is not None:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def _verify_file(file: Path, *, as_json: bool) -> None:
+    try:
+        package = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as unreadable:
+        msg = f"cannot read audit package {file}: {unreadable}"
+        raise UsageError(msg) from None
+    report = verify_package(package)
+    if as_json:
+        print_json({"ok": report.ok, "client": report.client, "events_checked": report.events,
+                    "journey_head": report.journey_head, "problems": report.problems})
+    elif report.ok:
+        console.print(f"intact: {report.events} events of {report.client}; journey head {report.journey_head}", highlight=False)
+    else:
+        for problem in report.problems:
+            errors.print(f"[red]TAMPERED:[/red] {problem}", highlight=False, soft_wrap=True)
+    if not report.ok:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+@command("access-log")
+def access_log(
+    client: Annotated[str | None, typer.Option("--client")] = None,
+    actor: Annotated[str | None, typer.Option("--actor", help="Only reads by this actor")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only reads at or after this date or time")] = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Who read which client's record, what, when and why."""
+    with continuum(database_url) as wired:
+        start = parse_moment(since, wired.settings.timezone, end_of_day=False) if since else None
+        records = current(wired).access.query(client_ref=client, actor_id=actor, since=start)
+    if as_json:
+        print_json({"records": [record.as_json() for record in records]})
+        return
+    table = Table("#", "when (UTC)", "who", "client", "what", "purpose", title="Access log")
+    for r in records:
+        table.add_row(str(r.seq), r.at[:19], f"{r.actor_id} ({r.role})", r.client_ref, r.what, r.purpose or "")
+    console.print(table)
+
+
+@command("export-audit")
+def export_audit(
+    client: str,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON package")],
+    purpose: PurposeOption = None,
+    actor: ActorOption = None,
+    role: RoleOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Write a client's events, hash links and access records as one self-contained JSON document."""
+    with continuum(database_url, actor=actor, role=role) as wired:
+        package = current(wired).export(client, reader(wired, purpose))
+    out.write_text(json.dumps(package, indent=2, default=str), encoding="utf-8")
+    console.print(f"wrote {len(package['events'])} events and {len(package['access_records'])} access records of {client}"
+                  f" to {out}; journey head {package['journey_head']}", highlight=False)

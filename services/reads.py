@@ -1,0 +1,121 @@
+"""What can be read, for every entry point (CLI now, the API too): projections for dashboards,
+the store for auditors. Every read of one client's record leaves an access record first."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from domain.errors import UnknownClient
+from domain.journey import ClientJourney
+from domain.replay import Replay, replay
+from infra.access_log import AccessLog, AccessRecord
+from projections.audit_trail import AuditEntry, trail_query
+from projections.census import CensusClient, CensusLine, census_query, level_rank
+from projections.step_history import Transition, history_query, matrix_query
+from services.audit_package import build_package
+from services.bootstrap import Continuum
+
+
+@dataclass(frozen=True)
+class Reader:
+    actor_id: str
+    role: str
+    purpose: str | None = None
+
+
+@dataclass(frozen=True)
+class Census:
+    at: datetime
+    position: int
+    lines: list[CensusLine]
+    clients: list[CensusClient]
+
+    @property
+    def total(self) -> int:
+        return sum(line.clients for line in self.lines)
+
+
+class Reads:
+    def __init__(self, wired: Continuum) -> None:
+        self.wired = wired
+        self.access = AccessLog(wired.views)
+
+    # -- aggregates (projections) -----------------------------------------------------------
+
+    def census(
+        self, at: datetime | None = None, *, level: str | None = None, site: str | None = None, track: str | None = None,
+        with_clients: bool = False,
+    ) -> Census:
+        moment = at or datetime.now(tz=UTC)
+        with self.wired.views.transaction() as cursor:
+            lines, clients = census_query(
+                cursor, moment, now=at is None, level=level, site=site, track=track, with_clients=with_clients,
+            )
+            position = self.wired.runner.positions(cursor)["census"]
+        return Census(moment, position, lines, clients)
+
+    def census_as_recorded(self, at: datetime, recorded: datetime, *, level: str | None = None, site: str | None = None) -> Census:
+        """The census of clinical time `at` as the record stood at `recorded`: replayed from the store."""
+        counts: Counter[tuple[str, str, str]] = Counter()
+        for journey_id in self._journey_ids():
+            state = replay(list(self.wired.app.events.get(journey_id)), as_of=at, as_recorded=recorded).state
+            if state.level is None or (level and state.level != level) or (site and state.site != site):
+                continue
+            counts[(state.level, state.site or "", state.track or "")] += 1
+        lines = [CensusLine(lvl, st, trk, n) for (lvl, st, trk), n in counts.items()]
+        lines.sort(key=lambda line: (-level_rank(line.level), line.site, line.track))
+        return Census(at, self.wired.runner.head(), lines, [])
+
+    def _journey_ids(self) -> list[UUID]:
+        with self.wired.views.transaction() as cursor:
+            cursor.execute("SELECT journey_id FROM census_clients ORDER BY journey_id")
+            return [UUID(row[0]) for row in cursor.fetchall()]
+
+    def matrix(self, since: datetime | None, until: datetime | None) -> dict[tuple[str, str], int]:
+        with self.wired.views.transaction() as cursor:
+            return matrix_query(cursor, since, until)
+
+    # -- one client's record (each read is recorded) ----------------------------------------
+
+    def journey_id(self, client_ref: str) -> UUID:
+        journey_id = ClientJourney.create_id(client_ref)
+        with self.wired.views.transaction() as cursor:
+            cursor.execute("SELECT 1 FROM census_clients WHERE journey_id = ?", (str(journey_id),))
+            if cursor.fetchone() is None:
+                raise UnknownClient(client_ref)
+        return journey_id
+
+    def _record(self, reader: Reader, client_ref: str, what: str) -> AccessRecord:
+        return self.access.record(
+            actor_id=reader.actor_id, role=reader.role, client_ref=client_ref, what=what, purpose=reader.purpose,
+            at=datetime.now(tz=UTC),
+        )
+
+    def history(self, client_ref: str, reader: Reader) -> list[Transition]:
+        journey_id = self.journey_id(client_ref)
+        self._record(reader, client_ref, "history")
+        with self.wired.views.transaction() as cursor:
+            return history_query(cursor, journey_id)
+
+    def audit(self, client_ref: str, reader: Reader, *, after: int = 0, limit: int | None = None) -> list[AuditEntry]:
+        journey_id = self.journey_id(client_ref)
+        self._record(reader, client_ref, f"audit trail after {after}" + (f" limit {limit}" if limit else ""))
+        with self.wired.views.transaction() as cursor:
+            return trail_query(cursor, journey_id, after=after, limit=limit)
+
+    def replay(self, client_ref: str, reader: Reader, *, as_of: datetime | None, as_recorded: datetime | None) -> Replay:
+        journey_id = self.journey_id(client_ref)
+        what = "replay" + (f" as-of {as_of.isoformat()}" if as_of else "")
+        what += f" as-recorded {as_recorded.isoformat()}" if as_recorded else ""
+        self._record(reader, client_ref, what)
+        return replay(list(self.wired.app.events.get(journey_id)), as_of=as_of, as_recorded=as_recorded)
+
+    def export(self, client_ref: str, reader: Reader) -> dict[str, Any]:
+        self.journey_id(client_ref)
+        self._record(reader, client_ref, "export-audit")
+        records = self.access.query(client_ref=client_ref)
+        return build_package(self.wired, client_ref, exported_by=f"{reader.actor_id} ({reader.role})", access=records)
