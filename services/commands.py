@@ -286,6 +286,9 @@ def parse_command(data: Any) -> Command:  # noqa: ANN401 - JSON of any shape com
 
 def commands_json_schema() -> dict[str, Any]:
     schema = command_adapter.json_schema()
+    for definition in schema.get("$defs", {}).values():
+        if "command" in definition.get("properties", {}):  # has a default in Python, but a line must name it
+            definition["required"] = ["command", *definition.get("required", [])]
     schema["title"] = "care-continuum command line"
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return schema

@@ -17,6 +17,7 @@ import typer
 from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from domain.errors import CareRuleViolation
 from infra.config import ConfigurationError, Settings
@@ -31,8 +32,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)  # long lines stay whole for grep and scripts; tables still fit the width
+errors = Console(stderr=True, soft_wrap=True)
 
 DatabaseOption = Annotated[
     str | None,
@@ -62,17 +63,17 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except CareRuleViolation as violation:
-            errors.print(f"[red]refused:[/red] {violation}", highlight=False, soft_wrap=True)
+            errors.print(f"[red]refused:[/red] {escape(str(violation))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_REFUSED) from None
         except (ConfigurationError, DatabaseUnavailable, UsageError, FileNotFoundError, IsADirectoryError) as problem:
-            errors.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
+            errors.print(f"[red]error:[/red] {escape(str(problem))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USAGE) from None
         except ValidationError as problem:
-            errors.print(f"[red]error:[/red] invalid setting: {problem.errors()[0]['msg']}", highlight=False)
+            errors.print(f"[red]error:[/red] invalid setting: {escape(str(problem.errors()[0]['msg']))}", highlight=False)
             raise typer.Exit(EXIT_USAGE) from None
         except (PersistenceError, psycopg.Error, sqlite3.Error) as problem:
             reason = str(problem).strip().splitlines()[0] if str(problem).strip() else type(problem).__name__
-            errors.print(f"[red]error:[/red] database: {reason}", highlight=False, soft_wrap=True)
+            errors.print(f"[red]error:[/red] database: {escape(reason)}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USAGE) from None
 
     return wrapper

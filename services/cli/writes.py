@@ -76,7 +76,11 @@ def import_file(
     if not file.is_file():
         msg = f"no such file: {file}"
         raise UsageError(msg)
-    lines = file.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as problem:
+        msg = f"{file} is not UTF-8 text (byte {problem.start}): save it as UTF-8 JSON lines"
+        raise UsageError(msg) from None
     with continuum(database_url, actor=actor, role=role) as wired:
         who = Actor(wired.settings.actor, wired.settings.role)
         report = record(wired, lines, who, f"importing {file.name}")
