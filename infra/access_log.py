@@ -59,6 +59,7 @@ class AccessLog:
 
     def setup(self, cursor: Cursor) -> None:
         if not self._ready:
+            self.views.lock_for_ddl(cursor)
             cursor.execute(DDL)
             cursor.execute(INDEX)
             self._ready = True

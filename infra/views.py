@@ -39,6 +39,7 @@ class ViewStore(Protocol):
 
     def transaction(self) -> Any: ...  # context manager yielding a Cursor, commits on success  # noqa: ANN401
     def stream(self, sql: str, params: Params = (), batch: int = 5000) -> Iterator[tuple[Any, ...]]: ...
+    def lock_for_ddl(self, cursor: Cursor) -> None: ...
     def close(self) -> None: ...
 
 
@@ -79,6 +80,9 @@ class SQLiteViews:
             connection.rollback()
             raise
         connection.commit()
+
+    def lock_for_ddl(self, cursor: Cursor) -> None:
+        """BEGIN IMMEDIATE already holds SQLite's single write lock."""
 
     def stream(self, sql: str, params: Params = (), batch: int = 5000) -> Iterator[tuple[Any, ...]]:
         """Rows one at a time, read lazily: memory stays flat however large the table."""
@@ -164,6 +168,10 @@ class PostgresViews:
             connection.rollback()
             raise
         connection.commit()
+
+    def lock_for_ddl(self, cursor: Cursor) -> None:
+        """Concurrent CREATE TABLE IF NOT EXISTS races on PostgreSQL's catalog: one creator at a time."""
+        cursor.execute("SELECT pg_advisory_xact_lock(4711)")
 
     def stream(self, sql: str, params: Params = (), batch: int = 5000) -> Iterator[tuple[Any, ...]]:
         """Rows through a server-side cursor, `batch` at a time: memory stays flat."""

@@ -89,6 +89,11 @@ class Census(Projection):
 
     @process.register
     def _corrected(self, event: ev.EntryCorrected, cursor: Cursor, position: int) -> None:
+        if event.corrects_type == "ClientRegistered" and event.field == "site":
+            home = (str(event.corrected_value), str(event.originator_id))
+            cursor.execute("UPDATE census_clients SET site = ? WHERE journey_id = ?", home)
+            cursor.execute(f"UPDATE census_intervals SET site = ? WHERE journey_id = ? AND level = '{ALUMNI}'", home)  # noqa: S608
+            return
         if event.corrects_type not in TRANSITION_TYPES:
             return
         key = (str(event.originator_id), event.corrects_version)
@@ -141,17 +146,17 @@ def census_query(
     track: str | None = None, with_clients: bool = False,
 ) -> tuple[list[CensusLine], list[CensusClient]]:
     """The census at `at`; `now` uses the open intervals (the index on ended_at) instead of a range."""
-    where, params = ["ended_at IS NULL"] if now else ["started_at <= ?", "(ended_at IS NULL OR ended_at > ?)"], []
+    where, params = ["i.ended_at IS NULL"] if now else ["i.started_at <= ?", "(i.ended_at IS NULL OR i.ended_at > ?)"], []
     if not now:
         params += [utc(at), utc(at)]
     for column, value in (("level", level), ("site", site), ("track", track)):
         if value is not None:
-            where.append(f"{column} = ?")
+            where.append(f"i.{column} = ?")
             params.append(value)
     condition = " AND ".join(where)
     cursor.execute(
-        f"SELECT level, site, track, COUNT(*) FROM census_intervals WHERE {condition}"  # noqa: S608
-        " GROUP BY level, level_rank, site, track ORDER BY level_rank DESC, site, track",
+        f"SELECT i.level, i.site, i.track, COUNT(*) FROM census_intervals i WHERE {condition}"  # noqa: S608
+        " GROUP BY i.level, i.level_rank, i.site, i.track ORDER BY i.level_rank DESC, i.site, i.track",
         params,
     )
     lines = [CensusLine(*row) for row in cursor.fetchall()]

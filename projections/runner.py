@@ -34,7 +34,7 @@ class ProjectionStatus:
 
 
 class ProjectionRunner:
-    def __init__(self, app: Application[Any], views: ViewStore, projections: Sequence[Projection], batch_size: int = 1000) -> None:  # noqa: E501
+    def __init__(self, app: Application[Any], views: ViewStore, projections: Sequence[Projection], batch_size: int = 1000) -> None:
         self.app = app
         self.views = views
         self.projections = {projection.name: projection for projection in projections}
@@ -45,6 +45,7 @@ class ProjectionRunner:
         if self._created:
             return
         with self.views.transaction() as cursor:
+            self.views.lock_for_ddl(cursor)
             cursor.execute(
                 "CREATE TABLE IF NOT EXISTS projection_positions (name TEXT PRIMARY KEY, position BIGINT NOT NULL,"
                 " updated_at TEXT NOT NULL)",

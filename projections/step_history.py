@@ -65,7 +65,7 @@ class StepHistory(Projection):
 
     @process.register
     def _corrected(self, event: ev.EntryCorrected, cursor: Cursor, position: int) -> None:
-        column = {"occurred_at": "occurred_at", "reason": "reason"}.get(event.field)
+        column = {"occurred_at": "occurred_at", "reason": "reason", "program": "reason"}.get(event.field)  # alumni: program
         if column is None:
             return
         value = event.corrected_value
