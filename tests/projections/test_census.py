@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
-
 from domain import errors
 from projections.audit_trail import trail_query
 from projections.census import census_query

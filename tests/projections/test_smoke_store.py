@@ -1,5 +1,5 @@
-from services.commands import parse_command
 from domain.values import Actor
+from services.commands import parse_command
 
 
 def test_register_and_project_on_both_databases(wired):
