@@ -19,7 +19,7 @@ LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 def docker_answers() -> bool:
     try:
-        import docker  # noqa: PLC0415 - testcontainers' dependency, optional here
+        import docker
 
         docker.from_env(timeout=2).ping()
     except Exception:  # noqa: BLE001 - any failure means "no Docker here"
@@ -36,7 +36,7 @@ def free_port() -> int:
 def _reachable(url: str) -> str | None:
     """None when a connection succeeds, else why not."""
     try:
-        with psycopg.connect(url.split("?")[0], connect_timeout=3):
+        with psycopg.connect(url.split("?", maxsplit=1)[0], connect_timeout=3):
             return None
     except psycopg.Error as error:
         return str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
@@ -79,7 +79,7 @@ def postgres_server() -> Iterator[tuple[str | None, str]]:
         yield (configured, "") if problem is None else (None, f"CONTINUUM_TEST_POSTGRES_URL={configured}: {problem}")
         return
     if docker_answers():
-        from testcontainers.community.postgres import PostgresContainer  # noqa: PLC0415
+        from testcontainers.community.postgres import PostgresContainer
 
         with PostgresContainer("postgres:16-alpine", driver=None) as container:
             yield container.get_connection_url(), ""
