@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import PersistenceError
+from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
 
 from infra.config import ConfigurationError, Database, Settings, parse_database_url
 from infra.store import store_environment
@@ -61,8 +61,28 @@ def bootstrap(settings: Settings | None = None, *, clock: Callable[[], datetime]
         views.close()
         msg = f"cannot open the event store in {database.display}: {error}"
         raise DatabaseUnavailable(msg) from None
+    _check_readable(app, encrypted=cipher_key is not None, views=views)
     runner = ProjectionRunner(app, views, all_projections(), settings.projection_batch_size)
     return Continuum(settings, database, app, JourneyService(app, clock), views, runner)
+
+
+def _check_readable(app: CareContinuum, *, encrypted: bool, views: SQLiteViews | PostgresViews) -> None:
+    """A store written with another key (or none) fails here in one line, not in the middle of a read."""
+    first = app.recorder.select_notifications(start=None, limit=1)
+    if not first:
+        return
+    try:
+        app.mapper.to_domain_event(first[0])
+    except (MapperDeserialisationError, ValueError):
+        app.close()
+        views.close()
+        hint = (
+            "CONTINUUM_CIPHER_KEY does not open them (wrong key, or the store is not encrypted)"
+            if encrypted
+            else "they are encrypted: set CONTINUUM_CIPHER_KEY to the key they were written with"
+        )
+        msg = f"cannot read the stored events: {hint}"
+        raise ConfigurationError(msg) from None
 
 
 __all__ = ["ConfigurationError", "Continuum", "DatabaseUnavailable", "bootstrap"]

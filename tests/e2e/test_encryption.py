@@ -1,0 +1,73 @@
+"""Events encrypted at rest (AES) with a key from the environment: unreadable without it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from typer.testing import CliRunner
+
+from infra.config import parse_database_url
+from services.cli import app
+
+runner = CliRunner()
+
+
+def _lines(tmp_path):
+    day = (datetime.now(tz=UTC) - timedelta(days=3)).replace(microsecond=0)
+    lines = [
+        {"command": "register", "client": "SECRET-77", "occurred_at": day.isoformat(), "site": "north"},
+        {"command": "admit", "client": "SECRET-77", "occurred_at": (day + timedelta(hours=2)).isoformat(), "level": "2.1",
+         "site": "north", "track": "evening"},
+    ]
+    path = tmp_path / "lines.jsonl"
+    path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
+    return path
+
+
+def _raw_states(url: str) -> list[bytes]:
+    db = parse_database_url(url)
+    if db.kind == "sqlite":
+        return [bytes(row[0]) for row in sqlite3.connect(db.path).execute("SELECT state FROM stored_events")]
+    with psycopg.connect(host=db.host, port=db.port, user=db.user, dbname=db.name) as connection:
+        rows = connection.execute(f'SELECT state FROM "{db.schema}".carecontinuum_events').fetchall()  # noqa: S608
+    return [bytes(row[0]) for row in rows]
+
+
+def test_events_are_encrypted_at_rest_and_readable_with_the_key(database_url, tmp_path):
+    key = base64.b64encode(os.urandom(32)).decode()
+    env = {"CONTINUUM_CIPHER_KEY": key, "CONTINUUM_DATABASE_URL": database_url}
+    imported = runner.invoke(app, ["import", str(_lines(tmp_path))], env=env)
+    assert imported.exit_code == 0, imported.output
+    states = _raw_states(database_url)
+    assert len(states) == 2
+    assert all(b"SECRET-77" not in state and b"north" not in state for state in states)
+    census = runner.invoke(app, ["census", "--json"], env=env)
+    assert json.loads(census.stdout)["total"] == 1
+    replayed = runner.invoke(app, ["replay", "SECRET-77", "--json"], env=env)
+    assert json.loads(replayed.stdout)["state"]["track"] == "evening"
+    assert runner.invoke(app, ["verify"], env=env).exit_code == 0
+
+
+def test_an_encrypted_store_without_its_key_is_one_line_error(database_url, tmp_path):
+    key = base64.b64encode(os.urandom(32)).decode()
+    assert runner.invoke(app, ["import", str(_lines(tmp_path))],
+                         env={"CONTINUUM_CIPHER_KEY": key, "CONTINUUM_DATABASE_URL": database_url}).exit_code == 0
+    without = runner.invoke(app, ["replay", "SECRET-77"], env={"CONTINUUM_CIPHER_KEY": "", "CONTINUUM_DATABASE_URL": database_url})
+    assert without.exit_code == 2
+    assert "encrypted: set CONTINUUM_CIPHER_KEY" in without.stderr
+    wrong = base64.b64encode(os.urandom(32)).decode()
+    other = runner.invoke(app, ["census"], env={"CONTINUUM_CIPHER_KEY": wrong, "CONTINUUM_DATABASE_URL": database_url})
+    assert other.exit_code == 2
+    assert "does not open them" in other.stderr
+    assert "Traceback" not in other.output
+
+
+def test_a_malformed_cipher_key_is_refused(sqlite_url, tmp_path):
+    result = runner.invoke(app, ["census"], env={"CONTINUUM_CIPHER_KEY": "not-base64!", "CONTINUUM_DATABASE_URL": sqlite_url})
+    assert result.exit_code == 2
+    assert "not base64" in result.stderr
