@@ -34,7 +34,7 @@ def _raw_states(url: str) -> list[bytes]:
     if db.kind == "sqlite":
         return [bytes(row[0]) for row in sqlite3.connect(db.path).execute("SELECT state FROM stored_events")]
     with psycopg.connect(host=db.host, port=db.port, user=db.user, dbname=db.name) as connection:
-        rows = connection.execute(f'SELECT state FROM "{db.schema}".carecontinuum_events').fetchall()  # noqa: S608
+        rows = connection.execute(f'SELECT state FROM "{db.schema}".carecontinuum_events').fetchall()
     return [bytes(row[0]) for row in rows]
 
 
