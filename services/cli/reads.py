@@ -71,24 +71,26 @@ def census(
         reads = current(wired)
         zone = wired.settings.timezone
         at = parse_moment(on, zone) if on else None
-        if as_recorded:
+        if at is not None and at.date() > datetime.now(tz=UTC).date():
+            msg = f"--on {on} is in the future: the census is of what has happened"
+            raise UsageError(msg)
+        recorded = parse_moment(as_recorded, zone) if as_recorded else None
+        if recorded is not None:
             if clients or track:
                 msg = "--as-recorded gives counts by level and site; it takes no --clients or --track"
                 raise UsageError(msg)
-            result = reads.census_as_recorded(
-                at or datetime.now(tz=UTC), parse_moment(as_recorded, zone), level=level_code(level), site=site,
-            )
+            result = reads.census_as_recorded(at or datetime.now(tz=UTC), recorded, level=level_code(level), site=site)
         else:
             result = reads.census(at, level=level_code(level), site=site, track=track, with_clients=clients)
     if as_json:
         print_json({
             "at": result.at.isoformat(), "position": result.position, "total": result.total,
-            **({"as_recorded": parse_moment(as_recorded, "UTC").isoformat()} if as_recorded else {}),
+            **({"as_recorded": recorded.isoformat()} if recorded else {}),
             "counts": [vars(line) for line in result.lines],
             **({"clients": [_client_json(c) for c in result.clients]} if clients else {}),
         })
         return
-    title = f"Census at {result.at:%Y-%m-%d %H:%M} UTC" + (f", as recorded at {as_recorded}" if as_recorded else "")
+    title = f"Census at {result.at:%Y-%m-%d %H:%M} UTC" + (f", as recorded at {recorded:%Y-%m-%d %H:%M} UTC" if recorded else "")
     console.print(census_table(result.lines, title))
     if clients:
         table = Table("client", "level", "site", "track", "since", "days in level")
