@@ -42,6 +42,7 @@ class ReplayedEntry:
 @dataclass
 class JourneyState:
     client_ref: str | None = None
+    home_site: str | None = None
     status: str = "not registered"
     level: str | None = None
     site: str | None = None
@@ -97,7 +98,7 @@ def replay(history: Sequence[Any], *, as_of: datetime | None = None, as_recorded
 def _fold(state: JourneyState, entry: ReplayedEntry) -> None:  # noqa: C901 - one branch per event type reads best
     d, kind = entry.details, entry.type
     if kind == "ClientRegistered":
-        state.client_ref, state.status, state.site = d["client_ref"], "registered", d["site"]
+        state.client_ref, state.status, state.home_site = d["client_ref"], "registered", d["site"]
     elif kind in ("WithdrawalManagementStarted", "AdmittedToLevel"):
         state.status, state.episodes, state.admitted_at = "in_treatment", state.episodes + 1, entry.occurred_at
         state.sessions_attended = state.sessions_missed = state.minutes_attended = 0
@@ -108,8 +109,9 @@ def _fold(state: JourneyState, entry: ReplayedEntry) -> None:  # noqa: C901 - on
         state.status = "deceased" if d["reason"] == "died" else "discharged"
         state.last_discharge = d["reason"]
         state.level = state.site = state.track = state.level_since = None
-    elif kind == "EnrolledInAlumni":
-        state.status, state.level, state.level_since = ALUMNI, ALUMNI, entry.occurred_at
+    elif kind == "EnrolledInAlumni":  # counted at the home site, as the census projection counts alumni
+        state.status = ALUMNI
+        _enter(state, ALUMNI, state.home_site or "", ALUMNI, entry.occurred_at)
     elif kind == "SessionAttended":
         state.sessions_attended += 1
         state.minutes_attended += int(d["minutes"])

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from infra.chain import GENESIS
-from infra.views import Cursor, ViewStore
+from infra.views import Cursor, Snapshot, ViewStore
 
 DDL = (
     "CREATE TABLE IF NOT EXISTS access_log (seq BIGINT PRIMARY KEY, at TEXT NOT NULL, actor_id TEXT NOT NULL,"
@@ -107,8 +107,14 @@ class AccessLog:
             cursor.execute(sql, params)
             return [AccessRecord(*row) for row in cursor.fetchall()]
 
-    def stream(self) -> Iterator[AccessRecord]:
+    def ensure(self) -> None:
         with self.views.transaction() as cursor:
             self.setup(cursor)
-        for row in self.views.stream(f"SELECT {COLUMNS} FROM access_log ORDER BY seq"):  # noqa: S608
+
+    def stream(self, snapshot: Snapshot | None = None) -> Iterator[AccessRecord]:
+        """Every record in order; within `snapshot` when given (see `ensure`), else in a snapshot of its own."""
+        if snapshot is None:
+            self.ensure()
+        source = snapshot or self.views
+        for row in source.stream(f"SELECT {COLUMNS} FROM access_log ORDER BY seq"):  # noqa: S608
             yield AccessRecord(int(row[0]), *row[1:])

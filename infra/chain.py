@@ -61,6 +61,7 @@ def chain_rows(
 
 
 CHAIN_COLUMNS = "notification_id, originator_id, originator_version, row_hash, journey_link, global_link"
+LINKS_PER_SELECT = 400  # (id, version) pairs per lookup: well under SQLite's limit on bound parameters
 
 
 def _previous_links(cursor: Any, stored: Sequence[StoredEvent], placeholder: str) -> tuple[str, dict[UUID, str]]:  # noqa: ANN401
@@ -68,18 +69,27 @@ def _previous_links(cursor: Any, stored: Sequence[StoredEvent], placeholder: str
     row = cursor.fetchone()
     global_head = row[0] if row else GENESIS
     heads: dict[UUID, str] = {}
+    wanted: dict[UUID, int] = {}  # the version before each journey's first event in this insert
     for event in stored:
         originator = UUID(str(event.originator_id))
-        if originator in heads or event.originator_version == 1:
-            heads.setdefault(originator, GENESIS)
+        if originator in heads or originator in wanted:
             continue
-        cursor.execute(
-            f"SELECT journey_link FROM {CHAIN_TABLE} WHERE originator_id = {placeholder}"  # noqa: S608
-            f" AND originator_version = {placeholder}",
-            (str(originator), event.originator_version - 1),
+        if event.originator_version == 1:
+            heads[originator] = GENESIS
+        else:
+            wanted[originator] = event.originator_version - 1
+    pairs = [(str(originator), version) for originator, version in wanted.items()]
+    for start in range(0, len(pairs), LINKS_PER_SELECT):  # one statement for many journeys, not one each
+        chunk = pairs[start:start + LINKS_PER_SELECT]
+        values = ", ".join(f"({placeholder}, {placeholder})" for _ in chunk)
+        cursor.execute(  # a join on VALUES, which both SQLite and PostgreSQL answer from the (id, version) index
+            f"SELECT c.originator_id, c.originator_version, c.journey_link FROM (VALUES {values}) AS w"  # noqa: S608
+            f" JOIN {CHAIN_TABLE} c ON c.originator_id = w.column1 AND c.originator_version = w.column2",
+            [value for pair in chunk for value in pair],
         )
-        found = cursor.fetchone()
-        heads[originator] = found[0] if found else GENESIS
+        found = {(str(ref), int(number)): journey_link for ref, number, journey_link in cursor.fetchall()}
+        for ref, number in chunk:
+            heads[UUID(ref)] = found.get((ref, number), GENESIS)
     return global_head, heads
 
 
@@ -103,14 +113,34 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         return [*super().construct_create_table_statements(), *chain_ddl()]
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401
-        positions = super()._insert_events(c, stored_events, **kwargs)
+        positions = self._insert_rows(c, stored_events)
         if positions:
-            global_head, heads = _previous_links(c, stored_events, "?")
-            c.executemany(
-                f"INSERT INTO {CHAIN_TABLE} ({CHAIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
-                _chain_params(chain_rows(positions, stored_events, global_head, heads)),
-            )
+            self._append_chain(c, positions, stored_events)
         return positions
+
+    def _insert_rows(self, c: Any, stored_events: Sequence[StoredEvent]) -> list[int]:  # noqa: ANN401
+        """The library's insert, as one executemany instead of one execute per row (to read each
+        lastrowid): the rows get consecutive rowids in this write transaction (the next rowid is
+        one more than the largest), so the last one and the count give them all."""
+        if not stored_events:
+            return []
+        c.executemany(
+            self.insert_events_statement,
+            [
+                (s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id, s.originator_version, s.topic, s.state)
+                for s in stored_events
+            ],
+        )
+        c.execute("SELECT last_insert_rowid()")
+        last = int(c.fetchone()[0])
+        return list(range(last - len(stored_events) + 1, last + 1))
+
+    def _append_chain(self, c: Any, positions: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:  # noqa: ANN401
+        global_head, heads = _previous_links(c, stored_events, "?")
+        c.executemany(
+            f"INSERT INTO {CHAIN_TABLE} ({CHAIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
+            _chain_params(chain_rows(positions, stored_events, global_head, heads)),
+        )
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
@@ -123,13 +153,16 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401
         positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if positions:
-            curs.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
-            global_head, heads = _previous_links(_Positional(curs), stored_events, "%s")
-            curs.executemany(
-                f"INSERT INTO {CHAIN_TABLE} ({CHAIN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",  # noqa: S608
-                _chain_params(chain_rows(positions, stored_events, global_head, heads)),
-            )
+            self._append_chain(curs, positions, stored_events)
         return positions
+
+    def _append_chain(self, curs: Any, positions: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:  # noqa: ANN401
+        curs.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
+        global_head, heads = _previous_links(_Positional(curs), stored_events, "%s")
+        curs.executemany(
+            f"INSERT INTO {CHAIN_TABLE} ({CHAIN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",  # noqa: S608
+            _chain_params(chain_rows(positions, stored_events, global_head, heads)),
+        )
 
 
 class _Positional:
@@ -145,6 +178,9 @@ class _Positional:
         row = self._cursor.fetchone()
         return None if row is None else tuple(row.values())
 
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return [tuple(row.values()) for row in self._cursor.fetchall()]
+
 
 def recorder_topic(kind: str) -> str:
     return f"infra.chain:{'ChainedSQLiteRecorder' if kind == 'sqlite' else 'ChainedPostgresRecorder'}"
@@ -154,7 +190,7 @@ def events_table(kind: str) -> str:
     return "stored_events" if kind == "sqlite" else "carecontinuum_events"
 
 
-def stream_events(views: Any, kind: str, *, journey: UUID | None = None) -> Iterator[tuple[int, UUID, int, str, bytes]]:  # noqa: ANN401
+def stream_events(source: Any, kind: str, *, journey: UUID | None = None) -> Iterator[tuple[int, UUID, int, str, bytes]]:  # noqa: ANN401
     """Stored rows in notification order, straight from the table (no library decoding)."""
     position = "rowid" if kind == "sqlite" else "notification_id"
     sql = f"SELECT {position}, originator_id, originator_version, topic, state FROM {events_table(kind)}"  # noqa: S608
@@ -162,7 +198,7 @@ def stream_events(views: Any, kind: str, *, journey: UUID | None = None) -> Iter
     if journey is not None:
         sql += " WHERE originator_id = ?"
         params = (journey.hex if kind == "sqlite" else str(journey),)
-    for nid, originator, version, topic, state in views.stream(sql + f" ORDER BY {position}", params):
+    for nid, originator, version, topic, state in source.stream(sql + f" ORDER BY {position}", params):
         yield int(nid), UUID(str(originator)), int(version), str(topic), _as_bytes(state)
 
 
@@ -171,11 +207,11 @@ def _as_bytes(state: Any) -> bytes:  # noqa: ANN401
     return state.encode() if isinstance(state, str) else bytes(state)
 
 
-def stream_chain(views: Any, *, journey: UUID | None = None) -> Iterator[ChainRow]:  # noqa: ANN401
+def stream_chain(source: Any, *, journey: UUID | None = None) -> Iterator[ChainRow]:  # noqa: ANN401
     sql = f"SELECT {CHAIN_COLUMNS} FROM {CHAIN_TABLE}"  # noqa: S608
     params: tuple[Any, ...] = ()
     if journey is not None:
         sql += " WHERE originator_id = ?"
         params = (str(journey),)
-    for nid, originator, version, hashed, journey_link, global_link in views.stream(sql + " ORDER BY notification_id", params):
+    for nid, originator, version, hashed, journey_link, global_link in source.stream(sql + " ORDER BY notification_id", params):
         yield ChainRow(int(nid), UUID(str(originator)), int(version), hashed, journey_link, global_link)

@@ -28,6 +28,24 @@ class Settings(BaseSettings):
     command_batch_size: int = 500
     poll_interval: float = 0.5  # seconds between polls when following on SQLite
     connect_timeout: int = 5
+    kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_topic: str = "care.journey.v1"
+    kafka_dead_letter_topic: str = ""  # empty: the topic's name + ".DLT"
+    kafka_partitions: int = 6  # when the relay or a worker creates the topics
+    kafka_replication_factor: int = 1
+    kafka_send_timeout: float = 30.0  # seconds a batch may wait for the broker's acknowledgements
+    kafka_relay_batch_size: int = 1000
+    kafka_consumer_group: str = "continuum-projections"
+    # The HTTP API (`continuum serve`)
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_follow: bool = True  # keep projections current in the serving process (else `continuum project --follow`)
+    api_consistency_timeout: float = 2.0  # seconds a query waits for `min_position` before 503
+    api_retry_after: int = 1  # seconds, in Retry-After of a 503
+    api_ready_max_lag: int = 1000  # events a projection may be behind the head while /readyz says ready
+    api_stream_poll: float = 0.25  # seconds between checks of the census for the live stream
+    api_stream_max_seconds: float = 300.0  # a live stream ends after this long; EventSource reconnects
+    log_level: str = "info"
 
 
 @dataclass(frozen=True)

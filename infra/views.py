@@ -39,8 +39,38 @@ class ViewStore(Protocol):
 
     def transaction(self) -> Any: ...  # context manager yielding a Cursor, commits on success  # noqa: ANN401
     def stream(self, sql: str, params: Params = (), batch: int = 5000) -> Iterator[tuple[Any, ...]]: ...
+    def snapshot(self) -> Any: ...  # context manager yielding a Snapshot  # noqa: ANN401
     def lock_for_ddl(self, cursor: Cursor) -> None: ...
     def close(self) -> None: ...
+
+
+class Snapshot(Protocol):
+    """Reads that all see the database as it was at one moment, however many tables they stream."""
+
+    def stream(self, sql: str, params: Params = (), batch: int = 5000) -> Iterator[tuple[Any, ...]]: ...
+
+
+class _SQLiteSnapshot:
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self.connection = connection
+
+    def stream(self, sql: str, params: Params = (), batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+        cursor = self.connection.execute(sql, params)
+        while rows := cursor.fetchmany(batch):
+            yield from rows
+
+
+class _PGSnapshot:
+    def __init__(self, connection: psycopg.Connection[Any]) -> None:
+        self.connection = connection
+        self._cursors = 0
+
+    def stream(self, sql: str, params: Params = (), batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+        self._cursors += 1
+        with self.connection.cursor(name=f"snapshot_{self._cursors}") as cursor:  # server-side: memory stays flat
+            cursor.itersize = batch
+            cursor.execute(sql.replace("?", "%s"), params)  # SQL is ours
+            yield from cursor
 
 
 class SQLiteViews:
@@ -84,15 +114,20 @@ class SQLiteViews:
     def lock_for_ddl(self, cursor: Cursor) -> None:
         """BEGIN IMMEDIATE already holds SQLite's single write lock."""
 
-    def stream(self, sql: str, params: Params = (), batch: int = 5000) -> Iterator[tuple[Any, ...]]:
-        """Rows one at a time, read lazily: memory stays flat however large the table."""
-        connection = sqlite3.connect(self.database.path, timeout=30)
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """One read transaction on its own connection: in WAL mode it sees one moment while writers go on."""
+        connection = sqlite3.connect(self.database.path, timeout=30, isolation_level=None, check_same_thread=False)
         try:
-            cursor = connection.execute(sql, params)
-            while rows := cursor.fetchmany(batch):
-                yield from rows
+            connection.execute("BEGIN")
+            yield _SQLiteSnapshot(connection)
         finally:
             connection.close()
+
+    def stream(self, sql: str, params: Params = (), batch: int = 5000) -> Iterator[tuple[Any, ...]]:
+        """Rows read lazily: memory stays flat however large the table."""
+        with self.snapshot() as snapshot:
+            yield from snapshot.stream(sql, params, batch)
 
     def close(self) -> None:
         with self._lock:
@@ -173,12 +208,20 @@ class PostgresViews:
         """Concurrent CREATE TABLE IF NOT EXISTS races on PostgreSQL's catalog: one creator at a time."""
         cursor.execute("SELECT pg_advisory_xact_lock(4711)")
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """A REPEATABLE READ transaction: every stream in it sees the same committed state."""
+        with self.connect() as connection:
+            connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+            try:
+                yield _PGSnapshot(connection)
+            finally:
+                connection.rollback()
+
     def stream(self, sql: str, params: Params = (), batch: int = 5000) -> Iterator[tuple[Any, ...]]:
         """Rows through a server-side cursor, `batch` at a time: memory stays flat."""
-        with self.connect() as connection, connection.cursor(name=f"stream_{id(self)}") as cursor:
-            cursor.itersize = batch
-            cursor.execute(sql.replace("?", "%s"), params)
-            yield from cursor
+        with self.snapshot() as snapshot:
+            yield from snapshot.stream(sql, params, batch)
 
     def close(self) -> None:
         with self._lock:

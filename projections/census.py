@@ -4,6 +4,10 @@ Every stay at a level is an interval (opened by an admission or step, closed by 
 the discharge), so a past census is a range query over intervals, not a replay of the store. Alumni
 enrolment opens an interval at the pseudo-level `alumni`. Corrections of a transition's site,
 track or time are applied to the intervals it opened or closed.
+
+The census now is read from `census_now`, the number of open intervals per level, site and track,
+kept by the same handlers that open, close and correct intervals, in the same transaction: it costs
+the same at any number of clients.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class Census(Projection):
         ev.ClientRegistered, ev.WithdrawalManagementStarted, ev.AdmittedToLevel, ev.SteppedUp, ev.SteppedDown,
         ev.Discharged, ev.EnrolledInAlumni, ev.EntryCorrected,
     )
-    tables = ("census_clients", "census_intervals")
+    tables = ("census_clients", "census_intervals", "census_now")
 
     def ddl(self, dialect: str) -> list[str]:
         return [
@@ -48,7 +52,18 @@ class Census(Projection):
                 started_at TEXT NOT NULL, ended_at TEXT, PRIMARY KEY (journey_id, opened_by))""",
             "CREATE INDEX IF NOT EXISTS census_open ON census_intervals (ended_at, level, site)",
             "CREATE INDEX IF NOT EXISTS census_started ON census_intervals (started_at)",
+            (
+                "CREATE TABLE IF NOT EXISTS census_now (level TEXT NOT NULL, level_rank INTEGER NOT NULL, site TEXT NOT NULL,"
+                " track TEXT NOT NULL, clients INTEGER NOT NULL, PRIMARY KEY (level, site, track))"
+            ),
+            RECOUNT_IF_EMPTY,  # a census projected before census_now existed gets its counts here, once
         ]
+
+    @staticmethod
+    def recount(cursor: Cursor) -> None:
+        """Count the open intervals again (after rows were written other than by the handlers)."""
+        cursor.execute("DELETE FROM census_now")
+        cursor.execute(RECOUNT_IF_EMPTY)
 
     @singledispatchmethod
     def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401
@@ -91,6 +106,7 @@ class Census(Projection):
     def _corrected(self, event: ev.EntryCorrected, cursor: Cursor, position: int) -> None:
         if event.corrects_type == "ClientRegistered" and event.field == "site":
             home = (str(event.corrected_value), str(event.originator_id))
+            _move_open(cursor, "site", home[0], f"journey_id = ? AND level = '{ALUMNI}'", (home[1],))
             cursor.execute("UPDATE census_clients SET site = ? WHERE journey_id = ?", home)
             cursor.execute(f"UPDATE census_intervals SET site = ? WHERE journey_id = ? AND level = '{ALUMNI}'", home)  # noqa: S608
             return
@@ -98,6 +114,7 @@ class Census(Projection):
             return
         key = (str(event.originator_id), event.corrects_version)
         if event.field in ("site", "track"):
+            _move_open(cursor, event.field, str(event.corrected_value), "journey_id = ? AND opened_by = ?", key)
             cursor.execute(
                 f"UPDATE census_intervals SET {event.field} = ? WHERE journey_id = ? AND opened_by = ?",  # noqa: S608
                 (str(event.corrected_value), *key),
@@ -114,13 +131,43 @@ class Census(Projection):
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             (str(event.originator_id), event.originator_version, level, level_rank(level), site, track, utc(event.occurred_at)),
         )
+        _count(cursor, level, level_rank(level), site, track, +1)
 
     @staticmethod
     def _close(cursor: Cursor, event: ev.JourneyEvent, at: datetime) -> None:
         cursor.execute(
-            "UPDATE census_intervals SET ended_at = ?, closed_by = ? WHERE journey_id = ? AND ended_at IS NULL",
+            "UPDATE census_intervals SET ended_at = ?, closed_by = ? WHERE journey_id = ? AND ended_at IS NULL"
+            " RETURNING level, level_rank, site, track",
             (utc(at), event.originator_version, str(event.originator_id)),
         )
+        for level, rank, site, track in cursor.fetchall():
+            _count(cursor, level, rank, site, track, -1)
+
+
+RECOUNT_IF_EMPTY = (
+    "INSERT INTO census_now (level, level_rank, site, track, clients)"
+    " SELECT level, level_rank, site, track, COUNT(*) FROM census_intervals"
+    " WHERE ended_at IS NULL AND NOT EXISTS (SELECT 1 FROM census_now) GROUP BY level, level_rank, site, track"
+)
+
+
+def _count(cursor: Cursor, level: str, rank: int, site: str, track: str, change: int) -> None:
+    cursor.execute(
+        "INSERT INTO census_now (level, level_rank, site, track, clients) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (level, site, track) DO UPDATE SET clients = census_now.clients + excluded.clients",
+        (level, rank, site, track, change),
+    )
+
+
+def _move_open(cursor: Cursor, column: str, value: str, where: str, params: tuple[Any, ...]) -> None:
+    """Before `column` of the intervals matching `where` is corrected to `value`: the open ones move count."""
+    cursor.execute(
+        f"SELECT level, level_rank, site, track FROM census_intervals WHERE {where} AND ended_at IS NULL",  # noqa: S608
+        params,
+    )
+    for level, rank, site, track in cursor.fetchall():
+        _count(cursor, level, rank, site, track, -1)
+        _count(cursor, level, rank, value if column == "site" else site, value if column == "track" else track, +1)
 
 
 @dataclass(frozen=True)
@@ -145,7 +192,7 @@ def census_query(
     cursor: Cursor, at: datetime, *, now: bool, level: str | None = None, site: str | None = None,
     track: str | None = None, with_clients: bool = False,
 ) -> tuple[list[CensusLine], list[CensusClient]]:
-    """The census at `at`; `now` uses the open intervals (the index on ended_at) instead of a range."""
+    """The census at `at`; `now` counts from census_now (its clients from the open intervals) instead of a range."""
     where, params = ["i.ended_at IS NULL"] if now else ["i.started_at <= ?", "(i.ended_at IS NULL OR i.ended_at > ?)"], []
     if not now:
         params += [utc(at), utc(at)]
@@ -154,11 +201,20 @@ def census_query(
             where.append(f"i.{column} = ?")
             params.append(value)
     condition = " AND ".join(where)
-    cursor.execute(
-        f"SELECT i.level, i.site, i.track, COUNT(*) FROM census_intervals i WHERE {condition}"  # noqa: S608
-        " GROUP BY i.level, i.level_rank, i.site, i.track ORDER BY i.level_rank DESC, i.site, i.track",
-        params,
-    )
+    if now:
+        filters = [(column, value) for column, value in (("level", level), ("site", site), ("track", track)) if value is not None]
+        cursor.execute(
+            "SELECT level, site, track, clients FROM census_now WHERE "  # noqa: S608
+            + " AND ".join(["clients > 0", *(f"{column} = ?" for column, _ in filters)])
+            + " ORDER BY level_rank DESC, site, track",
+            [value for _, value in filters],
+        )
+    else:
+        cursor.execute(
+            f"SELECT i.level, i.site, i.track, COUNT(*) FROM census_intervals i WHERE {condition}"  # noqa: S608
+            " GROUP BY i.level, i.level_rank, i.site, i.track ORDER BY i.level_rank DESC, i.site, i.track",
+            params,
+        )
     lines = [CensusLine(*row) for row in cursor.fetchall()]
     clients: list[CensusClient] = []
     if with_clients:

@@ -7,6 +7,7 @@ transaction (and locked on PostgreSQL), so two runners never apply the same even
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,10 +17,99 @@ from typing import Any
 
 from eventsourcing.application import Application
 
-from infra.views import Cursor, ViewStore
+from infra.views import Cursor, Params, ViewStore
 from projections.base import Projection
 
 Progress = Callable[[int, int], None]  # (position reached, head)
+
+
+class GatheredInserts:
+    """The cursor handlers write through: plain INSERTs are held per table and sent with one
+    executemany per run of the same statement; any other statement first sends what it could
+    depend on: the held inserts into the one table it reads or changes, or all of them when it
+    may touch more than one. Within every table, statements run in the order given; each
+    projection owns its tables, so the rows are those one execute per event gives.
+    """
+
+    def __init__(self, cursor: Cursor) -> None:
+        self._cursor = cursor
+        self._held: dict[str, list[tuple[str, list[Params]]]] = {}  # table -> [(INSERT, rows)], in order
+
+    @property
+    def rowcount(self) -> int:
+        self.flush()
+        return self._cursor.rowcount
+
+    def execute(self, sql: str, params: Params = (), /) -> object:
+        table = _inserted_table(sql)
+        if table is not None:
+            runs = self._held.setdefault(table, [])
+            if runs and runs[-1][0] == sql:
+                runs[-1][1].append(params)
+            else:
+                runs.append((sql, [params]))
+            return self
+        self._send_before(sql)
+        return self._cursor.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Params], /) -> object:
+        self._send_before(sql)
+        return self._cursor.executemany(sql, rows)
+
+    def fetchone(self) -> Any:  # noqa: ANN401 - a row, or None
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    def flush(self) -> None:
+        for table in list(self._held):
+            self._send(table)
+
+    def _send(self, table: str) -> None:
+        for sql, rows in self._held.pop(table, []):
+            self._cursor.executemany(sql, rows)
+
+    def _send_before(self, sql: str) -> None:
+        table = _touched_table(sql)
+        if table is None:
+            self.flush()
+        else:
+            self._send(table)
+
+
+@functools.lru_cache(maxsize=256)  # handlers use a few constant statements
+def _inserted_table(sql: str) -> str | None:
+    """t, for a plain `INSERT INTO t (...) VALUES (...)`: nothing read, nothing returned, no upsert."""
+    words = sql.split(None, 3)
+    if len(words) < 4 or (words[0].upper(), words[1].upper()) != ("INSERT", "INTO") or _reads(sql):  # noqa: PLR2004
+        return None
+    return words[2].split("(")[0]
+
+
+@functools.lru_cache(maxsize=256)
+def _touched_table(sql: str) -> str | None:
+    """t, for a statement that reads or changes table t alone: `UPDATE t ...`, `DELETE FROM t ...`,
+    `SELECT ... FROM t ...` or an upsert into t, with no join, subquery or second table."""
+    words = sql.split()
+    upper = [word.upper() for word in words]
+    if len(words) < 3 or {"JOIN", "USING"} & set(upper) or upper.count("SELECT") + upper.count("FROM") > 2 or "(SELECT" in sql.upper():  # noqa: PLR2004
+        return None
+    if upper[0] == "UPDATE" and "FROM" not in upper:
+        return words[1]
+    if upper[0] == "DELETE" and upper[1] == "FROM" and "SELECT" not in upper:
+        return words[2]
+    if upper[0] == "SELECT" and upper.count("FROM") == 1:
+        return words[upper.index("FROM") + 1]
+    if upper[:2] == ["INSERT", "INTO"] and "SELECT" not in upper and "FROM" not in upper:
+        return words[2].split("(")[0]
+    return None
+
+
+def _reads(sql: str) -> bool:
+    """Whether an INSERT also reads (a subquery), returns rows or upserts: then it is not held."""
+    upper = sql.upper()
+    return any(word in upper for word in ("SELECT", "RETURNING", "CONFLICT"))
 
 
 @dataclass(frozen=True)
@@ -93,12 +183,14 @@ class ProjectionRunner:
             with self.views.transaction() as cursor:
                 current = self.positions(cursor, lock=True)
                 decoded: dict[int, Any] = {}
+                writes = GatheredInserts(cursor)
                 for notification in notifications:
                     for projection in chosen:
                         if notification.id > current[projection.name] and notification.topic in projection.topics:
                             if notification.id not in decoded:
                                 decoded[notification.id] = self.app.mapper.to_domain_event(notification)
-                            projection.process(decoded[notification.id], cursor, notification.id)
+                            projection.process(decoded[notification.id], writes, notification.id)
+                writes.flush()
                 cursor.executemany(
                     "UPDATE projection_positions SET position = ?, updated_at = ? WHERE name = ? AND position < ?",
                     [(last, _now(), p.name, last) for p in chosen],

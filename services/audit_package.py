@@ -87,6 +87,8 @@ def verify_package(package: dict[str, Any]) -> PackageReport:  # noqa: C901 - on
     if package.get("format") != FORMAT:
         return PackageReport(str(package.get("client")), 0, GENESIS, [f"not a {FORMAT} (format {package.get('format')!r})"])
     journey_id = UUID(package["journey_id"])
+    if ClientJourney.create_id(str(package.get("client"))) != journey_id:
+        problems.append(f"client {package.get('client')!r} is not the client of journey {journey_id}: altered")
     previous, version = GENESIS, 0
     for entry in package["events"]:
         where = f"event #{entry['position']} (version {entry['version']})"
@@ -113,10 +115,13 @@ def verify_package(package: dict[str, Any]) -> PackageReport:  # noqa: C901 - on
 
 
 def _payload_problems(where: str, entry: dict[str, Any], state: bytes) -> list[str]:
+    """Everything shown must be what the hashed stored state says: each field, the recorded time, the type."""
     stored = json.loads(state)
     shown = {"occurred_at": entry["occurred_at"], "recorded_by": entry["recorded_by"], "command_id": entry["command_id"],
-             **entry["payload"]}
-    mismatched = [name for name, value in shown.items() if name in stored and _plain(stored[name]) != value]
+             "timestamp": entry["recorded_at"], **entry["payload"]}
+    mismatched = [name for name, value in shown.items() if name not in stored or _plain(stored[name]) != value]
+    if entry["topic"].rsplit(".", 1)[-1] != entry["type"]:
+        mismatched.append("type")
     if mismatched:
         return [f"{where}: shown {', '.join(sorted(mismatched))} differ from the stored state: altered"]
     return []

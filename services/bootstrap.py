@@ -49,7 +49,9 @@ class Continuum:
         self.app.close()
 
 
-def bootstrap(settings: Settings | None = None, *, clock: Callable[[], datetime] | None = None) -> Continuum:
+def bootstrap(
+    settings: Settings | None = None, *, clock: Callable[[], datetime] | None = None, decode_check: bool = True,
+) -> Continuum:
     settings = settings or Settings()
     database = parse_database_url(settings.database_url)
     views = open_views(database, settings.connect_timeout)  # reaches the database first: one clear error if not
@@ -61,7 +63,8 @@ def bootstrap(settings: Settings | None = None, *, clock: Callable[[], datetime]
         views.close()
         msg = f"cannot open the event store in {database.display}: {error}"
         raise DatabaseUnavailable(msg) from None
-    _check_readable(app, encrypted=cipher_key is not None, views=views)
+    if decode_check:
+        _check_readable(app, encrypted=cipher_key is not None, views=views)
     runner = ProjectionRunner(app, views, all_projections(), settings.projection_batch_size)
     return Continuum(settings, database, app, JourneyService(app, clock), views, runner)
 

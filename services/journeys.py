@@ -8,14 +8,16 @@ fresh journeys and a bounded retry, so no event is lost or doubled.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import Application, project_aggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 
 from domain import errors
@@ -26,6 +28,8 @@ from infra.transcoding import register_transcodings
 from services.commands import Command
 
 MAX_ATTEMPTS = 8
+
+journey_id_of = functools.lru_cache(maxsize=100_000)(ClientJourney.create_id)  # a uuid5 per command, memoised
 
 
 class CareContinuum(Application[UUID]):
@@ -79,19 +83,25 @@ class JourneyService:
     def execute_many(self, commands: Sequence[Command], actor: Actor) -> list[Outcome]:
         now = self.clock()
         journeys: dict[UUID, ClientJourney] = {}
-        outcomes = [self._apply(command, Context(actor, now, command.command_id()), journeys) for command in commands]
+        loaded: dict[UUID, ClientJourney] = {}
+        outcomes = [self._apply(command, Context(actor, now, command.command_id()), journeys, loaded) for command in commands]
         try:
             recordings = self.app.save(*journeys.values())
         except IntegrityError:
             return [self._execute_alone(command, actor) for command in commands]
+        self._check_in(journeys, loaded)
         self._attach(outcomes, recordings)
         return outcomes
 
-    def _apply(self, command: Command, ctx: Context, journeys: dict[UUID, ClientJourney]) -> Outcome:
-        journey_id = ClientJourney.create_id(command.client)
+    def _apply(
+        self, command: Command, ctx: Context, journeys: dict[UUID, ClientJourney], loaded: dict[UUID, ClientJourney],
+    ) -> Outcome:
+        journey_id = journey_id_of(command.client)
         outcome = Outcome(command, ctx.command_id, journey_id)
         try:
-            journey = journeys.get(journey_id) or self._load(journey_id)
+            journey = journeys.get(journey_id) or self._reuse(loaded.get(journey_id)) or self._load(journey_id)
+            if journey is not None:
+                loaded[journey_id] = journey
             if journey is None:
                 if not command.creates:
                     raise errors.UnknownClient(command.client)
@@ -107,15 +117,45 @@ class JourneyService:
         return outcome
 
     def _load(self, journey_id: UUID) -> ClientJourney | None:
-        try:
-            return self.app.repository.get(journey_id)
-        except AggregateNotFoundError:
-            return None
+        """The journey as stored, for this unit of work alone.
+
+        A journey this service saved before is taken out of the library's aggregate cache (so no
+        other call can use it until it is saved again) and fast-forwarded with whatever other
+        writers stored since; otherwise it is rebuilt from its stored events. Either way no copy
+        is made: a journey goes back into the cache only after its events are saved, so a failed
+        unit of work leaves nothing half-applied behind.
+        """
+        cache = self.app.repository.cache
+        cached: ClientJourney | None = None
+        if cache is not None:
+            try:
+                cached = cast("ClientJourney", cache.get(journey_id, evict=True))
+            except KeyError:
+                cached = None
+        since = cached.version if cached is not None else None
+        journey: ClientJourney | None = project_aggregate(cached, self.app.events.get(journey_id, gt=since))
+        return journey
+
+    @staticmethod
+    def _reuse(journey: ClientJourney | None) -> ClientJourney | None:
+        """A journey loaded earlier in this unit of work whose command was refused: unchanged (the
+        guards run before any event), so the next command may use it; never one left half-changed."""
+        return journey if journey is not None and not journey.pending_events else None
+
+    def _check_in(self, saved: dict[UUID, ClientJourney], loaded: dict[UUID, ClientJourney]) -> None:
+        """After a successful save: the journeys are now exactly as stored, so they may be reused."""
+        cache = self.app.repository.cache
+        if cache is None:
+            return
+        for journey_id, journey in (loaded | saved).items():
+            if not journey.pending_events:
+                cache.put(journey_id, journey)
 
     def _execute_alone(self, command: Command, actor: Actor) -> Outcome:
         for attempt in range(MAX_ATTEMPTS):
             journeys: dict[UUID, ClientJourney] = {}
-            outcome = self._apply(command, Context(actor, self.clock(), command.command_id()), journeys)
+            loaded: dict[UUID, ClientJourney] = {}
+            outcome = self._apply(command, Context(actor, self.clock(), command.command_id()), journeys, loaded)
             if not outcome.ok:
                 return outcome
             try:
@@ -123,6 +163,7 @@ class JourneyService:
             except IntegrityError:
                 time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not security
                 continue
+            self._check_in(journeys, loaded)
             return outcome
         return Outcome(
             command, command.command_id(), ClientJourney.create_id(command.client),

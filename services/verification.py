@@ -9,8 +9,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from uuid import UUID
 
-from infra.access_log import AccessRecord
-from infra.chain import GENESIS, ChainRow, link, row_hash
+from infra.access_log import AccessLog, AccessRecord
+from infra.chain import GENESIS, ChainRow, link, row_hash, stream_chain, stream_events
+from infra.views import ViewStore
 
 StoredRow = tuple[int, UUID, int, str, bytes]  # position, journey, version, topic, state
 
@@ -126,3 +127,30 @@ def verify_access(records: Iterable[AccessRecord]) -> AccessReport:
         report.checked += 1
     report.head = previous
     return report
+
+
+@dataclass
+class StoreReport:
+    events: ChainReport
+    access: AccessReport
+
+    @property
+    def broken(self) -> Break | None:
+        return self.events.broken or self.access.broken
+
+
+def verify_store(views: ViewStore, *, journey: UUID | None = None) -> StoreReport:
+    """Both chains, read in one snapshot: events committed meanwhile are neither half-seen nor reported.
+
+    Nothing is decoded and no projection is read, so a store is checked without its cipher key and
+    however its rows were tampered with.
+    """
+    access_log = AccessLog(views)
+    access_log.ensure()
+    with views.snapshot() as snapshot:
+        events = verify_events(
+            stream_events(snapshot, views.database.kind, journey=journey), stream_chain(snapshot, journey=journey),
+            one_journey=journey is not None,
+        )
+        access = verify_access(access_log.stream(snapshot))
+    return StoreReport(events, access)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.cli import admin, auditing, reads, writes  # noqa: F401 - registers the commands
+from services.cli import admin, auditing, benchmarking, reads, serving, streaming, writes  # noqa: F401 - registers the commands
 from services.cli.base import app
 
 

@@ -11,8 +11,9 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from domain.errors import UnknownClient
+from domain.journey import ClientJourney
 from domain.replay import Replay
-from infra.chain import stream_chain, stream_events
 from services.audit_package import verify_package
 from services.cli.base import (
     EXIT_REFUSED,
@@ -31,7 +32,7 @@ from services.cli.base import (
     reader,
 )
 from services.cli.reads import current
-from services.verification import verify_access, verify_events
+from services.verification import verify_store
 
 
 @command("replay")
@@ -90,13 +91,12 @@ def verify(
     if file is not None:
         _verify_file(file, as_json=as_json)
         return
-    with continuum(database_url) as wired:
-        kind = wired.database.kind
-        journey = current(wired).journey_id(client) if client else None
-        events = verify_events(stream_events(wired.views, kind, journey=journey), stream_chain(wired.views, journey=journey),
-                               one_journey=journey is not None)
-        access = verify_access(current(wired).access.stream())
-    broken = events.broken or access.broken
+    with continuum(database_url, decode_check=False) as wired:  # hashes need no key and no decodable row
+        journey = ClientJourney.create_id(client) if client else None
+        report = verify_store(wired.views, journey=journey)
+    events, access, broken = report.events, report.access, report.broken
+    if client and events.checked == 0 and broken is None:
+        raise UnknownClient(client)
     if broken is None and expect_head and expect_head != events.head:
         broken = f"the chain head {events.head} is not the head you kept ({expect_head}): history was rewritten"  # type: ignore[assignment]
     if as_json:

@@ -95,8 +95,8 @@ def settings_for(database_url: str | None, **overrides: Any) -> Settings:  # noq
 
 
 @contextmanager
-def continuum(database_url: str | None, **overrides: Any) -> Iterator[Continuum]:  # noqa: ANN401
-    wired = bootstrap(settings_for(database_url, **overrides))
+def continuum(database_url: str | None, *, decode_check: bool = True, **overrides: Any) -> Iterator[Continuum]:  # noqa: ANN401
+    wired = bootstrap(settings_for(database_url, **overrides), decode_check=decode_check)
     try:
         yield wired
     finally:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from domain.levels import ALUMNI, Level
+from infra.kafka.positions import RelayPositions
 from projections.census import CensusClient, CensusLine
 from services.bootstrap import Continuum
 from services.cli.base import (
@@ -197,14 +198,17 @@ def _summary(details: dict[str, Any]) -> str:
 
 @command("status")
 def status(as_json: JsonOption = False, database_url: DatabaseOption = None) -> None:
-    """Each projection's position in the event log and its lag behind the head."""
+    """Each projection's position in the event log and its lag behind the head; the Kafka relay's too."""
     with continuum(database_url) as wired:
         statuses = wired.runner.status()
+        relay = RelayPositions(wired.views).status(wired.settings.kafka_topic, wired.runner.head())
         where = wired.database.display
     if as_json:
-        print_json({"database": where, "projections": [{"name": s.name, "position": s.position, "head": s.head, "lag": s.lag} for s in statuses]})  # noqa: E501
+        print_json({"database": where, "projections": [{"name": s.name, "position": s.position, "head": s.head, "lag": s.lag} for s in statuses],  # noqa: E501
+                    "relay": relay.as_json()})
         return
     table = Table("projection", "position", "head", "lag", title=f"Projections in {where}")
     for s in statuses:
         table.add_row(s.name, str(s.position), str(s.head), str(s.lag))
+    table.add_row(f"kafka relay → {relay.topic}", str(relay.position), str(relay.head), str(relay.lag))
     console.print(table)

@@ -1,0 +1,204 @@
+"""The published contract: one pydantic model per event type, version 1, for the topic's values.
+
+The models are written out, not derived from the domain events, so that a change to the domain
+cannot change what other teams receive without a new committed schema (and a new `.vN` type when
+it is not backward compatible). They are closed (`additionalProperties: false`).
+
+Nothing on the topic names a person or carries a clinician's free text. The journey id (the key)
+is the pseudonym. Withheld from every event: the actor id (only the role is published) and the
+command id (it embeds import line content). Withheld per event: see `WITHHELD`. Specimen and
+session ids are replaced by `uuid5(journey id, "specimen:" + id)` (or "session:"), since clinics
+build them from client references; pairing a result with its collection still works.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from domain.levels import (
+    DischargeReason,
+    GroupType,
+    Level,
+    Medication,
+    Modality,
+    ReferralSource,
+    SessionKind,
+    SpecimenKind,
+    TestResult,
+    Track,
+)
+
+VERSION = 1
+TYPE_PREFIX = "org.carecontinuum.journey."
+SOURCE = "/care-continuum/journeys"
+
+WITHHELD: dict[str, tuple[str, ...]] = {
+    "ClientRegistered": ("client_ref",),
+    "AssessmentCompleted": ("clinician",),
+    "TreatmentPlanRecorded": ("goals",),
+    "SteppedUp": ("reason",),
+    "SteppedDown": ("reason",),
+    "Discharged": ("referral_onward",),
+    "EntryCorrected": ("reason",),
+}
+"""Domain fields never published, by event type (besides `command_id` and `recorded_by.id`)."""
+
+PSEUDONYMISED: dict[str, str] = {
+    "SessionAttended": "session",
+    "SessionMissed": "session",
+    "DrugTestCollected": "specimen",
+    "DrugTestResulted": "specimen",
+}
+"""Events whose `session_id` or `specimen_id` is published as a per-journey uuid5 pseudonym."""
+
+Pseudonym = Annotated[UUID, Field(description="uuid5(journey id, kind + ':' + the clinic's id): pairs events, names nothing")]
+Rating = Annotated[int, Field(ge=0, le=4)]
+Hours = Annotated[float, Field(ge=0, le=168)]
+Minutes = Annotated[int, Field(gt=0, le=720)]
+Scalar = str | float | bool | None
+
+
+class EventPayload(BaseModel):
+    """What every event carries besides its own facts; the rest of the envelope is in ce_* headers."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    occurred_at: AwareDatetime = Field(description="Clinical time (may be late); ce_time is the recorded time")
+    recorded_role: str = Field(description="Role of whoever recorded the event (the actor id is not published)")
+
+
+class ClientRegistered(EventPayload):
+    site: str
+    birth_year: int | None = Field(ge=1900, le=2100)
+    sex: Literal["female", "male", "other", "unknown"] | None
+
+
+class ReferralReceived(EventPayload):
+    source: ReferralSource
+    referred_level: Level | None
+
+
+class AssessmentCompleted(EventPayload):
+    ratings: list[Rating] = Field(min_length=6, max_length=6, description="ASAM dimensions 1..6, each 0-4")
+    recommended_level: Level
+
+
+class WithdrawalManagementStarted(EventPayload):
+    level: Level
+    site: str
+    substances: list[str]
+
+
+class DetoxCompleted(EventPayload):
+    level: Level
+    completed: bool = Field(description="false: left withdrawal management early")
+
+
+class AdmittedToLevel(EventPayload):
+    level: Level
+    site: str
+    track: Track
+    planned_hours_per_week: Hours
+    expected_end: date | None
+    medication: Medication
+
+
+class TreatmentPlanRecorded(EventPayload):
+    review_on: date | None
+
+
+class SessionAttended(EventPayload):
+    session_id: Pseudonym
+    minutes: Minutes
+    kind: SessionKind
+    group_type: GroupType | None
+    modality: Modality | None
+    telehealth: bool
+
+
+class SessionMissed(EventPayload):
+    session_id: Pseudonym
+    minutes: Minutes = Field(description="scheduled length")
+    kind: SessionKind
+    excused: bool
+
+
+class DrugTestCollected(EventPayload):
+    specimen_id: Pseudonym
+    specimen: SpecimenKind
+    observed: bool
+    random: bool
+
+
+class DrugTestResulted(EventPayload):
+    specimen_id: Pseudonym
+    result: TestResult
+    substances: dict[str, Literal["positive", "negative"]] = Field(description="result per analyte")
+    expected_medications: list[str] = Field(description="MAT analytes whose positives are expected")
+
+
+class LevelChange(EventPayload):
+    from_level: Level
+    to_level: Level
+    site: str
+    track: Track
+    planned_hours_per_week: Hours
+
+
+class SteppedUp(LevelChange):
+    pass
+
+
+class SteppedDown(LevelChange):
+    pass
+
+
+class Discharged(EventPayload):
+    level: Level
+    reason: DischargeReason = Field(description="TEDS-D discharge reason")
+
+
+class EnrolledInAlumni(EventPayload):
+    program: str
+
+
+class AlumniActivityAttended(EventPayload):
+    activity: str
+
+
+class EntryCorrected(EventPayload):
+    corrects_version: int = Field(ge=1, description="ce_sequence of the corrected event of the same journey")
+    corrects_type: str = Field(description="Event type name of the corrected event, e.g. SteppedDown")
+    field: str
+    previous_value: Scalar = Field(description="null when values_withheld")
+    corrected_value: Scalar = Field(description="null when values_withheld")
+    values_withheld: bool = Field(description="true when the corrected field is one the topic does not publish")
+
+
+MODELS: dict[str, type[EventPayload]] = {
+    model.__name__: model
+    for model in (
+        ClientRegistered, ReferralReceived, AssessmentCompleted, WithdrawalManagementStarted, DetoxCompleted,
+        AdmittedToLevel, TreatmentPlanRecorded, SessionAttended, SessionMissed, DrugTestCollected, DrugTestResulted,
+        SteppedUp, SteppedDown, Discharged, EnrolledInAlumni, AlumniActivityAttended, EntryCorrected,
+    )
+}
+
+
+def ce_type(name: str, version: int = VERSION) -> str:
+    """`org.carecontinuum.journey.AdmittedToLevel.v1`."""
+    return f"{TYPE_PREFIX}{name}.v{version}"
+
+
+def parse_ce_type(value: str) -> tuple[str, int] | None:
+    """(event name, version), or None when the type is not one of ours."""
+    if not value.startswith(TYPE_PREFIX):
+        return None
+    name, _, version = value.removeprefix(TYPE_PREFIX).rpartition(".v")
+    if not name or not version.isdigit():
+        return None
+    return name, int(version)

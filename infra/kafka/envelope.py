@@ -1,0 +1,177 @@
+"""One stored event <-> one Kafka message in CloudEvents 1.0 binary mode.
+
+key = the journey id (UUID text), so every event of a journey lands on one partition, in order.
+value = the event's payload in the published contract (JSON). Headers: `ce_id` (stable:
+uuid5(journey id, version), the dedupe key), `ce_type` (versioned), `ce_source`, `ce_specversion`,
+`ce_time` (recorded time), `ce_subject` (journey id), `content-type`, and three extensions:
+`ce_sequence` (the journey's version, zero-padded so it also orders as text, as the CloudEvents
+sequence extension asks), `ce_position` (the notification id in the store's log) and
+`ce_chainhead` (the global hash-chain link after this event: an auditor can compare it with
+`continuum verify`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid5
+
+from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event, to_binary_event
+from cloudevents.core.exceptions import BaseCloudEventException
+from cloudevents.core.v1.event import CloudEvent
+from eventsourcing.utils import get_topic
+from pydantic import ValidationError
+
+from domain.events import event_id, event_name
+from domain.journey import ClientJourney
+from domain.values import Actor
+from infra.kafka.contract import MODELS, PSEUDONYMISED, SOURCE, VERSION, WITHHELD, ce_type, parse_ce_type
+
+CONTENT_TYPE = "application/json"
+SEQUENCE_WIDTH = 10
+NOT_PUBLISHED = "(not published)"
+"""What a consumer's rebuilt event holds in place of a withheld text field."""
+
+Headers = list[tuple[str, bytes]]
+
+
+class ContractViolation(Exception):  # noqa: N818 - reads as what happened
+    """A stored event that does not fit its published model: a change that needs a new contract version."""
+
+
+class PoisonMessage(Exception):  # noqa: N818 - reads as what the message is
+    """A message a consumer cannot turn back into an event; the reason goes to the dead-letter headers."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    ce_id: str
+    ce_type: str
+    journey_id: UUID
+    version: int
+    position: int
+    recorded_at: datetime
+    chain_head: str | None
+
+
+def pseudonym(journey_id: UUID, kind: str, value: str) -> UUID:
+    return uuid5(journey_id, f"{kind}:{value}")
+
+
+def _published_facts(event: Any, name: str) -> dict[str, Any]:  # noqa: ANN401 - any event of the catalogue
+    model = MODELS[name]
+    facts = {field: getattr(event, field) for field in model.model_fields if hasattr(event, field)}
+    facts["recorded_role"] = event.recorded_by.role
+    if name in PSEUDONYMISED:
+        kind = PSEUDONYMISED[name]
+        facts[f"{kind}_id"] = pseudonym(event.originator_id, kind, facts[f"{kind}_id"])
+    if name == "EntryCorrected":
+        withheld = event.field in WITHHELD.get(event.corrects_type, ()) or event.field in ("session_id", "specimen_id")
+        facts["values_withheld"] = withheld
+        if withheld:
+            facts["previous_value"] = facts["corrected_value"] = None
+    return facts
+
+
+def encode(event: Any, position: int, chain_head: str | None) -> KafkaMessage:  # noqa: ANN401 - any event of the catalogue
+    """The message for a stored event at notification `position`; raises ContractViolation."""
+    name = event_name(event)
+    journey_id: UUID = event.originator_id
+    try:
+        data = MODELS[name].model_validate(_published_facts(event, name))
+    except (KeyError, ValidationError) as error:
+        msg = f"event #{position} ({name}, journey {journey_id} version {event.originator_version}) does not fit {ce_type(name)}: {error}"
+        raise ContractViolation(msg) from None
+    attributes: dict[str, Any] = {
+        "id": str(event_id(journey_id, event.originator_version)),
+        "source": SOURCE,
+        "type": ce_type(name),
+        "specversion": "1.0",
+        "time": event.timestamp,
+        "subject": str(journey_id),
+        "datacontenttype": CONTENT_TYPE,
+        "sequence": f"{event.originator_version:0{SEQUENCE_WIDTH}d}",
+        "position": str(position),
+    }
+    if chain_head:
+        attributes["chainhead"] = chain_head
+    cloud = CloudEvent(attributes, data.model_dump_json().encode())
+    return to_binary_event(cloud, key_mapper=lambda _: str(journey_id).encode())
+
+
+def kafka_headers(message: KafkaMessage) -> Headers:
+    return list(message.headers.items())
+
+
+def decode(headers: Headers, key: bytes | None, value: bytes | None) -> tuple[Envelope, Any]:
+    """The envelope and the domain event a message stands for, with withheld fields filled by
+    placeholders (`NOT_PUBLISHED`, empty goals, the journey id as client_ref); raises PoisonMessage."""
+    try:
+        cloud = from_binary_event(KafkaMessage(dict(headers), key, value or b""))
+    except (BaseCloudEventException, ValueError, UnicodeDecodeError) as error:
+        raise PoisonMessage(f"not a CloudEvents binary-mode message: {error}") from None
+    envelope = _envelope(cloud, key)
+    name = event_name_of(envelope.ce_type)
+    data = cloud.get_data()
+    if not isinstance(data, dict):
+        raise PoisonMessage(f"value of {envelope.ce_type} is not a JSON object")
+    try:
+        published = MODELS[name].model_validate(data)
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'value'}: {p['msg']}" for p in error.errors()[:5])
+        raise PoisonMessage(f"value does not fit {envelope.ce_type}: {problems}") from None
+    return envelope, _domain_event(name, envelope, published.model_dump())
+
+
+def event_name_of(type_: str) -> str:
+    parsed = parse_ce_type(type_)
+    if parsed is None or parsed[0] not in MODELS:
+        raise PoisonMessage(f"unknown event type {type_!r}")
+    if parsed[1] != VERSION:
+        raise PoisonMessage(f"unsupported version v{parsed[1]} of {parsed[0]} (this consumer reads v{VERSION})")
+    return parsed[0]
+
+
+def _envelope(cloud: Any, key: bytes | None) -> Envelope:  # noqa: ANN401 - a CloudEvent of any spec version
+    try:
+        journey_id = UUID((key or b"").decode())
+        version = int(cloud.get_extension("sequence"))
+        position = int(cloud.get_extension("position"))
+    except (ValueError, TypeError, UnicodeDecodeError) as error:
+        raise PoisonMessage(f"bad key, ce_sequence or ce_position: {error}") from None
+    if cloud.get_id() != str(event_id(journey_id, version)):
+        raise PoisonMessage(f"ce_id {cloud.get_id()} is not the id of journey {journey_id} version {version}")
+    recorded_at = cloud.get_time()
+    if recorded_at is None:
+        raise PoisonMessage("no ce_time")
+    return Envelope(cloud.get_id(), cloud.get_type(), journey_id, version, position, recorded_at, cloud.get_extension("chainhead"))
+
+
+_PLACEHOLDERS: dict[str, Any] = {
+    "clinician": NOT_PUBLISHED, "goals": [], "reason": NOT_PUBLISHED, "referral_onward": None,
+}
+
+
+def _domain_event(name: str, envelope: Envelope, facts: dict[str, Any]) -> Any:  # noqa: ANN401 - an event of the catalogue
+    role = facts.pop("recorded_role")
+    facts.pop("values_withheld", None)
+    for kind in ("session", "specimen"):
+        if f"{kind}_id" in facts:
+            facts[f"{kind}_id"] = str(facts[f"{kind}_id"])
+    event_class = getattr(ClientJourney, name)
+    known = {
+        "originator_id": envelope.journey_id, "originator_version": envelope.version, "timestamp": envelope.recorded_at,
+        "originator_topic": get_topic(ClientJourney), "recorded_by": Actor(NOT_PUBLISHED, role),
+        "command_id": envelope.ce_id, "client_ref": str(envelope.journey_id),
+    }
+    values = {}
+    for field in dataclasses.fields(event_class):
+        if field.name in facts:
+            values[field.name] = facts[field.name]
+        elif field.name in WITHHELD.get(name, ()):
+            values[field.name] = _PLACEHOLDERS.get(field.name, known.get(field.name))
+        else:
+            values[field.name] = known[field.name]
+    return event_class(**values)

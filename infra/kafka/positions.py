@@ -1,0 +1,62 @@
+"""How far the relay has published, per topic: a row in `relay_positions` beside the events.
+
+The position is the last notification id whose message the broker has acknowledged. It is only
+moved forward after the acknowledgements, so a crash can publish a batch twice (consumers drop
+the copies by ce_id) but never skip one. It is kept per topic, so publishing a new topic version
+starts from the first event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from infra.views import ViewStore
+
+DDL = "CREATE TABLE IF NOT EXISTS relay_positions (name TEXT PRIMARY KEY, position BIGINT NOT NULL, updated_at TEXT NOT NULL)"
+
+
+@dataclass(frozen=True)
+class RelayStatus:
+    topic: str
+    position: int
+    head: int
+
+    @property
+    def lag(self) -> int:
+        return max(self.head - self.position, 0)
+
+    def as_json(self) -> dict[str, object]:
+        return {"topic": self.topic, "position": self.position, "head": self.head, "lag": self.lag}
+
+
+class RelayPositions:
+    def __init__(self, views: ViewStore) -> None:
+        self.views = views
+        self._created = False
+
+    def setup(self) -> None:
+        if not self._created:
+            with self.views.transaction() as cursor:
+                cursor.execute(DDL)
+            self._created = True
+
+    def get(self, topic: str) -> int:
+        self.setup()
+        with self.views.transaction() as cursor:
+            cursor.execute("SELECT position FROM relay_positions WHERE name = ?", (topic,))
+            row = cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    def advance(self, topic: str, position: int) -> None:
+        """Only forward: a second relay that published an older batch cannot move the position back."""
+        with self.views.transaction() as cursor:
+            cursor.execute(
+                "INSERT INTO relay_positions (name, position, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at"
+                " WHERE relay_positions.position < excluded.position",
+                (topic, position, datetime.now(tz=UTC).isoformat()),
+            )
+
+    def status(self, topic: str, head: int) -> RelayStatus:
+        return RelayStatus(topic, self.get(topic), head)

@@ -1,0 +1,147 @@
+"""The relay: tails the notification log (the store is the outbox) and publishes every event.
+
+A batch of notifications is encoded, sent, flushed, and every send's acknowledgement checked;
+only then is the batch's last notification id recorded as the position. A crash between the
+acknowledgements and the position update publishes that batch again on restart: consumers drop
+the copies by ce_id. Commands never wait for the relay: while the broker is away, events are
+recorded as usual and the relay retries with backoff, then publishes everything it missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from threading import Event
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
+from kafka import KafkaProducer
+from kafka.errors import KafkaError, KafkaTimeoutError
+
+from infra.chain import CHAIN_TABLE
+from infra.kafka.clients import KafkaSettings, ensure_topics, producer
+from infra.kafka.envelope import encode, kafka_headers
+from infra.kafka.positions import RelayPositions, RelayStatus
+from infra.views import ViewStore
+
+LOG = logging.getLogger("continuum.relay")
+
+
+class Relay:
+    def __init__(
+        self, app: Application[Any], views: ViewStore, settings: KafkaSettings, *, batch_size: int = 1000,
+        retry_max: float = 10.0, connect: Callable[[], KafkaProducer] | None = None,
+    ) -> None:
+        self.app = app
+        self.views = views
+        self.settings = settings
+        self.batch_size = batch_size
+        self.retry_max = retry_max
+        self.positions = RelayPositions(views)
+        self._connect = connect or (lambda: producer(settings))
+        self._producer: KafkaProducer | None = None
+
+    @property
+    def topic(self) -> str:
+        return self.settings.topic
+
+    def status(self) -> RelayStatus:
+        return self.positions.status(self.topic, self.app.recorder.max_notification_id() or 0)
+
+    def publish_pending(self, stop: Event | None = None, limit: int | None = None) -> int:
+        """Publish every event after the recorded position (or the next `limit`), batch by batch; returns
+        how many. Raises KafkaError when the broker does not acknowledge a batch (its position stays put)."""
+        published = 0
+        while (stop is None or not stop.is_set()) and (limit is None or published < limit):
+            start = self.positions.get(self.topic)
+            size = self.batch_size if limit is None else min(self.batch_size, limit - published)
+            notifications = self.app.recorder.select_notifications(start=start, limit=size, inclusive_of_start=False)
+            if not notifications:
+                break
+            self._publish(notifications)
+            self.positions.advance(self.topic, notifications[-1].id)
+            published += len(notifications)
+        return published
+
+    def run(self, stop: Event, wait: Callable[[float], None], poll: float = 0.5) -> None:
+        """Publish until `stop` is set; `wait` returns early when new events may have been recorded."""
+        delay = 0.0
+        while not stop.is_set():
+            try:
+                count = self.publish_pending(stop)
+            except KafkaError as error:
+                self.close()
+                delay = min(max(2 * delay, 0.5), self.retry_max)
+                LOG.warning(
+                    "broker %s unavailable (%s); %d events wait to be published; retrying in %.1f s",
+                    self.settings.bootstrap_servers, _reason(error), self.status().lag, delay,
+                )
+                stop.wait(delay)
+                continue
+            if delay:
+                LOG.info("broker %s reachable again; publishing resumed", self.settings.bootstrap_servers)
+                delay = 0.0
+            if count:
+                LOG.info("published %d events to %s; position %d", count, self.topic, self.positions.get(self.topic))
+            else:
+                wait(poll)
+        self.close()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            try:
+                producer.close(timeout=2)
+            except KafkaError as error:  # closing after a failure: nothing left to save
+                LOG.debug("closing the producer: %s", error)
+
+    def _connected(self) -> KafkaProducer:
+        if self._producer is None:
+            ensure_topics(self.settings, self.topic)  # again after every outage: a memory-only broker forgets it
+            self._producer = self._connect()
+        return self._producer
+
+    def _publish(self, notifications: Sequence[Notification]) -> None:
+        heads = self._chain_heads(notifications[0].id, notifications[-1].id)
+        messages = [encode(self.app.mapper.to_domain_event(n), n.id, heads.get(n.id)) for n in notifications]
+        producer = self._connected()
+        futures = [
+            producer.send(self.topic, key=message.key, value=message.value, headers=kafka_headers(message))
+            for message in messages
+        ]
+        producer.flush(timeout=self.settings.send_timeout)
+        for future in futures:
+            if future.failed():
+                raise future.exception
+            if not future.succeeded():
+                raise KafkaTimeoutError(f"no acknowledgement within {self.settings.send_timeout} s")
+
+    def _chain_heads(self, first: int, last: int) -> dict[int, str]:
+        """The global hash-chain link of each event: published so that auditors can hold it outside."""
+        with self.views.transaction() as cursor:
+            cursor.execute(
+                f"SELECT notification_id, global_link FROM {CHAIN_TABLE} WHERE notification_id BETWEEN ? AND ?",  # noqa: S608
+                (first, last),
+            )
+            return {int(nid): str(link) for nid, link in cursor.fetchall()}
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip()
+    return text if text.startswith(type(error).__name__) else f"{type(error).__name__}: {text}"
+
+
+def measure_relay(app: Application[Any], views: ViewStore, bootstrap_servers: str, topic: str, limit: int | None = None,
+                  partitions: int = 6) -> dict[str, float]:
+    """The relay's throughput over an existing store into a new `topic` (its position row is kept under
+    that topic's name): what the benchmark harness calls. `services/kafka_measure.py` adds a bare
+    producer and the end-to-end latency."""
+    relay = Relay(app, views, KafkaSettings(bootstrap_servers, topic, f"{topic}.DLT", partitions=partitions))
+    relay._connected()  # noqa: SLF001 - connect and create the topic before the clock starts
+    started = time.perf_counter()
+    events = relay.publish_pending(limit=limit)
+    seconds = time.perf_counter() - started
+    relay.close()
+    return {"events": events, "seconds": seconds, "events_per_s": events / seconds if seconds else 0.0}

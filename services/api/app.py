@@ -1,0 +1,82 @@
+"""The app factory: a wired care-continuum in, a FastAPI app out. Nothing connects at import;
+`continuum serve` and the tests call `create_app(bootstrap(settings))`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from services.api import problems
+from services.api.deps import Api
+from services.api.follower import ProjectionFollower
+from services.api.freshness import Freshness
+from services.api.observability import Metrics, Observe, StoreCollector
+from services.api.relay_positions import relay_positions
+from services.api.routes import audit, census, clients, commands, operations
+from services.api.tokens import TokenStore
+from services.bootstrap import Continuum
+from services.reads import Reads
+
+TITLE = "care-continuum"
+DESCRIPTION = """Journeys through the continuum of substance-use-disorder care, event-sourced.
+
+Commands in (one endpoint per command; the bodies are the same models as `continuum import`
+lines), projections and histories out, to those allowed: every request carries a token made by
+the operator with `continuum token add` (`Authorization: Bearer TOKEN` or `X-API-Key: TOKEN`).
+Roles: `clinician` sends commands and reads the clients registered at its site; `auditor` reads
+full histories, audit trails, replays, the access log and the chain heads; `dashboard` reads
+aggregate census counts and step matrices only.
+
+A command answers with its events and the store `position`; pass it as `min_position` to a
+query to read your own write (503 with Retry-After if the projections do not reach it within
+about 2 s). Every read says the position it reflects in `X-Position`, and has an ETag.
+"""
+
+
+def _assemble(lifespan: Any = None) -> FastAPI:  # noqa: ANN401 - FastAPI's lifespan type
+    app = FastAPI(title=TITLE, description=DESCRIPTION, version="1", lifespan=lifespan)
+    for router in (commands.router, census.router, clients.router, audit.router, operations.router):
+        app.include_router(router)
+    return app
+
+
+def create_app(wired: Continuum, *, follow: bool | None = None) -> FastAPI:
+    """`follow` (default: the `api_follow` setting) keeps the projections current in this process."""
+    settings = wired.settings
+    wired.runner.setup()
+    tokens = TokenStore(wired.views)
+    tokens.setup()
+    following = settings.api_follow if follow is None else follow
+    waiter = wired.wait_for_events if wired.database.kind == "postgres" else None
+    follower = ProjectionFollower(wired.runner, waiter, settings.poll_interval) if following else None
+
+    def store_positions() -> tuple[int, dict[str, int], dict[str, int]]:
+        known = wired.runner.projections
+        return wired.runner.head(), wired.runner.positions(), relay_positions(wired.views, known)
+
+    metrics = Metrics(StoreCollector(store_positions))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if follower is not None:
+            follower.start()
+        try:
+            yield
+        finally:
+            if follower is not None:
+                follower.stop()
+
+    app = _assemble(lifespan)
+    app.state.api = Api(wired, Reads(wired), tokens, Freshness(wired.runner, follower, settings.api_consistency_timeout), follower,
+                        metrics)
+    problems.install(app, settings.api_retry_after)
+    app.add_middleware(Observe, metrics=metrics)
+    return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document, without a database: the routes do not depend on what is wired."""
+    return _assemble().openapi()

@@ -1,0 +1,160 @@
+"""What routes depend on, as named types (`Wired`, `Clinician`, `CensusPosition`, ...), all taken
+from what `create_app` was given: nothing here connects or reads settings at import."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import Depends, Header, HTTPException, Path, Query, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from domain.journey import ClientJourney
+from domain.levels import ALUMNI, Level
+from infra.config import Settings
+from services.api.follower import ProjectionFollower
+from services.api.freshness import Freshness
+from services.api.observability import Metrics
+from services.api.problems import InvalidParameter
+from services.api.tokens import Principal, Role, TokenStore
+from services.bootstrap import Continuum
+from services.reads import Reader, Reads
+
+CLIENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"  # as services.commands.ClientRef
+
+
+@dataclass
+class Api:
+    """Everything the routes use, built once by `create_app`."""
+
+    wired: Continuum
+    reads: Reads
+    tokens: TokenStore
+    freshness: Freshness
+    follower: ProjectionFollower | None
+    metrics: Metrics
+
+    @property
+    def settings(self) -> Settings:
+        return self.wired.settings
+
+
+def get_api(request: Request) -> Api:
+    api: Api = request.app.state.api
+    return api
+
+
+ApiDep = Annotated[Api, Depends(get_api)]
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `continuum token add`")
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same token, for clients that cannot send Bearer")
+
+
+def authenticate(
+    api: ApiDep,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    key: Annotated[str | None, Depends(_api_key)],
+) -> Principal:
+    token = bearer.credentials if bearer is not None else key
+    principal = api.tokens.find(token) if token else None
+    if principal is None:
+        raise HTTPException(401, "a valid token is required: Authorization: Bearer TOKEN", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(authenticate)]
+
+
+def allow(*roles: Role) -> Callable[[Principal], Principal]:
+    def check(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in roles:
+            allowed = " or ".join(role.value for role in roles)
+            raise HTTPException(403, f"a {principal.role.value} token may not do this (needs {allowed})")
+        return principal
+
+    return check
+
+
+Clinician = Annotated[Principal, Depends(allow(Role.CLINICIAN))]
+Auditor = Annotated[Principal, Depends(allow(Role.AUDITOR))]
+RecordReader = Annotated[Principal, Depends(allow(Role.CLINICIAN, Role.AUDITOR))]
+
+MinPosition = Annotated[int | None, Query(
+    ge=0, description="A position a command returned: wait (about 2 s at most) until the answer reflects it, else 503",
+)]
+IfNoneMatch = Annotated[str | None, Header(alias="If-None-Match", description="An ETag from an earlier answer: 304 if unchanged")]
+Purpose = Annotated[str | None, Query(max_length=200, description="Why the record is read; kept in the access log")]
+ClientPath = Annotated[str, Path(min_length=1, max_length=64, pattern=CLIENT_PATTERN, description="The client reference")]
+
+
+def at_least(*names: str) -> Callable[..., int]:
+    """A dependency: the position the named projections reflect, once `min_position` is reached."""
+
+    def wait(_: CurrentPrincipal, api: ApiDep, min_position: MinPosition = None) -> int:  # authenticated before it waits
+        return api.freshness.at_least(names, min_position)
+
+    return wait
+
+
+CensusPosition = Annotated[int, Depends(at_least("census"))]
+StepsPosition = Annotated[int, Depends(at_least("step_history"))]
+HistoryPosition = Annotated[int, Depends(at_least("census", "step_history"))]
+TrailPosition = Annotated[int, Depends(at_least("census", "audit_trail"))]
+
+
+def readable_client(client: ClientPath, principal: RecordReader, api: ApiDep) -> str:
+    """A clinician reads the clients registered at its site; an auditor reads any client."""
+    if principal.role is Role.CLINICIAN:
+        with api.wired.views.transaction() as cursor:
+            cursor.execute("SELECT site FROM census_clients WHERE journey_id = ?", (str(ClientJourney.create_id(client)),))
+            row = cursor.fetchone()
+        if row is not None and row[0] != principal.site:
+            raise HTTPException(403, f"client {client} is not registered at site {principal.site}")
+    return client
+
+
+ReadableClient = Annotated[str, Depends(readable_client)]
+
+
+def reader(principal: Principal, purpose: str | None) -> Reader:
+    return Reader(principal.name, principal.role.value, purpose)
+
+
+def level_code(value: str | None) -> str | None:
+    if value is None or value == ALUMNI:
+        return value
+    try:
+        return Level.from_code(value).code
+    except ValueError as problem:
+        raise InvalidParameter("query", "level", str(problem)) from None
+
+
+def level_query(
+    level: Annotated[str | None, Query(description="ASAM code (2.1), level name (IOP) or `alumni`", max_length=32)] = None,
+) -> str | None:
+    return level_code(level)
+
+
+LevelCode = Annotated[str | None, Depends(level_query)]  # checked before a stream starts, so a bad level is a 422
+
+
+def moment(text: str | None, name: str, zone_name: str, *, end_of_day: bool = True) -> datetime | None:
+    """A date means the end of that day (a midnight census) in the configured timezone, as in the CLI."""
+    if text is None:
+        return None
+    try:
+        zone = ZoneInfo(zone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    try:
+        if len(text) == len("2026-01-31"):
+            at = datetime.combine(date.fromisoformat(text), time.max if end_of_day else time.min, tzinfo=zone)
+        else:
+            at = datetime.fromisoformat(text)
+            at = at if at.tzinfo is not None else at.replace(tzinfo=zone)
+        return at.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidParameter("query", name, f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None

@@ -1,0 +1,191 @@
+"""Aggregates for dashboards: the census now, on a date or as recorded, the step matrix, the live
+census, and where the projections stand."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import anyio
+from fastapi import APIRouter, Header, HTTPException, Query, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from projections.census import CensusClient
+from services.api.deps import (
+    Api,
+    ApiDep,
+    CensusPosition,
+    CurrentPrincipal,
+    IfNoneMatch,
+    LevelCode,
+    StepsPosition,
+    moment,
+)
+from services.api.freshness import etag, mark, matches, not_modified
+from services.api.problems import InvalidParameter, responses
+from services.api.schemas import (
+    CensusChange,
+    CensusClientPublic,
+    CensusLinePublic,
+    CensusPublic,
+    MatrixPublic,
+    ProjectionPublic,
+    StatusPublic,
+    StepCount,
+)
+from services.api.tokens import Principal, Role
+from services.reads import Census
+
+router = APIRouter(tags=["census"])
+
+Site = Annotated[str | None, Query(max_length=200)]
+Track = Annotated[Literal["day", "evening", "residential", "alumni"] | None, Query()]
+On = Annotated[str | None, Query(description="A past date (YYYY-MM-DD, end of that day) or ISO 8601 time; default now")]
+AsRecorded = Annotated[str | None, Query(
+    alias="as_recorded", description="Auditors: the census as the record stood at this time (replays the store; counts only)",
+)]
+Clients = Annotated[bool, Query(description="List the clients too (clinicians: those registered at their site; not dashboards)")]
+CONDITIONAL: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified since the ETag given in If-None-Match"}}
+
+
+def _may_list(principal: Principal, *, clients: bool) -> None:
+    """Counts are for every role; a list of clients is for auditors, and for clinicians (their site's clients)."""
+    if clients and principal.role is Role.DASHBOARD:
+        raise HTTPException(403, "a dashboard token reads aggregate counts only: leave out clients=true")
+
+
+def _visible(api: Api, principal: Principal, listed: list[CensusClient]) -> list[CensusClient]:
+    """A clinician sees the clients registered at its site, wherever they are treated now."""
+    if principal.role is not Role.CLINICIAN or not listed:
+        return listed
+    with api.wired.views.transaction() as cursor:
+        cursor.execute("SELECT client_ref FROM census_clients WHERE site = ?", (principal.site,))
+        own = {row[0] for row in cursor.fetchall()}
+    return [client for client in listed if client.client_ref in own]
+
+
+def _lines(census: Census) -> list[CensusLinePublic]:
+    return [CensusLinePublic(level=x.level, site=x.site, track=x.track, clients=x.clients) for x in census.lines]
+
+
+@router.get(
+    "/census", response_model=CensusPublic, summary="Census now, on a date, or as recorded",
+    responses={**CONDITIONAL, **responses(401, 403, 422, 503)},
+)
+def census(  # noqa: PLR0913 - the census's filters are its query parameters
+    principal: CurrentPrincipal,
+    api: ApiDep,
+    position: CensusPosition,
+    response: Response,
+    level: LevelCode,
+    on: On = None,
+    as_recorded: AsRecorded = None,
+    site: Site = None,
+    track: Track = None,
+    clients: Clients = False,
+    if_none_match: IfNoneMatch = None,
+) -> CensusPublic | Response:
+    """Counts by level of care, site and track; with `clients=true` the clients and their days in level."""
+    _may_list(principal, clients=clients)
+    zone = api.settings.timezone
+    at, recorded = moment(on, "on", zone), moment(as_recorded, "as_recorded", zone)
+    if recorded is not None:
+        if principal.role is not Role.AUDITOR:
+            raise HTTPException(403, "the census as recorded replays every record: auditors only")
+        if clients or track:
+            raise InvalidParameter("query", "as_recorded", "gives counts by level and site: leave out clients and track")
+        position = api.wired.runner.head()
+        result = api.reads.census_as_recorded(at or datetime.now(tz=UTC), recorded, level=level, site=site)
+    else:
+        result = api.reads.census(at, level=level, site=site, track=track, with_clients=clients)
+    today = datetime.now(tz=UTC).date() if at is None else None  # days in level move with the clock
+    tag = etag("census", position, principal.role.value, principal.site, today)
+    if matches(if_none_match, tag):
+        return not_modified(position, tag)
+    mark(response, position, tag)
+    return CensusPublic(
+        at=result.at, as_recorded=recorded, position=position, total=result.total, counts=_lines(result),
+        clients=[
+            CensusClientPublic(client=c.client_ref, level=c.level, site=c.site, track=c.track, since=c.since,
+                               days_in_level=c.days_in_level)
+            for c in _visible(api, principal, result.clients)
+        ] if clients else None,
+    )
+
+
+@router.get(
+    "/steps/matrix", response_model=MatrixPublic, summary="Step matrix over a period",
+    responses={**CONDITIONAL, **responses(401, 422, 503)},
+)
+def matrix(
+    principal: CurrentPrincipal,
+    api: ApiDep,
+    position: StepsPosition,
+    response: Response,
+    since: Annotated[str | None, Query(description="Start date (inclusive) or time")] = None,
+    until: Annotated[str | None, Query(description="End date (inclusive) or time")] = None,
+    if_none_match: IfNoneMatch = None,
+) -> MatrixPublic | Response:
+    """How many steps went from each level to each other level, by clinical time."""
+    zone = api.settings.timezone
+    start, end = moment(since, "since", zone, end_of_day=False), moment(until, "until", zone)
+    tag = etag("matrix", position, principal.role.value)
+    if matches(if_none_match, tag):
+        return not_modified(position, tag)
+    counts = api.reads.matrix(start, end)
+    mark(response, position, tag)
+    steps = [StepCount(from_level=f, to_level=t, count=n) for (f, t), n in sorted(counts.items())]
+    return MatrixPublic(since=start, until=end, position=position, steps=steps)
+
+
+@router.get("/projections", response_model=StatusPublic, summary="Projection positions and lags", responses=responses(401))
+def projections(_: CurrentPrincipal, api: ApiDep, response: Response) -> StatusPublic:
+    """Each projection's position in the event log and how far it is behind the head."""
+    statuses = api.wired.runner.status()
+    mark(response, min((s.position for s in statuses), default=0))
+    return StatusPublic(
+        head=max((s.head for s in statuses), default=0),
+        projections=[ProjectionPublic(name=s.name, position=s.position, lag=s.lag) for s in statuses],
+        follower=api.follower is not None and api.follower.running,
+    )
+
+
+@router.get(
+    "/census/stream", response_class=EventSourceResponse, summary="Live census (Server-Sent Events)",
+    responses={200: {"description": "`census` events: id = position, data = CensusChange", "content": {
+        "text/event-stream": {"schema": {"type": "string"}},
+    }}, **responses(401, 422)},
+)
+async def census_stream(
+    _: CurrentPrincipal,
+    api: ApiDep,
+    level: LevelCode,
+    site: Site = None,
+    track: Track = None,
+    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0, description="Resume after this position")] = None,
+    max_events: Annotated[int | None, Query(ge=1, le=10_000, description="Close after this many events")] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """The census counts each time they change; an event's id is the position it reflects.
+
+    Reconnecting with `Last-Event-ID` sends the census at once if anything was recorded after
+    that position, then every later change. Aggregates only, so every role may follow it.
+    """
+    seen, last_counts, sent = last_event_id, None, 0
+    deadline = time.monotonic() + api.settings.api_stream_max_seconds
+    while time.monotonic() < deadline:
+        position, counts = await anyio.to_thread.run_sync(_snapshot, api, level, site, track)
+        if (seen is None or position > seen) and counts != last_counts:
+            change = CensusChange(position=position, total=sum(c.clients for c in counts), counts=counts)
+            yield ServerSentEvent(id=str(position), event="census", data=change, retry=int(api.settings.api_retry_after * 1000))
+            last_counts, sent = counts, sent + 1
+            if max_events is not None and sent >= max_events:
+                return
+        seen = position if seen is None else max(seen, position)
+        await anyio.sleep(api.settings.api_stream_poll)
+
+
+def _snapshot(api: Api, level: str | None, site: str | None, track: str | None) -> tuple[int, list[CensusLinePublic]]:
+    position = api.freshness.position(["census"])  # read first: the counts are at least this new
+    return position, _lines(api.reads.census(level=level, site=site, track=track))

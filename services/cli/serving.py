@@ -1,0 +1,113 @@
+"""`continuum serve` (the HTTP API), `continuum token ...` (the operator's API tokens) and
+`continuum schema openapi` (the API's document, as committed in openapi.json)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import structlog
+import typer
+from rich.table import Table
+
+from services.api.tokens import Role, TokenProblem, TokenStore
+from services.cli.admin import schema_app
+from services.cli.base import DatabaseOption, JsonOption, UsageError, command, console, continuum, errors, print_json, settings_for
+
+
+@command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="Address to listen on (CONTINUUM_API_HOST; default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (CONTINUUM_API_PORT; default 8000)")] = None,
+    follow: Annotated[bool | None, typer.Option(
+        "--follow/--no-follow", help="Keep projections current in this process (default), or leave it to `continuum project --follow`",
+    )] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /docs and /openapi.json); tokens come from `continuum token add`."""
+    import uvicorn
+
+    from services.api import create_app
+    from services.api.observability import configure_logging
+    from services.bootstrap import bootstrap
+
+    settings = settings_for(database_url)
+    configure_logging(settings.log_level)
+    wired = bootstrap(settings)
+    try:
+        app = create_app(wired, follow=follow)
+        with wired.views.transaction() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM api_tokens WHERE revoked_at IS NULL")
+            if not cursor.fetchone()[0]:
+                structlog.get_logger("continuum.api").warning("no API tokens: every request gets 401 until `continuum token add`")
+        uvicorn.run(
+            app, host=host or settings.api_host, port=port or settings.api_port, access_log=False, log_config=None,
+            proxy_headers=False, server_header=False,
+        )
+    finally:
+        wired.close()
+
+
+token_app = typer.Typer(help="API tokens: made and revoked by the operator, stored only as hashes.", no_args_is_help=True)
+
+
+def token_add(
+    name: Annotated[str, typer.Argument(help="Who uses it; recorded as the actor of their commands and reads")],
+    role: Annotated[Role, typer.Option("--role", help="clinician, auditor or dashboard")],
+    site: Annotated[str | None, typer.Option("--site", help="The clinician's site (clinicians only)")] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Make a token and print it once: only its hash is kept."""
+    with continuum(database_url) as wired:
+        try:
+            token = TokenStore(wired.views).add(name, role, site)
+        except TokenProblem as problem:
+            raise UsageError(str(problem)) from None
+    errors.print(f"token for {name} ({role.value}{', site ' + site if site else ''}); shown once, keep it secret:")
+    print(token)  # noqa: T201 - stdout holds the token alone, for TOKEN=$(continuum token add ...)
+
+
+def token_list(
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked tokens")] = False,
+    as_json: JsonOption = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Names, roles and sites of the tokens (never the tokens)."""
+    with continuum(database_url) as wired:
+        infos = TokenStore(wired.views).list(include_revoked=all_)
+    if as_json:
+        print_json({"tokens": [vars(info) for info in infos]})
+        return
+    table = Table("name", "role", "site", "created", "revoked", title="API tokens")
+    for info in infos:
+        table.add_row(info.name, info.role, info.site or "", info.created_at[:19], (info.revoked_at or "")[:19])
+    console.print(table)
+
+
+def token_revoke(name: Annotated[str, typer.Argument()], database_url: DatabaseOption = None) -> None:
+    """Revoke a name's active token; its next request gets 401."""
+    with continuum(database_url) as wired:
+        try:
+            TokenStore(wired.views).revoke(name)
+        except TokenProblem as problem:
+            raise UsageError(str(problem)) from None
+    console.print(f"revoked the token of {name}")
+
+
+@schema_app.command("openapi")
+def schema_openapi() -> None:
+    """The OpenAPI document of the HTTP API (committed as openapi.json)."""
+    from services.api import openapi_document
+
+    print(json.dumps(openapi_document(), indent=2, sort_keys=False))  # noqa: T201
+
+
+def _register() -> None:
+    from services.cli.base import app, one_line_errors
+
+    for name, func in (("add", token_add), ("list", token_list), ("revoke", token_revoke)):
+        token_app.command(name)(one_line_errors(func))
+    app.add_typer(token_app, name="token")
+
+
+_register()

@@ -1,0 +1,137 @@
+"""Kafka commands: `relay` publishes the event log, `consume` builds projections from the topic,
+`schema events` writes the published contract."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from kafka.errors import KafkaError
+
+from infra.config import Settings, parse_database_url
+from infra.kafka.clients import kafka_settings
+from infra.kafka.envelope import ContractViolation
+from infra.kafka.relay import Relay
+from infra.kafka.schemas import asyncapi_document, write_schemas
+from infra.kafka.worker import ProjectionWorker
+from infra.views import open_views
+from projections.catalogue import all_projections
+from services.cli.admin import schema_app
+from services.cli.base import EXIT_USAGE, DatabaseOption, UsageError, command, console, continuum, errors, print_json, settings_for
+
+ServersOption = Annotated[
+    str | None,
+    typer.Option(
+        "--bootstrap-servers", envvar=["CONTINUUM_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"],
+        help="host:port[,host:port] of the Kafka brokers",
+    ),
+]
+TopicOption = Annotated[str | None, typer.Option("--topic", envvar="CONTINUUM_KAFKA_TOPIC", help="default care.journey.v1")]
+VerboseOption = Annotated[bool, typer.Option("--verbose", help="Also show the Kafka client's own log")]
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("kafka").setLevel(logging.INFO if verbose else logging.CRITICAL)  # the relay says it in one line
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def _broker_error(servers: str, error: KafkaError) -> typer.Exit:
+    errors.print(f"[red]error:[/red] Kafka at {servers}: {error}", highlight=False, soft_wrap=True)
+    return typer.Exit(EXIT_USAGE)
+
+
+@command("relay")
+def relay(
+    follow: Annotated[bool, typer.Option("--follow", help="Keep running: publish new events as they are recorded")] = False,
+    bootstrap_servers: ServersOption = None,
+    topic: TopicOption = None,
+    verbose: VerboseOption = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Publish every recorded event to Kafka, from where the relay stopped (and keep going with --follow)."""
+    _logging(verbose)
+    with continuum(database_url, kafka_bootstrap_servers=bootstrap_servers, kafka_topic=topic) as wired:
+        settings = kafka_settings(wired.settings)
+        publisher = Relay(wired.app, wired.views, settings, batch_size=wired.settings.kafka_relay_batch_size)
+        try:
+            if follow:
+                stop = _stop_on_signals()
+                how = "LISTEN/NOTIFY" if wired.database.kind == "postgres" else f"polling every {wired.settings.poll_interval} s"
+                errors.print(f"relaying {wired.database.display} to {settings.topic} at {settings.bootstrap_servers} ({how}); Ctrl-C stops")
+                publisher.run(stop, wired.wait_for_events, wired.settings.poll_interval)
+            else:
+                count = publisher.publish_pending()
+                publisher.close()
+                console.print(f"published {count} events to {settings.topic}")
+        except KafkaError as error:
+            raise _broker_error(settings.bootstrap_servers, error) from None
+        except ContractViolation as violation:
+            errors.print(f"[red]error:[/red] {violation}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_USAGE) from None
+        status = publisher.status()
+    console.print(f"relay position {status.position}, head {status.head}, lag {status.lag}")
+
+
+@command("consume")
+def consume(
+    projections: Annotated[list[str] | None, typer.Argument(help="Projections to build (default: all)")] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep consuming; without it, stop once caught up")] = False,
+    group: Annotated[str | None, typer.Option("--group", envvar="CONTINUUM_KAFKA_CONSUMER_GROUP", help="Consumer group")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="This worker's name (default host-pid)")] = None,
+    bootstrap_servers: ServersOption = None,
+    topic: TopicOption = None,
+    verbose: VerboseOption = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Build projection tables from the topic into --database-url (the read side), in a consumer group."""
+    _logging(verbose)
+    settings = settings_for(database_url, kafka_bootstrap_servers=bootstrap_servers, kafka_topic=topic, kafka_consumer_group=group)
+    known = {projection.name: projection for projection in all_projections()}
+    unknown = [p for p in projections or [] if p not in known]
+    if unknown:
+        msg = f"no projection named {', '.join(unknown)} (known: {', '.join(known)})"
+        raise UsageError(msg)
+    views = open_views(parse_database_url(settings.database_url), settings.connect_timeout)
+    worker = ProjectionWorker(
+        views, [known[p] for p in projections or known], kafka_settings(settings),
+        group=settings.kafka_consumer_group, name=name or f"{socket.gethostname()}-{os.getpid()}",
+    )
+    stop = _stop_on_signals()
+    errors.print(f"consuming {settings.kafka_topic} at {settings.kafka_bootstrap_servers} as {worker.name} in group"
+                 f" {worker.group} into {views.database.display}")
+    try:
+        counts = worker.run(stop, until_caught_up=not follow)
+    except KafkaError as error:
+        raise _broker_error(settings.kafka_bootstrap_servers, error) from None
+    finally:
+        views.close()
+    console.print(f"applied {counts.applied} events, dropped {counts.duplicates} duplicates, dead-lettered"
+                  f" {counts.dead_lettered}; partitions {sorted(counts.partitions)}")
+
+
+@schema_app.command("events")
+def schema_events(
+    out: Annotated[Path | None, typer.Option("--out", help="Write events/<Event>.v1.json and asyncapi.json here")] = None,
+) -> None:
+    """The published Kafka contract: a JSON Schema per event type and the topic's AsyncAPI 3.0 document."""
+    defaults = Settings.model_fields  # the documents describe the default topic, whatever this shell's environment says
+    topic, partitions = str(defaults["kafka_topic"].default), int(defaults["kafka_partitions"].default)
+    if out is None:
+        print_json(asyncapi_document(topic, f"{topic}.DLT", partitions))
+        return
+    written = write_schemas(out, topic, f"{topic}.DLT", partitions)
+    console.print(f"wrote {len(written)} files under {out}")

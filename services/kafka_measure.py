@@ -1,0 +1,166 @@
+"""How fast the relay publishes, beside a bare kafka-python producer sending the same messages in
+the same run, and how long an event takes from its command being recorded to being consumed.
+
+The benchmark harness calls `infra.kafka.relay.measure_relay` (the relay alone); this adds the
+baseline and the latency. By hand:
+
+    python -m services.kafka_measure --bootstrap-servers 127.0.0.1:9092 [--clients 1000] [--database-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kafka import TopicPartition
+
+from domain.events import event_id
+from domain.journey import ClientJourney
+from domain.values import Actor
+from infra.config import Settings
+from infra.kafka.clients import KafkaSettings, kafka_settings, producer, reader
+from infra.kafka.envelope import encode, kafka_headers
+from infra.kafka.relay import Relay, measure_relay
+from services.bootstrap import Continuum, bootstrap
+from services.commands import parse_command
+from services.demo import cohort_lines
+from services.importer import import_lines
+
+ACTOR = Actor("bench", "system")
+
+
+@dataclass(frozen=True)
+class RelayMeasurement:
+    events: int
+    relay_seconds: float
+    relay_events_per_s: float
+    bare_seconds: float
+    bare_events_per_s: float
+    latency_samples: int
+    latency_p50_ms: float
+    latency_p99_ms: float
+    latency_max_ms: float
+    poll_interval: float
+    database: str
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def measure_kafka(
+    bootstrap_servers: str, *, database_url: str | None = None, clients: int = 1000, latency_samples: int = 200,
+    partitions: int = 6, poll_interval: float = 0.05,
+) -> RelayMeasurement:
+    """Record a `clients`-strong demo cohort into `database_url` (a temporary SQLite file by default, or
+    an empty store), then time the relay and a bare producer over the same events, each to a fresh topic,
+    then the latency of `latency_samples` single commands through a following relay."""
+    with tempfile.TemporaryDirectory(prefix="continuum-measure-") as folder:
+        url = database_url or f"sqlite:///{Path(folder) / 'store.db'}"
+        settings = Settings(database_url=url, kafka_bootstrap_servers=bootstrap_servers, kafka_partitions=partitions,
+                            poll_interval=poll_interval)
+        wired = bootstrap(settings)
+        try:
+            end = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(days=1)
+            import_lines(wired.service, cohort_lines(clients, 7, start=end - timedelta(days=365), end=end), ACTOR)
+            relayed = measure_relay(wired.app, wired.views, bootstrap_servers, _fresh(settings).topic, partitions=partitions)
+            events, relay_seconds = int(relayed["events"]), relayed["seconds"]
+            bare_seconds = _time_bare_producer(wired, _fresh(settings))
+            latencies = _latencies(wired, _fresh(settings), latency_samples)
+        finally:
+            wired.close()
+    ordered = sorted(latencies)
+    return RelayMeasurement(
+        events=events, relay_seconds=round(relay_seconds, 3), relay_events_per_s=round(events / relay_seconds),
+        bare_seconds=round(bare_seconds, 3), bare_events_per_s=round(events / bare_seconds),
+        latency_samples=len(ordered), latency_p50_ms=round(statistics.median(ordered), 1),
+        latency_p99_ms=round(ordered[max(int(len(ordered) * 0.99) - 1, 0)], 1), latency_max_ms=round(ordered[-1], 1),
+        poll_interval=poll_interval, database=wired.database.display,
+    )
+
+
+def _fresh(settings: Settings) -> KafkaSettings:
+    topic = f"care.journey.measure-{uuid.uuid4().hex[:8]}"
+    return kafka_settings(settings.model_copy(update={"kafka_topic": topic}))
+
+
+def _time_bare_producer(wired: Continuum, settings: KafkaSettings) -> float:
+    """The same messages, built beforehand, sent by a producer configured like the relay's."""
+    notifications = wired.app.recorder.select_notifications(start=0, limit=10**9, inclusive_of_start=False)
+    messages = [encode(wired.app.mapper.to_domain_event(n), n.id, None) for n in notifications]
+    relay = Relay(wired.app, wired.views, settings)
+    relay._connected()  # noqa: SLF001 - the same topic creation as the relay's
+    relay.close()
+    bare = producer(settings, client_id="bare-producer")
+    started = time.perf_counter()
+    futures = [bare.send(settings.topic, key=m.key, value=m.value, headers=kafka_headers(m)) for m in messages]
+    bare.flush()
+    elapsed = time.perf_counter() - started
+    assert all(future.succeeded() for future in futures)  # noqa: S101 - a measurement of failed sends is no measurement
+    bare.close()
+    return elapsed
+
+
+def _latencies(wired: Continuum, settings: KafkaSettings, samples: int) -> list[float]:
+    """Milliseconds from a command's save returning to a plain consumer receiving its message."""
+    relay = Relay(wired.app, wired.views, settings)
+    relay.publish_pending()  # the backlog: the topic now holds the demo; only new events are timed
+    stop = threading.Event()
+    relaying = threading.Thread(target=relay.run, args=(stop, wired.wait_for_events, wired.settings.poll_interval), daemon=True)
+    relaying.start()
+    consumer = reader(settings, fetch_max_wait_ms=10)  # a consumer tuned for latency: the broker answers fetches at once
+    partitions = [TopicPartition(settings.topic, p) for p in sorted(consumer.partitions_for_topic(settings.topic) or ())]
+    consumer.assign(partitions)
+    while consumer.poll(timeout_ms=1000):  # read the backlog first (seeking to the end misbehaves on some brokers)
+        pass
+    received: dict[str, float] = {}
+    recorded: dict[str, float] = {}
+
+    def consume() -> None:
+        while len(received) < samples and not stop.is_set():
+            for records in consumer.poll(timeout_ms=100).values():
+                now = time.time()
+                for record in records:
+                    received.setdefault(dict(record.headers)["ce_id"].decode(), now)
+
+    consuming = threading.Thread(target=consume, daemon=True)
+    consuming.start()
+    run = uuid.uuid4().hex[:6]
+    for number in range(samples):
+        ref = f"L-{run}-{number:05d}"
+        data = {"command": "register", "client": ref, "site": "north", "occurred_at": datetime.now(tz=UTC).isoformat()}
+        wired.service.execute(parse_command(data), ACTOR)
+        recorded[str(event_id(ClientJourney.create_id(ref), 1))] = time.time()
+        time.sleep(0.01)
+    consuming.join(timeout=30)
+    stop.set()
+    relaying.join(timeout=30)
+    consumer.close()
+    return [(received[ce_id] - at) * 1000 for ce_id, at in recorded.items() if ce_id in received]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--bootstrap-servers", required=True)
+    parser.add_argument("--database-url")
+    parser.add_argument("--clients", type=int, default=1000)
+    parser.add_argument("--latency-samples", type=int, default=200)
+    parser.add_argument("--poll-interval", type=float, default=0.05)
+    args = parser.parse_args()
+    measured = measure_kafka(
+        args.bootstrap_servers, database_url=args.database_url, clients=args.clients,
+        latency_samples=args.latency_samples, poll_interval=args.poll_interval,
+    )
+    print(json.dumps(measured.as_json(), indent=2))  # noqa: T201
+
+
+if __name__ == "__main__":
+    main()
