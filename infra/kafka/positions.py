@@ -58,5 +58,12 @@ class RelayPositions:
                 (topic, position, datetime.now(tz=UTC).isoformat()),
             )
 
+    def all(self) -> dict[str, int]:
+        """Every topic's position: what the API's metrics report as relay lag."""
+        self.setup()
+        with self.views.transaction() as cursor:
+            cursor.execute("SELECT name, position FROM relay_positions")
+            return {str(name): int(position) for name, position in cursor.fetchall()}
+
     def status(self, topic: str, head: int) -> RelayStatus:
         return RelayStatus(topic, self.get(topic), head)

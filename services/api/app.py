@@ -9,12 +9,12 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from infra.kafka.positions import RelayPositions
 from services.api import problems
 from services.api.deps import Api
 from services.api.follower import ProjectionFollower
 from services.api.freshness import Freshness
 from services.api.observability import Metrics, Observe, StoreCollector
-from services.api.relay_positions import relay_positions
 from services.api.routes import audit, census, clients, commands, operations
 from services.api.tokens import TokenStore
 from services.bootstrap import Continuum
@@ -53,9 +53,10 @@ def create_app(wired: Continuum, *, follow: bool | None = None) -> FastAPI:
     waiter = wired.wait_for_events if wired.database.kind == "postgres" else None
     follower = ProjectionFollower(wired.runner, waiter, settings.poll_interval) if following else None
 
+    relays = RelayPositions(wired.views)
+
     def store_positions() -> tuple[int, dict[str, int], dict[str, int]]:
-        known = wired.runner.projections
-        return wired.runner.head(), wired.runner.positions(), relay_positions(wired.views, known)
+        return wired.runner.head(), wired.runner.positions(), relays.all()
 
     metrics = Metrics(StoreCollector(store_positions))
 
