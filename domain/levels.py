@@ -94,6 +94,11 @@ ALUMNI = "alumni"
 """Alumni/continuing care is a status, not an ASAM level; the census counts it under this name."""
 
 
+def census_level(value: str) -> str:
+    """A census level filter: an ASAM code or name, or `alumni`; ValueError names the known codes."""
+    return value if value == ALUMNI else Level.from_code(value).code
+
+
 class Track(Enum):
     DAY = "day"  # 09:00-12:00
     EVENING = "evening"  # 18:00-21:00

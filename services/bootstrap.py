@@ -50,13 +50,18 @@ class Continuum:
 
 
 def bootstrap(
-    settings: Settings | None = None, *, clock: Callable[[], datetime] | None = None, decode_check: bool = True,
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    decode_check: bool = True,
+    store_overrides: dict[str, str] | None = None,
 ) -> Continuum:
+    """`store_overrides` replaces entries of the library's environment (the benchmark swaps in timed recorders)."""
     settings = settings or Settings()
     database = parse_database_url(settings.database_url)
     views = open_views(database, settings.connect_timeout)  # reaches the database first: one clear error if not
     cipher_key = settings.cipher_key.get_secret_value() if settings.cipher_key else None
-    env = store_environment(database, cipher_key=cipher_key, connect_timeout=settings.connect_timeout)
+    env = store_environment(database, cipher_key=cipher_key, connect_timeout=settings.connect_timeout) | (store_overrides or {})
     try:
         app = CareContinuum(env=env)
     except (PersistenceError, psycopg.Error) as error:

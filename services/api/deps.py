@@ -13,7 +13,7 @@ from fastapi import Depends, Header, HTTPException, Path, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from domain.journey import ClientJourney
-from domain.levels import ALUMNI, Level
+from domain.levels import census_level
 from infra.config import Settings
 from services.api.follower import ProjectionFollower
 from services.api.freshness import Freshness
@@ -124,10 +124,8 @@ def reader(principal: Principal, purpose: str | None) -> Reader:
 
 
 def level_code(value: str | None) -> str | None:
-    if value is None or value == ALUMNI:
-        return value
     try:
-        return Level.from_code(value).code
+        return None if value is None else census_level(value)
     except ValueError as problem:
         raise InvalidParameter("query", "level", str(problem)) from None
 

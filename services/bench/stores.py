@@ -13,15 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
-from eventsourcing.persistence import PersistenceError
 
-from infra.config import Database, Settings, parse_database_url
-from infra.store import store_environment
-from infra.views import DatabaseUnavailable, open_views
-from projections.catalogue import all_projections
-from projections.runner import ProjectionRunner
-from services.bootstrap import Continuum
-from services.journeys import CareContinuum, JourneyService
+from infra.config import Settings, parse_database_url
+from services.bootstrap import Continuum, bootstrap
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -98,17 +92,5 @@ class Target:
 
 def open_continuum(url: str, *, recorder_topic: str | None = None, batch_size: int = 1000) -> Continuum:
     """`services.bootstrap.bootstrap`, with the application recorder swappable (timed or polling)."""
-    settings = Settings(database_url=url, projection_batch_size=batch_size)
-    database: Database = parse_database_url(url)
-    views = open_views(database, settings.connect_timeout)
-    env = store_environment(database, cipher_key=None, connect_timeout=settings.connect_timeout)
-    if recorder_topic is not None:
-        env["APPLICATION_RECORDER_TOPIC"] = recorder_topic
-    try:
-        app = CareContinuum(env=env)
-    except (PersistenceError, psycopg.Error) as error:
-        views.close()
-        msg = f"cannot open the event store in {database.display}: {error}"
-        raise DatabaseUnavailable(msg) from None
-    runner = ProjectionRunner(app, views, all_projections(), batch_size)
-    return Continuum(settings, database, app, JourneyService(app), views, runner)
+    overrides = {"APPLICATION_RECORDER_TOPIC": recorder_topic} if recorder_topic else None
+    return bootstrap(Settings(database_url=url, projection_batch_size=batch_size), store_overrides=overrides)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from domain.levels import ALUMNI, Level
+from domain.levels import ALUMNI, Level, census_level
 from infra.kafka.positions import RelayPositions
 from projections.census import CensusClient, CensusLine
 from services.bootstrap import Continuum
@@ -30,10 +30,8 @@ from services.reads import Reads
 
 
 def level_code(value: str | None) -> str | None:
-    if value is None or value == ALUMNI:
-        return value
     try:
-        return Level.from_code(value).code
+        return None if value is None else census_level(value)
     except ValueError as problem:
         raise UsageError(str(problem)) from None
 
