@@ -73,14 +73,32 @@ class _PGSnapshot:
             yield from cursor
 
 
-class SQLiteViews:
+class _ConnectionPerThread:
+    """Each thread keeps one connection (the API and the follower run in threads); close() ends them all."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+
+    def _keep(self, connection: Any) -> None:  # noqa: ANN401
+        self._local.connection = connection
+        with self._lock:
+            self._connections.append(connection)
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+
+
+class SQLiteViews(_ConnectionPerThread):
     dialect = "sqlite"
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
+        super().__init__()
         with self.transaction() as cursor:  # opens the file now: a bad path fails here, once
             cursor.execute("SELECT 1")
 
@@ -94,9 +112,7 @@ class SQLiteViews:
             except sqlite3.Error as error:
                 msg = f"cannot open database {self.database.display}: {error}"
                 raise DatabaseUnavailable(msg) from None
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
+            self._keep(connection)
         return connection
 
     @contextmanager
@@ -129,11 +145,6 @@ class SQLiteViews:
         with self.snapshot() as snapshot:
             yield from snapshot.stream(sql, params, batch)
 
-    def close(self) -> None:
-        with self._lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
 
 
 class _PGCursor:
@@ -159,15 +170,13 @@ class _PGCursor:
         return self._cursor.fetchall()
 
 
-class PostgresViews:
+class PostgresViews(_ConnectionPerThread):
     dialect = "postgres"
 
     def __init__(self, database: Database, connect_timeout: int = 5) -> None:
         self.database = database
         self.connect_timeout = connect_timeout
-        self._local = threading.local()
-        self._connections: list[psycopg.Connection[Any]] = []
-        self._lock = threading.Lock()
+        super().__init__()
         with self.transaction() as cursor:
             cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{database.schema}"')
 
@@ -188,9 +197,7 @@ class PostgresViews:
         connection: psycopg.Connection[Any] | None = getattr(self._local, "connection", None)
         if connection is None or connection.closed:
             connection = self.connect()
-            self._local.connection = connection
-            with self._lock:
-                self._connections.append(connection)
+            self._keep(connection)
         return connection
 
     @contextmanager
@@ -223,11 +230,6 @@ class PostgresViews:
         with self.snapshot() as snapshot:
             yield from snapshot.stream(sql, params, batch)
 
-    def close(self) -> None:
-        with self._lock:
-            for connection in self._connections:
-                connection.close()
-            self._connections.clear()
 
 
 def open_views(database: Database, connect_timeout: int = 5) -> SQLiteViews | PostgresViews:
