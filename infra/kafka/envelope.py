@@ -76,14 +76,58 @@ def _published_facts(event: Any, name: str) -> dict[str, Any]:  # noqa: ANN401 -
 
 
 def encode(event: Any, position: int, chain_head: str | None) -> KafkaMessage:  # noqa: ANN401 - any event of the catalogue
-    """The message for a stored event at notification `position`; raises ContractViolation."""
+    """The message for a stored event at notification `position`; raises ContractViolation.
+
+    The relay's hot path: the same bytes as `encode_with_sdk` (a test holds them equal for every event
+    type), written straight into the binding's `KafkaMessage`; the SDK's per-attribute validation
+    cost more than half the relay's own work per event.
+    """
     name = event_name(event)
     journey_id: UUID = event.originator_id
+    data = _payload(event, name, position)
+    journey = str(journey_id).encode()
+    stamp = event.timestamp.isoformat()
+    headers = {
+        "ce_id": str(event_id(journey_id, event.originator_version)).encode(),
+        "ce_source": _SOURCE,
+        "ce_type": _ce_type_bytes(name),
+        "ce_specversion": b"1.0",
+        "ce_time": (stamp[:-6] + "Z" if stamp.endswith("+00:00") else stamp).encode(),
+        "ce_subject": journey,
+        "content-type": _CONTENT_TYPE,
+        "ce_sequence": f"{event.originator_version:0{SEQUENCE_WIDTH}d}".encode(),
+        "ce_position": str(position).encode(),
+    }
+    if chain_head:
+        headers["ce_chainhead"] = chain_head.encode()
+    return KafkaMessage(headers=headers, key=journey, value=data.model_dump_json().encode())
+
+
+_SOURCE = SOURCE.encode()
+_CONTENT_TYPE = CONTENT_TYPE.encode()
+_TYPES: dict[str, bytes] = {}
+
+
+def _ce_type_bytes(name: str) -> bytes:
+    if name not in _TYPES:
+        _TYPES[name] = ce_type(name).encode()
+    return _TYPES[name]
+
+
+def _payload(event: Any, name: str, position: int) -> Any:  # noqa: ANN401 - any event of the catalogue
     try:
-        data = MODELS[name].model_validate(_published_facts(event, name))
+        return MODELS[name].model_validate(_published_facts(event, name))
     except (KeyError, ValidationError) as error:
-        msg = f"event #{position} ({name}, journey {journey_id} version {event.originator_version}) does not fit {ce_type(name)}: {error}"
+        where = f"event #{position} ({name}, journey {event.originator_id} version {event.originator_version})"
+        msg = f"{where} does not fit {ce_type(name)}: {error}"
         raise ContractViolation(msg) from None
+
+
+def encode_with_sdk(event: Any, position: int, chain_head: str | None) -> KafkaMessage:  # noqa: ANN401
+    """The reference encoding through the CloudEvents SDK: what `encode` must equal, byte for byte."""
+    name = event_name(event)
+    journey_id: UUID = event.originator_id
+    data = _payload(event, name, position)
     attributes: dict[str, Any] = {
         "id": str(event_id(journey_id, event.originator_version)),
         "source": SOURCE,

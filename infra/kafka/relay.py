@@ -54,15 +54,25 @@ class Relay:
         """Publish every event after the recorded position (or the next `limit`), batch by batch; returns
         how many. Raises KafkaError when the broker does not acknowledge a batch (its position stays put)."""
         published = 0
-        while (stop is None or not stop.is_set()) and (limit is None or published < limit):
-            start = self.positions.get(self.topic)
-            size = self.batch_size if limit is None else min(self.batch_size, limit - published)
-            notifications = self.app.recorder.select_notifications(start=start, limit=size, inclusive_of_start=False)
-            if not notifications:
-                break
-            self._publish(notifications)
-            self.positions.advance(self.topic, notifications[-1].id)
-            published += len(notifications)
+        start = self.positions.get(self.topic)
+        in_flight: tuple[int, list[Any]] | None = None  # the batch the broker is acknowledging meanwhile
+        try:
+            while (stop is None or not stop.is_set()) and (limit is None or published < limit):
+                size = self.batch_size if limit is None else min(self.batch_size, limit - published)
+                notifications = self.app.recorder.select_notifications(start=start, limit=size, inclusive_of_start=False)
+                if not notifications:
+                    break
+                messages = self._encode(notifications)  # encodes while the previous batch is on the wire
+                if in_flight is not None:
+                    self._settle(*in_flight)
+                in_flight = (notifications[-1].id, self._send(messages))
+                start = notifications[-1].id
+                published += len(notifications)
+            if in_flight is not None:
+                self._settle(*in_flight)
+        except KafkaError:
+            self.close()
+            raise
         return published
 
     def run(self, stop: Event, wait: Callable[[float], None], poll: float = 0.5) -> None:
@@ -103,20 +113,24 @@ class Relay:
             self._producer = self._connect()
         return self._producer
 
-    def _publish(self, notifications: Sequence[Notification]) -> None:
+    def _encode(self, notifications: Sequence[Notification]) -> list[Any]:
         heads = self._chain_heads(notifications[0].id, notifications[-1].id)
-        messages = [encode(self.app.mapper.to_domain_event(n), n.id, heads.get(n.id)) for n in notifications]
+        return [encode(self.app.mapper.to_domain_event(n), n.id, heads.get(n.id)) for n in notifications]
+
+    def _send(self, messages: list[Any]) -> list[Any]:
         producer = self._connected()
-        futures = [
-            producer.send(self.topic, key=message.key, value=message.value, headers=kafka_headers(message))
-            for message in messages
-        ]
+        return [producer.send(self.topic, key=m.key, value=m.value, headers=kafka_headers(m)) for m in messages]
+
+    def _settle(self, last: int, futures: list[Any]) -> None:
+        """Every send of a batch acknowledged, then (and only then) its last position recorded."""
+        producer = self._connected()
         producer.flush(timeout=self.settings.send_timeout)
         for future in futures:
             if future.failed():
                 raise future.exception
             if not future.succeeded():
                 raise KafkaTimeoutError(f"no acknowledgement within {self.settings.send_timeout} s")
+        self.positions.advance(self.topic, last)
 
     def _chain_heads(self, first: int, last: int) -> dict[int, str]:
         """The global hash-chain link of each event: published so that auditors can hold it outside."""
