@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     timezone: str = "UTC"  # the day boundary of `census --on DATE`
     projection_batch_size: int = 1000
     command_batch_size: int = 500
+    journey_cache_size: int = 10_000  # journeys kept in memory between units of work: the bound on memory
     poll_interval: float = 0.5  # seconds between polls when following on SQLite
     connect_timeout: int = 5
     kafka_bootstrap_servers: str = "localhost:9092"

@@ -61,7 +61,9 @@ def bootstrap(
     database = parse_database_url(settings.database_url)
     views = open_views(database, settings.connect_timeout)  # reaches the database first: one clear error if not
     cipher_key = settings.cipher_key.get_secret_value() if settings.cipher_key else None
-    env = store_environment(database, cipher_key=cipher_key, connect_timeout=settings.connect_timeout) | (store_overrides or {})
+    env = store_environment(
+        database, cipher_key=cipher_key, connect_timeout=settings.connect_timeout, cache_size=settings.journey_cache_size,
+    ) | (store_overrides or {})
     try:
         app = CareContinuum(env=env)
     except (PersistenceError, psycopg.Error) as error:
