@@ -27,40 +27,32 @@ class StoreTimer:
 TIMER = StoreTimer()
 
 
-class TimedChainedSQLiteRecorder(ChainedSQLiteRecorder):
+class _Timed:
+    """Times the store insert (transaction and commit) and the chain's share of it, for either recorder."""
+
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401
         started = time.perf_counter()
         try:
-            positions: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            positions: Sequence[int] | None = super().insert_events(stored_events, **kwargs)  # type: ignore[misc]
             return positions
         finally:
             TIMER.insert_seconds += time.perf_counter() - started
             TIMER.transactions += 1
 
-    def _append_chain(self, c: Any, positions: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:  # noqa: ANN401
+    def _append_chain(self, cursor: Any, positions: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:  # noqa: ANN401
         started = time.perf_counter()
         try:
-            super()._append_chain(c, positions, stored_events)
+            super()._append_chain(cursor, positions, stored_events)  # type: ignore[misc]
         finally:
             TIMER.chain_seconds += time.perf_counter() - started
 
 
-class TimedChainedPostgresRecorder(ChainedPostgresRecorder):
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401
-        started = time.perf_counter()
-        try:
-            positions: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
-            return positions
-        finally:
-            TIMER.insert_seconds += time.perf_counter() - started
-            TIMER.transactions += 1
+class TimedChainedSQLiteRecorder(_Timed, ChainedSQLiteRecorder):
+    pass
 
-    def _append_chain(self, curs: Any, positions: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:  # noqa: ANN401
-        started = time.perf_counter()
-        try:
-            super()._append_chain(curs, positions, stored_events)
-        finally:
-            TIMER.chain_seconds += time.perf_counter() - started
+
+class TimedChainedPostgresRecorder(_Timed, ChainedPostgresRecorder):
+    pass
 
 
 def timed_recorder_topic(kind: str) -> str:
