@@ -108,7 +108,27 @@ def chain_ddl(table: str = CHAIN_TABLE) -> tuple[str, str]:
     )
 
 
+def _after_values(pairs: Sequence[tuple[UUID, int]], placeholder: str) -> str:
+    return ", ".join(f"({placeholder}, {placeholder})" for _ in pairs)
+
+
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
+    def select_events_after(self, pairs: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
+        """Every stored event of many journeys after a version each, in one statement per 400 journeys
+        (the library reads one journey per statement)."""
+        found: list[StoredEvent] = []
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(pairs), LINKS_PER_SELECT):
+                chunk = pairs[start:start + LINKS_PER_SELECT]
+                c.execute(
+                    f"SELECT e.originator_id, e.originator_version, e.topic, e.state FROM (VALUES {_after_values(chunk, '?')}) AS w"  # noqa: S608
+                    f" JOIN {self.events_table_name} e ON e.originator_id = w.column1 AND e.originator_version > w.column2"
+                    " ORDER BY e.originator_id, e.originator_version",
+                    [value for journey, version in chunk for value in (journey.hex, version)],
+                )
+                found.extend(StoredEvent(UUID(row[0]), int(row[1]), str(row[2]), bytes(row[3])) for row in c.fetchall())
+        return found
+
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), *chain_ddl()]
 
@@ -144,6 +164,26 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
+    def select_events_after(self, pairs: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
+        """As on SQLite: many journeys' new events in one statement per 400 journeys."""
+        found: list[StoredEvent] = []
+        table = f'"{self.datastore.schema}".{self.events_table_name}'
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            for start in range(0, len(pairs), LINKS_PER_SELECT):
+                chunk = pairs[start:start + LINKS_PER_SELECT]
+                values = ", ".join("(%s::uuid, %s::bigint)" for _ in chunk)
+                curs.execute(
+                    f"SELECT e.originator_id, e.originator_version, e.topic, e.state FROM (VALUES {values}) AS w (id, version)"  # noqa: S608
+                    f" JOIN {table} e ON e.originator_id = w.id AND e.originator_version > w.version"
+                    " ORDER BY e.originator_id, e.originator_version",
+                    [value for journey, version in chunk for value in (journey, version)],
+                )
+                found.extend(
+                    StoredEvent(row["originator_id"], int(row["originator_version"]), row["topic"], bytes(row["state"]))
+                    for row in curs.fetchall()
+                )
+        return found
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
         super().__init__(*args, **kwargs)
         table = f'"{self.datastore.schema}".{CHAIN_TABLE}'

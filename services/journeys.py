@@ -84,7 +84,10 @@ class JourneyService:
         now = self.clock()
         journeys: dict[UUID, ClientJourney] = {}
         loaded: dict[UUID, ClientJourney] = {}
-        outcomes = [self._apply(command, Context(actor, now, command.command_id()), journeys, loaded) for command in commands]
+        stored = self._load_many(list(dict.fromkeys(journey_id_of(command.client) for command in commands)))
+        outcomes = [
+            self._apply(command, Context(actor, now, command.command_id()), journeys, loaded, stored) for command in commands
+        ]
         try:
             recordings = self.app.save(*journeys.values())
         except IntegrityError:
@@ -94,12 +97,19 @@ class JourneyService:
         return outcomes
 
     def _apply(
-        self, command: Command, ctx: Context, journeys: dict[UUID, ClientJourney], loaded: dict[UUID, ClientJourney],
+        self,
+        command: Command,
+        ctx: Context,
+        journeys: dict[UUID, ClientJourney],
+        loaded: dict[UUID, ClientJourney],
+        stored: dict[UUID, ClientJourney | None] | None = None,
     ) -> Outcome:
         journey_id = journey_id_of(command.client)
         outcome = Outcome(command, ctx.command_id, journey_id)
         try:
-            journey = journeys.get(journey_id) or self._reuse(loaded.get(journey_id)) or self._load(journey_id)
+            journey = journeys.get(journey_id) or self._reuse(loaded.get(journey_id))
+            if journey is None:
+                journey = stored.pop(journey_id) if stored is not None and journey_id in stored else self._load(journey_id)
             if journey is not None:
                 loaded[journey_id] = journey
             if journey is None:
@@ -135,6 +145,27 @@ class JourneyService:
         since = cached.version if cached is not None else None
         journey: ClientJourney | None = project_aggregate(cached, self.app.events.get(journey_id, gt=since))
         return journey
+
+    def _load_many(self, journey_ids: list[UUID]) -> dict[UUID, ClientJourney | None]:
+        """`_load` for every journey of a unit of work, with one read of the store for all of them."""
+        select_after = getattr(self.app.recorder, "select_events_after", None)
+        if select_after is None:  # a recorder without the batched read (the in-memory one in unit tests)
+            return {journey_id: self._load(journey_id) for journey_id in journey_ids}
+        cache = self.app.repository.cache
+        cached: dict[UUID, ClientJourney] = {}
+        if cache is not None:
+            for journey_id in journey_ids:
+                try:
+                    cached[journey_id] = cast("ClientJourney", cache.get(journey_id, evict=True))
+                except KeyError:
+                    continue
+        newer: dict[UUID, list[object]] = {}
+        for stored_event in select_after([(j, cached[j].version if j in cached else 0) for j in journey_ids]):
+            newer.setdefault(stored_event.originator_id, []).append(self.app.mapper.to_domain_event(stored_event))
+        return {
+            journey_id: project_aggregate(cached.get(journey_id), newer.get(journey_id, []))  # type: ignore[arg-type]
+            for journey_id in journey_ids
+        }
 
     @staticmethod
     def _reuse(journey: ClientJourney | None) -> ClientJourney | None:
