@@ -5,13 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
-import threading
 from typing import Annotated, Any
 
 import typer
 
-from services.cli.base import DatabaseOption, UsageError, command, console, continuum, errors
+from services.cli.base import DatabaseOption, UsageError, command, console, continuum, errors, following, stop_on_signals
 from services.commands import commands_json_schema
 
 
@@ -26,11 +24,8 @@ def project(
         console.print(f"projected {done} events; {_lags(wired.runner.status())}")
         if not follow:
             return
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        how = "LISTEN/NOTIFY" if wired.database.kind == "postgres" else f"polling every {wired.settings.poll_interval} s"
-        errors.print(f"following {wired.database.display} ({how}); Ctrl-C stops")
+        stop = stop_on_signals()
+        errors.print(f"following {wired.database.display} ({following(wired)}); Ctrl-C stops")
         wired.runner.follow(wired.wait_for_events, stop, wired.settings.poll_interval)
         console.print(f"stopped; {_lags(wired.runner.status())}")
 

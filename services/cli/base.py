@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
 import sqlite3
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
@@ -105,6 +107,19 @@ def continuum(database_url: str | None, *, decode_check: bool = True, **override
 
 def reader(wired: Continuum, purpose: str | None) -> Reader:
     return Reader(wired.settings.actor, wired.settings.role, purpose)
+
+
+def stop_on_signals() -> threading.Event:
+    """Set on SIGINT or SIGTERM, so a following command finishes its batch and exits cleanly."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def following(wired: Continuum) -> str:
+    """How a `--follow` command learns of new events on this database."""
+    return "LISTEN/NOTIFY" if wired.database.kind == "postgres" else f"polling every {wired.settings.poll_interval} s"
 
 
 def print_json(data: Any) -> None:  # noqa: ANN401

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from kafka.errors import KafkaError
+from rich.markup import escape
 
 from infra.config import Settings, parse_database_url
 from infra.kafka.clients import kafka_settings
@@ -24,7 +23,19 @@ from infra.kafka.worker import ProjectionWorker
 from infra.views import open_views
 from projections.catalogue import all_projections
 from services.cli.admin import schema_app
-from services.cli.base import EXIT_USAGE, DatabaseOption, UsageError, command, console, continuum, errors, print_json, settings_for
+from services.cli.base import (
+    EXIT_USAGE,
+    DatabaseOption,
+    UsageError,
+    command,
+    console,
+    continuum,
+    errors,
+    following,
+    print_json,
+    settings_for,
+    stop_on_signals,
+)
 
 ServersOption = Annotated[
     str | None,
@@ -42,15 +53,8 @@ def _logging(verbose: bool) -> None:
     logging.getLogger("kafka").setLevel(logging.INFO if verbose else logging.CRITICAL)  # the relay says it in one line
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
-
-
 def _broker_error(servers: str, error: KafkaError) -> typer.Exit:
-    errors.print(f"[red]error:[/red] Kafka at {servers}: {error}", highlight=False, soft_wrap=True)
+    errors.print(f"[red]error:[/red] Kafka at {escape(servers)}: {escape(str(error))}", highlight=False, soft_wrap=True)
     return typer.Exit(EXIT_USAGE)
 
 
@@ -69,9 +73,11 @@ def relay(
         publisher = Relay(wired.app, wired.views, settings, batch_size=wired.settings.kafka_relay_batch_size)
         try:
             if follow:
-                stop = _stop_on_signals()
-                how = "LISTEN/NOTIFY" if wired.database.kind == "postgres" else f"polling every {wired.settings.poll_interval} s"
-                errors.print(f"relaying {wired.database.display} to {settings.topic} at {settings.bootstrap_servers} ({how}); Ctrl-C stops")
+                stop = stop_on_signals()
+                errors.print(
+                    f"relaying {wired.database.display} to {settings.topic} at {settings.bootstrap_servers}"
+                    f" ({following(wired)}); Ctrl-C stops",
+                )
                 publisher.run(stop, wired.wait_for_events, wired.settings.poll_interval)
             else:
                 count = publisher.publish_pending()
@@ -80,7 +86,7 @@ def relay(
         except KafkaError as error:
             raise _broker_error(settings.bootstrap_servers, error) from None
         except ContractViolation as violation:
-            errors.print(f"[red]error:[/red] {violation}", highlight=False, soft_wrap=True)
+            errors.print(f"[red]error:[/red] {escape(str(violation))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USAGE) from None
         status = publisher.status()
     console.print(f"relay position {status.position}, head {status.head}, lag {status.lag}")
@@ -110,7 +116,7 @@ def consume(
         views, [known[p] for p in projections or known], kafka_settings(settings),
         group=settings.kafka_consumer_group, name=name or f"{socket.gethostname()}-{os.getpid()}",
     )
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     errors.print(f"consuming {settings.kafka_topic} at {settings.kafka_bootstrap_servers} as {worker.name} in group"
                  f" {worker.group} into {views.database.display}")
     try:
