@@ -12,8 +12,10 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from infra.views import Cursor, ViewStore
+if TYPE_CHECKING:  # annotations only: the CLI imports this module without the database drivers
+    from infra.views import Cursor, ViewStore
 
 TOKEN_PREFIX = "cc_"  # noqa: S105 - a prefix that makes a leaked token recognisable, not a secret
 DDL = (

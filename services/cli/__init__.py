@@ -1,4 +1,10 @@
-"""The `continuum` command line (typer + rich). Each module adds its commands to `app`."""
+"""The `continuum` command line (typer + rich). Each module adds its commands to `app` with
+`@command(...)` from `services.cli.base`, and is imported here so that its commands exist.
+
+Starting the CLI (and `--help`) imports these modules, so they import typer, rich and small
+modules only; a command imports the store, the web stack or the Kafka client inside its body,
+when it runs (`tests/unit/test_cli_startup.py` holds every module of this package to that).
+"""
 
 from __future__ import annotations
 

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import typer
 
 from services.cli.base import DatabaseOption, UsageError, command, console, continuum, errors, following, stop_on_signals
-from services.commands import commands_json_schema
 
 
 @command("project")
@@ -60,6 +59,8 @@ schema_app = typer.Typer(help="Print JSON Schemas of what crosses the boundary."
 @schema_app.command("commands")
 def schema_commands() -> None:
     """The JSON Schema of a command line (`continuum import`, the API's request bodies)."""
+    from services.commands import commands_json_schema
+
     print(json.dumps(commands_json_schema(), indent=2))  # noqa: T201
 
 

@@ -6,15 +6,11 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Table  # typer's help loads it anyway
 
-from domain.errors import UnknownClient
-from domain.journey import ClientJourney
-from domain.replay import Replay
-from services.audit_package import verify_package
 from services.cli.base import (
     EXIT_REFUSED,
     ActorOption,
@@ -32,7 +28,9 @@ from services.cli.base import (
     reader,
 )
 from services.cli.reads import current
-from services.verification import verify_store
+
+if TYPE_CHECKING:
+    from domain.replay import Replay
 
 
 @command("replay")
@@ -88,6 +86,10 @@ def verify(
     database_url: DatabaseOption = None,
 ) -> None:
     """Recompute the hash chains of the events and of the access log; report the first broken link."""
+    from domain.errors import UnknownClient
+    from domain.journey import ClientJourney
+    from services.verification import verify_store
+
     if file is not None:
         _verify_file(file, as_json=as_json)
         return
@@ -115,6 +117,8 @@ def verify(
 
 
 def _verify_file(file: Path, *, as_json: bool) -> None:
+    from services.audit_package import verify_package
+
     try:
         package = json.loads(file.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as unreadable:

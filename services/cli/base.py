@@ -5,27 +5,22 @@ from __future__ import annotations
 import functools
 import json
 import signal
-import sqlite3
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import psycopg
 import typer
-from eventsourcing.persistence import PersistenceError
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 
-from domain.errors import CareRuleViolation
-from infra.config import ConfigurationError, Settings
-from infra.views import DatabaseUnavailable
-from services.bootstrap import Continuum, bootstrap
-from services.reads import Reader
+if TYPE_CHECKING:  # the web stack, the store and the drivers load when a command runs, not at start
+    from infra.config import Settings
+    from services.bootstrap import Continuum
+    from services.reads import Reader
 
 app = typer.Typer(
     name="continuum",
@@ -64,21 +59,44 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except CareRuleViolation as violation:
-            errors.print(f"[red]refused:[/red] {escape(str(violation))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_REFUSED) from None
-        except (ConfigurationError, DatabaseUnavailable, UsageError, FileNotFoundError, IsADirectoryError) as problem:
-            errors.print(f"[red]error:[/red] {escape(str(problem))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_USAGE) from None
-        except ValidationError as problem:
-            errors.print(f"[red]error:[/red] invalid setting: {escape(str(problem.errors()[0]['msg']))}", highlight=False)
-            raise typer.Exit(EXIT_USAGE) from None
-        except (PersistenceError, psycopg.Error, sqlite3.Error) as problem:
-            reason = str(problem).strip().splitlines()[0] if str(problem).strip() else type(problem).__name__
-            errors.print(f"[red]error:[/red] database: {escape(reason)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_USAGE) from None
+        except Exception as problem:
+            explained = explain(problem)
+            if explained is None:
+                raise
+            code, text = explained
+            label = "refused" if code == EXIT_REFUSED else "error"
+            errors.print(f"[red]{label}:[/red] {escape(text)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(code) from None
 
     return wrapper
+
+
+def _loaded(module: str, name: str) -> type[BaseException] | tuple[()]:
+    """An exception class of a module that is already imported; an exception of a module that is not
+    imported cannot have been raised, so the module is never imported just to classify an error."""
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) else ()
+
+
+def explain(problem: BaseException) -> tuple[int, str] | None:
+    """The exit code and the one line for an error a user can act on; None for a bug (a traceback)."""
+    if isinstance(problem, _loaded("domain.errors", "CareRuleViolation")):
+        return EXIT_REFUSED, str(problem)
+    usage = (
+        UsageError, FileNotFoundError, IsADirectoryError, _loaded("infra.config", "ConfigurationError"),
+        _loaded("infra.views", "DatabaseUnavailable"),
+    )
+    if isinstance(problem, usage):
+        return EXIT_USAGE, str(problem)
+    if isinstance(problem, _loaded("pydantic", "ValidationError")):
+        return EXIT_USAGE, f"invalid setting: {problem.errors()[0]['msg']}"  # type: ignore[attr-defined]
+    database = (
+        _loaded("eventsourcing.persistence", "PersistenceError"), _loaded("psycopg", "Error"), _loaded("sqlite3", "Error"),
+    )
+    if isinstance(problem, database):
+        reason = str(problem).strip().splitlines()[0] if str(problem).strip() else type(problem).__name__
+        return EXIT_USAGE, f"database: {reason}"
+    return None
 
 
 def command(*args: Any, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:  # noqa: ANN401
@@ -90,6 +108,8 @@ def command(*args: Any, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P,
 
 
 def settings_for(database_url: str | None, **overrides: Any) -> Settings:  # noqa: ANN401
+    from infra.config import Settings
+
     values = {key: value for key, value in overrides.items() if value is not None}
     if database_url:
         values["database_url"] = database_url
@@ -98,6 +118,8 @@ def settings_for(database_url: str | None, **overrides: Any) -> Settings:  # noq
 
 @contextmanager
 def continuum(database_url: str | None, *, decode_check: bool = True, **overrides: Any) -> Iterator[Continuum]:  # noqa: ANN401
+    from services.bootstrap import bootstrap
+
     wired = bootstrap(settings_for(database_url, **overrides), decode_check=decode_check)
     try:
         yield wired
@@ -106,6 +128,8 @@ def continuum(database_url: str | None, *, decode_check: bool = True, **override
 
 
 def reader(wired: Continuum, purpose: str | None) -> Reader:
+    from services.reads import Reader
+
     return Reader(wired.settings.actor, wired.settings.role, purpose)
 
 

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Table  # typer's help loads it anyway
 
-from domain.levels import ALUMNI, Level, census_level
-from infra.kafka.positions import RelayPositions
-from projections.census import CensusClient, CensusLine
-from services.bootstrap import Continuum
+from domain.levels import ALUMNI, Level, census_level  # a small module of enums
 from services.cli.base import (
     ActorOption,
     DatabaseOption,
@@ -26,7 +23,11 @@ from services.cli.base import (
     print_json,
     reader,
 )
-from services.reads import Reads
+
+if TYPE_CHECKING:
+    from projections.census import CensusClient, CensusLine
+    from services.bootstrap import Continuum
+    from services.reads import Reads
 
 
 def level_code(value: str | None) -> str | None:
@@ -38,6 +39,8 @@ def level_code(value: str | None) -> str | None:
 
 def current(wired: Continuum) -> Reads:
     """Reads show the store as recorded: bring the projections up to the head first."""
+    from services.reads import Reads
+
     wired.runner.catch_up()
     return Reads(wired)
 
@@ -197,6 +200,8 @@ def _summary(details: dict[str, Any]) -> str:
 @command("status")
 def status(as_json: JsonOption = False, database_url: DatabaseOption = None) -> None:
     """Each projection's position in the event log and its lag behind the head; the Kafka relay's too."""
+    from infra.kafka.positions import RelayPositions
+
     with continuum(database_url) as wired:
         statuses = wired.runner.status()
         relay = RelayPositions(wired.views).status(wired.settings.kafka_topic, wired.runner.head())

@@ -6,11 +6,10 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-import structlog
 import typer
 from rich.table import Table
 
-from services.api.tokens import Role, TokenProblem, TokenStore
+from services.api.tokens import Role, TokenProblem, TokenStore  # light: the web stack is not imported
 from services.cli.admin import schema_app
 from services.cli.base import DatabaseOption, JsonOption, UsageError, command, console, continuum, errors, print_json, settings_for
 
@@ -25,6 +24,7 @@ def serve(
     database_url: DatabaseOption = None,
 ) -> None:
     """Serve the HTTP API (OpenAPI at /docs and /openapi.json); tokens come from `continuum token add`."""
+    import structlog
     import uvicorn
 
     from services.api import create_app

@@ -8,20 +8,11 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from kafka.errors import KafkaError
 from rich.markup import escape
 
-from infra.config import Settings, parse_database_url
-from infra.kafka.clients import kafka_settings
-from infra.kafka.envelope import ContractViolation
-from infra.kafka.relay import Relay
-from infra.kafka.schemas import asyncapi_document, write_schemas
-from infra.kafka.worker import ProjectionWorker
-from infra.views import open_views
-from projections.catalogue import all_projections
 from services.cli.admin import schema_app
 from services.cli.base import (
     EXIT_USAGE,
@@ -36,6 +27,9 @@ from services.cli.base import (
     settings_for,
     stop_on_signals,
 )
+
+if TYPE_CHECKING:  # the Kafka client loads when a Kafka command runs
+    from kafka.errors import KafkaError
 
 ServersOption = Annotated[
     str | None,
@@ -67,6 +61,12 @@ def relay(
     database_url: DatabaseOption = None,
 ) -> None:
     """Publish every recorded event to Kafka, from where the relay stopped (and keep going with --follow)."""
+    from kafka.errors import KafkaError
+
+    from infra.kafka.clients import kafka_settings
+    from infra.kafka.envelope import ContractViolation
+    from infra.kafka.relay import Relay
+
     _logging(verbose)
     with continuum(database_url, kafka_bootstrap_servers=bootstrap_servers, kafka_topic=topic) as wired:
         settings = kafka_settings(wired.settings)
@@ -104,6 +104,14 @@ def consume(
     database_url: DatabaseOption = None,
 ) -> None:
     """Build projection tables from the topic into --database-url (the read side), in a consumer group."""
+    from kafka.errors import KafkaError
+
+    from infra.config import parse_database_url
+    from infra.kafka.clients import kafka_settings
+    from infra.kafka.worker import ProjectionWorker
+    from infra.views import open_views
+    from projections.catalogue import all_projections
+
     _logging(verbose)
     settings = settings_for(database_url, kafka_bootstrap_servers=bootstrap_servers, kafka_topic=topic, kafka_consumer_group=group)
     known = {projection.name: projection for projection in all_projections()}
@@ -134,6 +142,9 @@ def schema_events(
     out: Annotated[Path | None, typer.Option("--out", help="Write events/<Event>.v1.json and asyncapi.json here")] = None,
 ) -> None:
     """The published Kafka contract: a JSON Schema per event type and the topic's AsyncAPI 3.0 document."""
+    from infra.config import Settings
+    from infra.kafka.schemas import asyncapi_document, write_schemas
+
     defaults = Settings.model_fields  # the documents describe the default topic, whatever this shell's environment says
     topic, partitions = str(defaults["kafka_topic"].default), int(defaults["kafka_partitions"].default)
     if out is None:
