@@ -6,18 +6,11 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from domain.journey import ClientJourney
-from domain.values import Actor
-from projections.audit_trail import trail_query
-from projections.census import census_query
-from projections.runner import ProjectionRunner
-from projections.step_history import matrix_query
-from services.bootstrap import Continuum
+from domain.values import Actor  # a small module of dataclasses
 from services.cli.base import (
     EXIT_REFUSED,
     ActorOption,
@@ -32,12 +25,27 @@ from services.cli.base import (
     print_json,
 )
 from services.cli.reads import census_table, matrix_table
-from services.importer import ImportReport, import_lines
+
+if TYPE_CHECKING:  # the importer, the projections and the store load when a command records
+    from rich.progress import Progress
+
+    from projections.runner import ProjectionRunner
+    from services.bootstrap import Continuum
+    from services.importer import ImportReport
 
 MAX_SHOWN_ERRORS = 50
 
 
+def import_lines(*args: Any, **kwargs: Any) -> ImportReport:  # noqa: ANN401 - services.importer.import_lines's
+    """`services.importer.import_lines`, imported when it is first called: it loads the domain and the store."""
+    from services.importer import import_lines as run
+
+    return run(*args, **kwargs)
+
+
 def _progress() -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=errors, transient=False,
@@ -138,6 +146,11 @@ def demo(
 
 
 def _show_demo(wired: Continuum, end: datetime) -> None:
+    from domain.journey import ClientJourney
+    from projections.audit_trail import trail_query
+    from projections.census import census_query
+    from projections.step_history import matrix_query
+
     with wired.views.transaction() as cursor:
         census_lines, _ = census_query(cursor, end, now=True)
         steps = matrix_query(cursor, None, None)
