@@ -4,6 +4,11 @@ Many commands are applied per transaction (a unit of work over a chunk of import
 requests); each command is still checked on its own, so one refused command fails alone. If the
 chunk's save meets a concurrent writer, the chunk is replayed one command at a time, each with
 fresh journeys and a bounded retry, so no event is lost or doubled.
+
+With `hold=True` (the importer), a refused command holds its client's later commands of the same
+call: they are not applied, in the unit of work and in the one-at-a-time replay alike.
+`check_many` is the dry run: the same checks against journeys read from the store, kept in memory
+(`DryRun`) and never saved or put in the library's aggregate cache.
 """
 
 from __future__ import annotations
@@ -56,20 +61,34 @@ class RecordedEvent:
 
 @dataclass
 class Outcome:
+    """What became of a command. `events` are the events it recorded; in a dry run (`check_many`)
+    the events it would record, with position 0 (nothing was recorded)."""
+
     command: Command
     command_id: str
     journey_id: UUID
     error: errors.CareRuleViolation | None = None
     events: list[RecordedEvent] = field(default_factory=list)
+    held_by: int | None = None
+    """Not applied: the command at this index of the same call, for the same client, was refused."""
 
     @property
     def ok(self) -> bool:
-        return self.error is None
+        return self.error is None and self.held_by is None
 
     @property
     def duplicate(self) -> bool:
         """An accepted command that recorded nothing: its id had been applied before."""
         return self.ok and not self.events
+
+
+@dataclass
+class DryRun:
+    """The journeys of a dry run, kept in memory from one `check_many` call to the next (so a later
+    command sees an earlier one's effect); never saved and never put in the aggregate cache."""
+
+    journeys: dict[UUID, ClientJourney] = field(default_factory=dict)
+    loaded: dict[UUID, ClientJourney] = field(default_factory=dict)
 
 
 class JourneyService:
@@ -80,20 +99,61 @@ class JourneyService:
     def execute(self, command: Command, actor: Actor) -> Outcome:
         return self.execute_many([command], actor)[0]
 
-    def execute_many(self, commands: Sequence[Command], actor: Actor) -> list[Outcome]:
+    def execute_many(self, commands: Sequence[Command], actor: Actor, *, hold: bool = False) -> list[Outcome]:
+        """Apply `commands` in one unit of work; with `hold`, a refused command holds its client's later ones."""
         now = self.clock()
         journeys: dict[UUID, ClientJourney] = {}
         loaded: dict[UUID, ClientJourney] = {}
         stored = self._load_many(list(dict.fromkeys(journey_id_of(command.client) for command in commands)))
-        outcomes = [
-            self._apply(command, Context(actor, now, command.command_id()), journeys, loaded, stored) for command in commands
-        ]
+        outcomes = self._in_order(
+            commands, lambda command: self._apply(command, Context(actor, now, command.command_id()), journeys, loaded, stored),
+            hold=hold,
+        )
         try:
             recordings = self.app.save(*journeys.values())
         except IntegrityError:
-            return [self._execute_alone(command, actor) for command in commands]
+            return self._in_order(commands, lambda command: self._execute_alone(command, actor), hold=hold)
         self._check_in(journeys, loaded)
         self._attach(outcomes, recordings)
+        return outcomes
+
+    def check_many(self, commands: Sequence[Command], actor: Actor, dry_run: DryRun, *, hold: bool = False) -> list[Outcome]:
+        """What `execute_many` would do, recording nothing: the commands are applied to journeys read
+        from the store (not taken from the cache) and kept in `dry_run`; nothing is saved or cached."""
+        now = self.clock()
+        wanted = dict.fromkeys(journey_id_of(command.client) for command in commands)
+        stored = self._load_many([j for j in wanted if j not in dry_run.journeys and j not in dry_run.loaded], cache=False)
+
+        def check(command: Command) -> Outcome:
+            journey_id = journey_id_of(command.client)
+            before = dry_run.journeys.get(journey_id)
+            seen = len(before.pending_events) if before is not None else 0
+            ctx = Context(actor, now, command.command_id())
+            outcome = self._apply(command, ctx, dry_run.journeys, dry_run.loaded, stored, cache=False)
+            if outcome.ok:
+                outcome.events = [
+                    RecordedEvent(event_id(e.originator_id, e.originator_version), event_name(e), e.originator_version, 0)
+                    for e in dry_run.journeys[journey_id].pending_events[seen:]
+                ]
+            return outcome
+
+        return self._in_order(commands, check, hold=hold)
+
+    @staticmethod
+    def _in_order(commands: Sequence[Command], run: Callable[[Command], Outcome], *, hold: bool) -> list[Outcome]:
+        """`run` each command in turn; with `hold`, once a client's command is refused, that client's
+        later commands are not run but come back held by it (`held_by`, its index in `commands`)."""
+        refused: dict[UUID, int] = {}
+        outcomes: list[Outcome] = []
+        for index, command in enumerate(commands):
+            journey_id = journey_id_of(command.client)
+            if journey_id in refused:
+                outcomes.append(Outcome(command, command.command_id(), journey_id, held_by=refused[journey_id]))
+                continue
+            outcome = run(command)
+            if hold and not outcome.ok:
+                refused[journey_id] = index
+            outcomes.append(outcome)
         return outcomes
 
     def _apply(
@@ -103,13 +163,17 @@ class JourneyService:
         journeys: dict[UUID, ClientJourney],
         loaded: dict[UUID, ClientJourney],
         stored: dict[UUID, ClientJourney | None] | None = None,
+        *,
+        cache: bool = True,
     ) -> Outcome:
         journey_id = journey_id_of(command.client)
         outcome = Outcome(command, ctx.command_id, journey_id)
         try:
             journey = journeys.get(journey_id) or self._reuse(loaded.get(journey_id))
             if journey is None:
-                journey = stored.pop(journey_id) if stored is not None and journey_id in stored else self._load(journey_id)
+                journey = (
+                    stored.pop(journey_id) if stored is not None and journey_id in stored else self._load(journey_id, cache=cache)
+                )
             if journey is not None:
                 loaded[journey_id] = journey
             if journey is None:
@@ -126,37 +190,38 @@ class JourneyService:
             outcome.error = violation
         return outcome
 
-    def _load(self, journey_id: UUID) -> ClientJourney | None:
+    def _load(self, journey_id: UUID, *, cache: bool = True) -> ClientJourney | None:
         """The journey as stored, for this unit of work alone.
 
         A journey this service saved before is taken out of the library's aggregate cache (so no
         other call can use it until it is saved again) and fast-forwarded with whatever other
         writers stored since; otherwise it is rebuilt from its stored events. Either way no copy
         is made: a journey goes back into the cache only after its events are saved, so a failed
-        unit of work leaves nothing half-applied behind.
+        unit of work leaves nothing half-applied behind. With `cache=False` (a dry run) the cache is
+        neither read nor changed: the journey is rebuilt from the store.
         """
-        cache = self.app.repository.cache
+        aggregates = self.app.repository.cache if cache else None
         cached: ClientJourney | None = None
-        if cache is not None:
+        if aggregates is not None:
             try:
-                cached = cast("ClientJourney", cache.get(journey_id, evict=True))
+                cached = cast("ClientJourney", aggregates.get(journey_id, evict=True))
             except KeyError:
                 cached = None
         since = cached.version if cached is not None else None
         journey: ClientJourney | None = project_aggregate(cached, self.app.events.get(journey_id, gt=since))
         return journey
 
-    def _load_many(self, journey_ids: list[UUID]) -> dict[UUID, ClientJourney | None]:
+    def _load_many(self, journey_ids: list[UUID], *, cache: bool = True) -> dict[UUID, ClientJourney | None]:
         """`_load` for every journey of a unit of work, with one read of the store for all of them."""
         select_after = getattr(self.app.recorder, "select_events_after", None)
         if select_after is None:  # a recorder without the batched read (the in-memory one in unit tests)
-            return {journey_id: self._load(journey_id) for journey_id in journey_ids}
-        cache = self.app.repository.cache
+            return {journey_id: self._load(journey_id, cache=cache) for journey_id in journey_ids}
+        aggregates = self.app.repository.cache if cache else None
         cached: dict[UUID, ClientJourney] = {}
-        if cache is not None:
+        if aggregates is not None:
             for journey_id in journey_ids:
                 try:
-                    cached[journey_id] = cast("ClientJourney", cache.get(journey_id, evict=True))
+                    cached[journey_id] = cast("ClientJourney", aggregates.get(journey_id, evict=True))
                 except KeyError:
                     continue
         newer: dict[UUID, list[object]] = {}

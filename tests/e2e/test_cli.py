@@ -62,20 +62,22 @@ GOOD: dict[int, dict[str, Any]] = {
     },
 }
 NAIVE = at(0).replace("+00:00", "")
+# Each bad line is the last line of its client: a refused line holds its client's later lines
+# (tests/e2e/test_cli_import.py), and these tests are about each bad line's own reason.
 BAD = {
     3: ('{"command": "register", "client": "C-2", ', "invalid JSON"),
-    5: (json.dumps({"command": "transfer", "client": "C-1", "occurred_at": at(5)}), "unknown command 'transfer'"),
-    7: (json.dumps({"command": "refer", "client": "C-1", "occurred_at": at(1)}), "source: Field required"),
-    9: (json.dumps({"command": "admit", "client": "C-3", "occurred_at": at(3), "level": "9.9", "site": "north"}),
+    5: (json.dumps({"command": "transfer", "client": "C-5", "occurred_at": at(5)}), "unknown command 'transfer'"),
+    7: (json.dumps({"command": "refer", "client": "C-7", "occurred_at": at(1)}), "source: Field required"),
+    9: (json.dumps({"command": "admit", "client": "C-9", "occurred_at": at(3), "level": "9.9", "site": "north"}),
         "level: Input should be"),
     11: (json.dumps({"command": "register", "client": "C-4", "occurred_at": NAIVE, "site": "north"}),
          "occurred_at: Input should have timezone info"),
     12: (json.dumps({"command": "refer", "client": "C-404", "occurred_at": at(1), "source": "self"}),
          "client C-404: no such client"),
-    13: (json.dumps({"command": "admit", "client": "C-1", "occurred_at": at(4), "level": "2.5", "site": "north"}),
+    17: (json.dumps({"command": "admit", "client": "C-1", "occurred_at": at(4), "level": "2.5", "site": "north"}),
          "client C-1: client is already admitted"),
 }
-BLANK = 15  # a blank line is skipped, not refused
+BLANK = 15  # a blank line is skipped, not refused (so is line 13)
 LINES = max([*GOOD, *BAD, BLANK])
 EVENTS = len(GOOD)  # every good command records one event
 
