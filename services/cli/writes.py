@@ -79,8 +79,14 @@ def import_file(
     role: RoleOption = None,
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check every line against the current store and report; record nothing"),
+    ] = False,
 ) -> None:
-    """Apply one command per line; bad lines are reported by number and reason and change nothing."""
+    """Apply one command per line; bad lines are reported by number and reason and change nothing.
+
+    A refused line holds its client's later lines (reported as held); other clients go on.
+    """
     if not file.is_file():
         msg = f"no such file: {file}"
         raise UsageError(msg)
@@ -91,8 +97,17 @@ def import_file(
         raise UsageError(msg) from None
     with continuum(database_url, actor=actor, role=role) as wired:
         who = Actor(wired.settings.actor, wired.settings.role)
-        report = record(wired, lines, who, f"importing {file.name}")
-        project(wired.runner)
+        if dry_run:
+            with _progress() as bar:
+                task = bar.add_task(f"checking {file.name} (dry run)", total=len(lines))
+                report = import_lines(
+                    wired.service, lines, who, chunk_size=wired.settings.command_batch_size, dry_run=True,
+                    on_chunk=lambda r: bar.update(task, completed=r.lines),
+                )
+                bar.update(task, completed=len(lines))
+        else:
+            report = record(wired, lines, who, f"importing {file.name}")
+            project(wired.runner)
     _report(report, as_json=as_json)
     if not report.ok:
         raise typer.Exit(EXIT_REFUSED)
@@ -101,18 +116,25 @@ def import_file(
 def _report(report: ImportReport, *, as_json: bool) -> None:
     if as_json:
         print_json({
-            "lines": report.lines, "applied": report.applied, "duplicates": report.duplicates, "events": report.events,
-            "position": report.last_position, "errors": [vars(e) for e in report.errors],
+            "dry_run": report.dry_run, "lines": report.lines, "applied": report.applied, "duplicates": report.duplicates,
+            "events": report.events, "position": report.last_position, "refused": len(report.errors), "held": len(report.held),
+            "errors": [vars(e) for e in report.errors],
+            "held_lines": [{"line": h.line, "held_by": h.held_by, "client": h.client, "reason": h.reason} for h in report.held],
         })
         return
-    console.print(
-        f"{report.applied} commands applied ({report.events} events), {report.duplicates} already recorded,"
-        f" {len(report.errors)} refused",
+    counts = (
+        f"({report.events} events), {report.duplicates} already recorded, {len(report.errors)} refused"
+        + (f", {len(report.held)} held" if report.held else "")
     )
-    for error in report.errors[:MAX_SHOWN_ERRORS]:
-        errors.print(f"line {error.line}: {error.reason}", highlight=False, soft_wrap=True, markup=False)
-    if len(report.errors) > MAX_SHOWN_ERRORS:
-        errors.print(f"... and {len(report.errors) - MAX_SHOWN_ERRORS} more refused lines (use --json for all)")
+    if report.dry_run:
+        console.print(f"dry run: {report.applied} commands would be applied {counts}; nothing was recorded")
+    else:
+        console.print(f"{report.applied} commands applied {counts}")
+    problems = report.problems()
+    for problem in problems[:MAX_SHOWN_ERRORS]:
+        errors.print(problem, highlight=False, soft_wrap=True, markup=False)
+    if len(problems) > MAX_SHOWN_ERRORS:
+        errors.print(f"... and {len(problems) - MAX_SHOWN_ERRORS} more refused or held lines (use --json for all)")
 
 
 @command("demo")
