@@ -87,13 +87,9 @@ CORRECTABLE: dict[str, dict[str, Callable[[Scalar], Scalar]]] = {
     "Discharged": {**_WHEN, "reason": _choice(DischargeReason), "referral_onward": _optional_text},
     "EnrolledInAlumni": {**_WHEN, "program": _text},
     "AlumniActivityAttended": {**_WHEN, "activity": _text},
+    "TrackChanged": {**_WHEN, "track": _choice(Track), "planned_hours_per_week": _positive, "reason": _text},
+    "MedicationChanged": {**_WHEN, "reason": _optional_text},
 }
-
-TRANSITIONS = frozenset(
-    {"WithdrawalManagementStarted", "AdmittedToLevel", "SteppedUp", "SteppedDown", "Discharged", "EnrolledInAlumni"},
-)
-"""Entries that open or close a census interval: their times must stay in order when corrected."""
-
 
 def as_scalar(value: object) -> Scalar:
     """The recorded value of a field in the form corrections compare and carry."""

@@ -130,3 +130,35 @@ class NotCorrectable(CareRuleViolation):
 
 class NothingToCorrect(CareRuleViolation):
     rule = "corrected value equals the recorded value"
+
+
+class BeforeRegistration(CareRuleViolation):
+    rule = "no care can be dated before the client's registration"
+
+
+class DischargeBeforeEntries(CareRuleViolation):
+    rule = "a discharge cannot precede entries already recorded in that stay"
+
+
+class ContradictoryResult(CareRuleViolation):
+    rule = "an overall negative result cannot have a positive analyte that is not an expected medication"
+
+
+class NotVoidable(CareRuleViolation):
+    rule = "this entry cannot be voided"
+
+
+class AlreadyVoided(CareRuleViolation):
+    rule = "entry was already voided"
+
+
+class VoidBlocked(CareRuleViolation):
+    rule = "later entries depend on this one: void them first, or in the same command"
+
+
+class EntryIsVoided(CareRuleViolation):
+    rule = "entry was voided: it cannot be corrected"
+
+
+class NothingToChange(CareRuleViolation):
+    rule = "the change gives what is already recorded"

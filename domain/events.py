@@ -62,6 +62,14 @@ class WithdrawalManagementStarted(JourneyEvent):
     level: Level
     site: str
     substances: list[str]
+    medication: Medication
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Medication was first recorded from the first admission on; a detox before that had none recorded."""
+        state["medication"] = Medication.NONE
 
 
 class DetoxCompleted(JourneyEvent):
@@ -76,6 +84,13 @@ class AdmittedToLevel(JourneyEvent):
     planned_hours_per_week: float
     expected_end: date | None
     medication: Medication
+    flags: list[str]  # codes of `domain.flags`: recorded, never refused
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["flags"] = []
 
 
 class TreatmentPlanRecorded(JourneyEvent):
@@ -120,6 +135,13 @@ class LevelChange(JourneyEvent):
     site: str
     track: Track
     planned_hours_per_week: float
+    flags: list[str]
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["flags"] = []
 
 
 class SteppedUp(LevelChange):
@@ -144,12 +166,46 @@ class AlumniActivityAttended(JourneyEvent):
     activity: str
 
 
+class TrackChanged(JourneyEvent):
+    """A change of program track or planned hours within one level (IOP day to evening): not a step."""
+
+    level: Level
+    site: str
+    from_track: Track
+    track: Track
+    planned_hours_per_week: float
+    reason: str
+    flags: list[str]
+
+
+class MedicationChanged(JourneyEvent):
+    """Medication for addiction treatment started, changed or stopped during a stay."""
+
+    medication: Medication
+    reason: str | None
+
+
 class EntryCorrected(JourneyEvent):
     corrects_version: int
     corrects_type: str
     field: str
     previous_value: str | float | bool | None
     corrected_value: str | float | bool | None
+    reason: str
+    flags: list[str] | None  # the corrected entry's flags again, when the correction changes them
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["flags"] = None
+
+
+class EntryVoided(JourneyEvent):
+    """An entry made in error: it stays recorded and shown, and no longer counts anywhere."""
+
+    voided_version: int
+    voided_type: str
     reason: str
 
 
@@ -170,7 +226,10 @@ EVENT_TYPES: tuple[type[Aggregate.Event], ...] = (
     Discharged,
     EnrolledInAlumni,
     AlumniActivityAttended,
+    TrackChanged,
+    MedicationChanged,
     EntryCorrected,
+    EntryVoided,
 )
 
 

@@ -3,13 +3,16 @@
 Public methods check the care rules and raise a `CareRuleViolation` naming the client, the rule
 and the values; only then do they call the `@event` method, whose body changes state and reruns
 whenever the journey is rebuilt. A command whose id the journey has seen is a no-op.
+
+Each `@event` body remembers its entry (`domain.record.Entry`); where the client stands is then
+derived from the entries by `domain.record.placement`, the one fold the replays use too. A
+correction changes an entry's facts and a void marks it, and the placement is derived again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import date, datetime, timedelta
-from enum import Enum
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -17,7 +20,9 @@ from eventsourcing.domain import Aggregate, event
 
 from domain import errors
 from domain import events as ev
-from domain.corrections import CORRECTABLE, TRANSITIONS, Scalar, as_scalar
+from domain import flags as flagging
+from domain.amendments import CLOCK_SKEW, UNBOUND, Amendments, check_time
+from domain.corrections import Scalar, as_scalar
 from domain.levels import (
     DischargeReason,
     GroupType,
@@ -30,26 +35,19 @@ from domain.levels import (
     TestResult,
     Track,
 )
+from domain.record import MILESTONES, OPENERS, TRANSITIONS, Entry, Placement, Status, placement
 from domain.values import Actor, Context
 
 LEVEL_KEY = "_level"  # the level a transition entered, kept beside its correctable fields
-
-CLOCK_SKEW = timedelta(minutes=2)
-"""How far ahead of our clock a caller's `occurred_at` may be before it is refused as future."""
+MEDICATION_KEY = "_medication"
 
 ASAM_DIMENSIONS = 6
 MAX_RATING = 4
 
-
-class Status(Enum):
-    REGISTERED = "registered"
-    IN_TREATMENT = "in_treatment"
-    DISCHARGED = "discharged"
-    ALUMNI = "alumni"
-    DECEASED = "deceased"
+__all__ = ["CLOCK_SKEW", "ClientJourney", "Status"]
 
 
-class ClientJourney(Aggregate):
+class ClientJourney(Amendments, Aggregate):
     # The catalogue lives in domain.events; the library subclasses each event on the aggregate.
     ClientRegistered = ev.ClientRegistered
     ReferralReceived = ev.ReferralReceived
@@ -67,7 +65,10 @@ class ClientJourney(Aggregate):
     Discharged = ev.Discharged
     EnrolledInAlumni = ev.EnrolledInAlumni
     AlumniActivityAttended = ev.AlumniActivityAttended
+    TrackChanged = ev.TrackChanged
+    MedicationChanged = ev.MedicationChanged
     EntryCorrected = ev.EntryCorrected
+    EntryVoided = ev.EntryVoided
 
     @staticmethod
     def create_id(client_ref: str) -> UUID:
@@ -86,34 +87,40 @@ class ClientJourney(Aggregate):
         command_id: str,
     ) -> None:
         self.client_ref = client_ref
-        self.home_site = site
-        self.status = Status.REGISTERED
-        self.level: Level | None = None
-        self.level_since: datetime | None = None
-        self.site: str | None = None
-        self.track: Track | None = None
-        self.planned_hours_per_week = 0.0
-        self.admitted_at: datetime | None = None
-        self.discharged_at: datetime | None = None
-        self.episodes = 0
-        self.detox_completed: bool | None = None
-        self.specimens: dict[str, tuple[datetime, bool]] = {}
-        self.sessions: set[str] = set()
+        self.registered_at = occurred_at
         self.commands = {command_id}
-        self.entries: dict[int, tuple[str, dict[str, Scalar]]] = {}
-        self.transitions: list[int] = []
-        self.episode_opened_by: int | None = None  # version of the admission that opened the episode
-        self.discharged_by: int | None = None  # version of the last discharge
-        self._remember(1, "ClientRegistered", {"site": site, "birth_year": birth_year, "sex": sex}, occurred_at)
+        self.entries: dict[int, Entry] = {}
+        self.milestones: list[int] = []  # versions of the entries `placement` folds, voided ones left out
+        self.transitions: list[int] = []  # the milestones that change level, track or status
+        self.assessments: list[int] = []
+        self.sessions: set[str] = set()
+        self.specimens: dict[str, int] = {}  # specimen id -> version of its collection
+        self.results: dict[str, int] = {}  # specimen id -> version of its result
+        self._remember(1, "ClientRegistered", occurred_at, {"site": site, "birth_year": birth_year, "sex": sex})
+        self._settle()
 
     @classmethod
     def register(
         cls, client_ref: str, *, site: str, birth_year: int | None, sex: str | None, at: datetime, ctx: Context,
     ) -> ClientJourney:
-        _check_time(client_ref, at, ctx.now)
+        check_time(client_ref, at, ctx.now)
         if birth_year is not None and not 1900 <= birth_year <= ctx.now.year:  # noqa: PLR2004
             raise errors.InvalidValue(client_ref, "birth year out of range", birth_year=birth_year)
         return cls(client_ref, site, birth_year, sex, at, ctx.by, ctx.command_id)
+
+    # -- where the client stands (derived; see domain.record) --------------------------------
+
+    def _settle(self) -> None:
+        now = self.placement()
+        self.status, self.level, self.site, self.track = now.status, now.level, now.site, now.track
+        self.planned_hours_per_week, self.level_since, self.moved_at = now.hours, now.level_since, now.moved_at
+        self.admitted_at, self.discharged_at, self.episodes = now.admitted_at, now.discharged_at, now.episodes
+        self.episode_opened_by, self.discharged_by = now.episode, now.discharged_by
+        self.detox_completed, self.medication = now.detox_completed, now.medication
+        self.home_site = str(self.entries[1].fields["site"])
+
+    def placement(self, until: datetime | None = None) -> Placement:
+        return placement(self.entries, self.milestones, until)
 
     # -- commands -------------------------------------------------------------------------
 
@@ -135,13 +142,16 @@ class ClientJourney(Aggregate):
 
     def start_withdrawal_management(
         self, *, level: Level, site: str, substances: list[str], at: datetime, ctx: Context,
+        medication: Medication = Medication.NONE,
     ) -> None:
         if self._seen(ctx):
             return
         self._require_admittable(at, ctx)
         if not level.is_withdrawal_management:
             raise errors.WrongLevelKind(self.client_ref, "withdrawal management needs a WM level", level=level)
-        self._withdrawal_management_started(level=level, site=site, substances=list(substances), **self._facts(at, ctx))
+        self._withdrawal_management_started(
+            level=level, site=site, substances=list(substances), medication=medication, **self._facts(at, ctx),
+        )
 
     def complete_detox(self, *, completed: bool, at: datetime, ctx: Context) -> None:
         if self._seen(ctx):
@@ -157,24 +167,31 @@ class ClientJourney(Aggregate):
         level: Level,
         site: str,
         track: Track | None,
-        planned_hours_per_week: float,
+        planned_hours_per_week: float | None,
         expected_end: date | None,
         medication: Medication,
         at: datetime,
         ctx: Context,
     ) -> None:
+        """Hours not given are the level's typical plan; hours outside the level's band are flagged, not refused."""
         if self._seen(ctx):
             return
         self._require_admittable(at, ctx)
         if level.is_withdrawal_management:
             raise errors.WrongLevelKind(self.client_ref, "start withdrawal management instead of admitting", level=level)
+        hours = self._check_hours(level.typical_hours_per_week if planned_hours_per_week is None else planned_hours_per_week)
+        latest = self.entries[self.assessments[-1]].fields if self.assessments else {}
+        dimension_1, recommended = latest.get("_dimension_1"), latest.get("_recommended")
         self._admitted_to_level(
             level=level,
             site=site,
             track=self._check_track(level, track),
-            planned_hours_per_week=self._check_hours(planned_hours_per_week),
+            planned_hours_per_week=hours,
             expected_end=expected_end,
             medication=medication,
+            flags=self._hours_flags(level, hours, at) + flagging.withdrawal_flags(
+                level, None if dimension_1 is None else int(dimension_1), None if recommended is None else Level(recommended),
+            ),
             **self._facts(at, ctx),
         )
 
@@ -245,13 +262,16 @@ class ClientJourney(Aggregate):
         self._require_alive(at, ctx)
         if specimen_id not in self.specimens:
             raise errors.UnknownSpecimen(self.client_ref, specimen_id=specimen_id)
-        collected_at, resulted = self.specimens[specimen_id]
-        if resulted:
+        if specimen_id in self.results:
             raise errors.SpecimenAlreadyResulted(self.client_ref, specimen_id=specimen_id)
+        collected_at = self.entries[self.specimens[specimen_id]].at
         if at < collected_at:
             raise errors.ResultBeforeCollection(
                 self.client_ref, specimen_id=specimen_id, collected_at=collected_at.isoformat(), occurred_at=at.isoformat(),
             )
+        unexpected = sorted(a for a, v in substances.items() if v == "positive" and a not in expected_medications)
+        if result is TestResult.NEGATIVE and unexpected:
+            raise errors.ContradictoryResult(self.client_ref, specimen_id=specimen_id, positive=", ".join(unexpected))
         self._drug_test_resulted(
             specimen_id=specimen_id,
             result=result,
@@ -270,11 +290,43 @@ class ClientJourney(Aggregate):
     ) -> None:
         self._step(ev.SteppedDown, to, reason, track, planned_hours_per_week, at, ctx)
 
+    def change_track(
+        self, *, track: Track | None, planned_hours_per_week: float | None, reason: str, at: datetime, ctx: Context,
+    ) -> None:
+        """Day to evening, or new planned hours, within the same level: a change of schedule, not a step."""
+        if self._seen(ctx):
+            return
+        level = self._require_admitted("change track", at, ctx)
+        self._require_after_last_move(at)
+        chosen = self._check_track(level, track or self.track)
+        hours = self._check_hours(self.planned_hours_per_week if planned_hours_per_week is None else planned_hours_per_week)
+        if chosen is self.track and hours == self.planned_hours_per_week:
+            raise errors.NothingToChange(self.client_ref, track=chosen, planned_hours_per_week=hours)
+        self._track_changed(
+            level=level, site=self.site or "", from_track=self.track or chosen, track=chosen, planned_hours_per_week=hours, reason=reason,
+            flags=self._hours_flags(level, hours, at), **self._facts(at, ctx),
+        )
+
+    def change_medication(self, *, medication: Medication, reason: str | None, at: datetime, ctx: Context) -> None:
+        """Medication for addiction treatment may start, change or stop at any level, detox included."""
+        if self._seen(ctx):
+            return
+        self._require_admitted("change medication", at, ctx)
+        if medication is self.medication:
+            raise errors.NothingToChange(self.client_ref, medication=medication)
+        self._medication_changed(medication=medication, reason=reason, **self._facts(at, ctx))
+
     def discharge(self, *, reason: DischargeReason, referral_onward: str | None, at: datetime, ctx: Context) -> None:
         if self._seen(ctx):
             return
         level = self._require_admitted("discharge", at, ctx)
-        self._require_after_level_start(at)
+        self._require_after_last_move(at)
+        latest = self._latest_in_episode(self.episode_opened_by)
+        if latest is not None and at < self.entries[latest].at:
+            raise errors.DischargeBeforeEntries(
+                self.client_ref, entry=self._name(latest), entry_at=self.entries[latest].at.isoformat(),
+                discharge_at=at.isoformat(),
+            )
         self._discharged(level=level, reason=reason, referral_onward=referral_onward, **self._facts(at, ctx))
 
     def enrol_in_alumni(self, *, program: str, at: datetime, ctx: Context) -> None:
@@ -301,33 +353,38 @@ class ClientJourney(Aggregate):
         """Put a recorded value right; the original entry stays as it was recorded."""
         if self._seen(ctx):
             return
-        _check_time(self.client_ref, at, ctx.now)
-        if version not in self.entries:
-            raise errors.UnknownEntry(self.client_ref, version=version)
-        kind, recorded = self.entries[version]
-        parse = CORRECTABLE.get(kind, {}).get(field)
-        if parse is None:
-            allowed = ", ".join(CORRECTABLE.get(kind, {})) or "nothing"
-            raise errors.NotCorrectable(self.client_ref, entry=f"{kind} #{version}", field=field, correctable=allowed)
-        try:
-            corrected = parse(value)
-        except ValueError as problem:
-            raise errors.InvalidValue(self.client_ref, f"{field}: {problem}", value=value) from None
-        if corrected == recorded.get(field):
-            raise errors.NothingToCorrect(self.client_ref, entry=f"{kind} #{version}", field=field, value=corrected)
-        if field == "occurred_at":
-            self._check_corrected_time(version, kind, datetime.fromisoformat(str(corrected)), ctx)
-        if field == "track" and LEVEL_KEY in recorded:
-            self._check_track(Level(recorded[LEVEL_KEY]), Track(corrected))
+        check_time(self.client_ref, at, ctx.now)
+        entry, corrected = self._check_correction(version, field, value, ctx)
         self._entry_corrected(
             corrects_version=version,
-            corrects_type=kind,
+            corrects_type=entry.type,
             field=field,
-            previous_value=recorded.get(field),
+            previous_value=entry.fields.get(field),
             corrected_value=corrected,
             reason=reason,
+            flags=self._flags_after_correction(entry, field, corrected),
             **self._facts(at, ctx),
         )
+
+    def void(self, *, versions: Sequence[int], reason: str, at: datetime, ctx: Context) -> None:
+        """Entered in error: each entry stays recorded and shown beside its void, and stops counting.
+
+        Later entries that depend on one (a later change of level, the sessions of a voided admission,
+        the result of a voided collection) must be voided first or in the same command, which voids
+        the latest first.
+        """
+        if self._seen(ctx):
+            return
+        check_time(self.client_ref, at, ctx.now)
+        if not reason.strip():
+            raise errors.InvalidValue(self.client_ref, "a void needs a reason")
+        plan = sorted(set(versions), reverse=True)
+        for number, version in enumerate(plan):
+            self._check_voidable(version, set(plan[:number]))
+        for version in plan:
+            self._entry_voided(
+                voided_version=version, voided_type=self.entries[version].type, reason=reason, **self._facts(at, ctx),
+            )
 
     # -- guards ---------------------------------------------------------------------------
 
@@ -338,9 +395,16 @@ class ClientJourney(Aggregate):
         return {"occurred_at": at, "recorded_by": ctx.by, "command_id": ctx.command_id}
 
     def _require_alive(self, at: datetime, ctx: Context) -> None:
-        _check_time(self.client_ref, at, ctx.now)
+        check_time(self.client_ref, at, ctx.now)
         if self.status is Status.DECEASED:
             raise errors.Deceased(self.client_ref)
+        self._require_after_registration(at)
+
+    def _require_after_registration(self, at: datetime) -> None:
+        if at < self.registered_at:
+            raise errors.BeforeRegistration(
+                self.client_ref, registered_at=self.registered_at.isoformat(), occurred_at=at.isoformat(),
+            )
 
     def _require_admitted(self, action: str, at: datetime, ctx: Context) -> Level:
         self._require_alive(at, ctx)
@@ -365,10 +429,10 @@ class ClientJourney(Aggregate):
                 discharged_at=self.discharged_at.isoformat(), occurred_at=at.isoformat(),
             )
 
-    def _require_after_level_start(self, at: datetime) -> None:
-        if self.level_since is not None and at < self.level_since:
+    def _require_after_last_move(self, at: datetime) -> None:
+        if self.moved_at is not None and at < self.moved_at:
             raise errors.OutOfOrder(
-                self.client_ref, level=self.level, level_since=self.level_since.isoformat(), occurred_at=at.isoformat(),
+                self.client_ref, level=self.level, level_since=self.moved_at.isoformat(), occurred_at=at.isoformat(),
             )
 
     def _check_session(self, session_id: str, minutes: int, at: datetime, ctx: Context) -> None:
@@ -394,6 +458,9 @@ class ClientJourney(Aggregate):
             raise errors.InvalidValue(self.client_ref, "planned hours per week cannot be negative", hours=hours)
         return float(hours)
 
+    def _hours_flags(self, level: Level, hours: float, at: datetime) -> list[str]:
+        return flagging.hours_flags(level, hours, adolescent=flagging.is_adolescent(self.birth_year, at))
+
     def _step(
         self,
         kind: type[ev.LevelChange],
@@ -408,22 +475,29 @@ class ClientJourney(Aggregate):
             return
         up = kind is ev.SteppedUp
         current = self._require_admitted("step up" if up else "step down", at, ctx)
-        if (to.rank > current.rank) != up or to is current:
+        if to is current:
+            raise errors.StepDirectionError(
+                self.client_ref, "already at this level: a change of track or hours within a level is change_track",
+                level=current,
+            )
+        if (to.rank > current.rank) != up:
             rule = "step up must raise intensity" if up else "step down must lower intensity"
             raise errors.StepDirectionError(self.client_ref, rule, **{"from": current, "to": to})
         if current.is_withdrawal_management and not to.is_withdrawal_management and not self.detox_completed:
             raise errors.DetoxNotCompleted(self.client_ref, level=current, to=to)
-        self._require_after_level_start(at)
+        self._require_after_last_move(at)
         same_setting = track is None and (to.is_24_hour == current.is_24_hour) and self.track is not None
+        planned = self._check_hours(
+            hours if hours is not None else self.planned_hours_per_week if same_setting else to.typical_hours_per_week,
+        )
         change = {
             "from_level": current,
             "to_level": to,
             "reason": reason,
             "site": self.site,
             "track": self.track if same_setting else self._check_track(to, track),
-            "planned_hours_per_week": self._check_hours(
-                hours if hours is not None else self.planned_hours_per_week if same_setting else to.typical_hours_per_week,
-            ),
+            "planned_hours_per_week": planned,
+            "flags": self._hours_flags(to, planned, at),
             **self._facts(at, ctx),
         }
         if up:
@@ -431,45 +505,33 @@ class ClientJourney(Aggregate):
         else:
             self._stepped_down(**change)
 
-    def _check_corrected_time(self, version: int, kind: str, moment: datetime, ctx: Context) -> None:
-        _check_time(self.client_ref, moment, ctx.now)
-        if kind not in TRANSITIONS:
-            return
-        position = self.transitions.index(version)
-        times = [self._time_of(v) for v in self.transitions]
-        earlier = times[position - 1] if position > 0 else None
-        later = times[position + 1] if position + 1 < len(times) else None
-        if (earlier and moment < earlier) or (later and moment > later):
-            raise errors.OutOfOrder(
-                self.client_ref, "a corrected time must stay between the changes of level around it",
-                earlier=earlier and earlier.isoformat(), later=later and later.isoformat(), corrected=moment.isoformat(),
-            )
-
-    def _time_of(self, version: int) -> datetime:
-        return datetime.fromisoformat(str(self.entries[version][1]["occurred_at"]))
-
     # -- state changes (rerun on every rebuild) --------------------------------------------
 
-    def _remember(self, version: int, entry_type: str, fields: dict[str, object], occurred_at: datetime) -> None:
-        correctable = CORRECTABLE.get(entry_type, {})
-        recorded = {name: as_scalar(value) for name, value in fields.items() if name in correctable}
+    def _remember(
+        self, version: int, entry_type: str, occurred_at: datetime, fields: dict[str, object], *,
+        key: str | None = None, notes: tuple[str, ...] = (), episode: int | None = None,
+    ) -> Entry:
+        recorded = {name: as_scalar(value) for name, value in fields.items()}
         recorded["occurred_at"] = occurred_at.isoformat()
-        if isinstance(fields.get("level"), Level):
-            recorded[LEVEL_KEY] = as_scalar(fields["level"])
-        self.entries[version] = (entry_type, recorded)
-        if entry_type in TRANSITIONS:
-            self.transitions.append(version)
+        entry = self.entries[version] = Entry(entry_type, occurred_at, recorded, episode, key, notes)
+        if entry_type in MILESTONES:
+            self.milestones.append(version)
+            if entry_type in TRANSITIONS:
+                self.transitions.append(version)
+        return entry
 
-    def _note(self, entry_type: str, occurred_at: datetime, command_id: str, /, **fields: object) -> None:
+    def _note(
+        self, entry_type: str, occurred_at: datetime, command_id: str, /, *,
+        key: str | None = None, notes: tuple[str, ...] = (), **fields: object,
+    ) -> None:
         self.commands.add(command_id)
-        self._remember(self.version + 1, entry_type, fields, occurred_at)  # the body runs before the version moves on
-
-    def _open_episode(self, at: datetime) -> None:
-        self.status, self.admitted_at, self.episodes, self.detox_completed = Status.IN_TREATMENT, at, self.episodes + 1, None
-        self.episode_opened_by = self.version + 1
-
-    def _enter(self, level: Level, site: str, track: Track, hours: float, at: datetime) -> None:
-        self.level, self.site, self.track, self.planned_hours_per_week, self.level_since = level, site, track, hours, at
+        version = self.version + 1  # the body runs before the version moves on
+        episode = (
+            version if entry_type in OPENERS else None if entry_type in UNBOUND or self.level is None else self.episode_opened_by
+        )
+        self._remember(version, entry_type, occurred_at, fields, key=key, notes=notes, episode=episode)
+        if entry_type in MILESTONES:
+            self._settle()
 
     @event(ev.ReferralReceived)
     def _referral_received(self, source: ReferralSource, referred_level: Level | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
@@ -477,107 +539,108 @@ class ClientJourney(Aggregate):
 
     @event(ev.AssessmentCompleted)
     def _assessment_completed(self, ratings: list[int], recommended_level: Level, clinician: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
-        self._note("AssessmentCompleted", occurred_at, command_id, clinician=clinician)
+        self._note("AssessmentCompleted", occurred_at, command_id, clinician=clinician, _dimension_1=ratings[0], _recommended=recommended_level)
+        self.assessments.append(self.version + 1)
 
     @event(ev.WithdrawalManagementStarted)
-    def _withdrawal_management_started(self, level: Level, site: str, substances: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
-        self._note("WithdrawalManagementStarted", occurred_at, command_id, site=site, level=level)
+    def _withdrawal_management_started(self, level: Level, site: str, substances: list[str], medication: Medication, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         track = Track.RESIDENTIAL if level.is_24_hour else Track.DAY
-        self._enter(level, site, track, 0.0, occurred_at)
-        self._open_episode(occurred_at)
+        self._note("WithdrawalManagementStarted", occurred_at, command_id, site=site, track=track, planned_hours_per_week=0.0,
+                   _level=level, _medication=medication)
 
     @event(ev.DetoxCompleted)
     def _detox_completed(self, level: Level, completed: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("DetoxCompleted", occurred_at, command_id, completed=completed)
-        self.detox_completed = completed
 
     @event(ev.AdmittedToLevel)
-    def _admitted_to_level(self, level: Level, site: str, track: Track, planned_hours_per_week: float, expected_end: date | None, medication: Medication, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
-        self._note("AdmittedToLevel", occurred_at, command_id, site=site, track=track,
-                   planned_hours_per_week=planned_hours_per_week, expected_end=expected_end, level=level)
-        self._enter(level, site, track, planned_hours_per_week, occurred_at)
-        self._open_episode(occurred_at)
+    def _admitted_to_level(self, level: Level, site: str, track: Track, planned_hours_per_week: float, expected_end: date | None, medication: Medication, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+        self._note("AdmittedToLevel", occurred_at, command_id, notes=tuple(flags), site=site, track=track,
+                   planned_hours_per_week=planned_hours_per_week, expected_end=expected_end, _level=level, _medication=medication)
 
     @event(ev.TreatmentPlanRecorded)
     def _treatment_plan_recorded(self, goals: list[str], review_on: date | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
-        self._note("TreatmentPlanRecorded", occurred_at, command_id)
+        self._note("TreatmentPlanRecorded", occurred_at, command_id, notes=tuple(goals))
 
     @event(ev.SessionAttended)
     def _session_attended(self, session_id: str, minutes: int, kind: SessionKind, group_type: GroupType | None, modality: Modality | None, telehealth: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
-        self._note("SessionAttended", occurred_at, command_id, minutes=minutes, kind=kind, telehealth=telehealth)
+        self._note("SessionAttended", occurred_at, command_id, key=session_id, minutes=minutes, kind=kind, telehealth=telehealth)
         self.sessions.add(session_id)
 
     @event(ev.SessionMissed)
     def _session_missed(self, session_id: str, minutes: int, kind: SessionKind, excused: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
-        self._note("SessionMissed", occurred_at, command_id, minutes=minutes, excused=excused)
+        self._note("SessionMissed", occurred_at, command_id, key=session_id, minutes=minutes, excused=excused)
         self.sessions.add(session_id)
 
     @event(ev.DrugTestCollected)
     def _drug_test_collected(self, specimen_id: str, specimen: SpecimenKind, observed: bool, random: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
-        self._note("DrugTestCollected", occurred_at, command_id, observed=observed, random=random)
-        self.specimens[specimen_id] = (occurred_at, False)
+        self._note("DrugTestCollected", occurred_at, command_id, key=specimen_id, observed=observed, random=random)
+        self.specimens[specimen_id] = self.version + 1
 
     @event(ev.DrugTestResulted)
     def _drug_test_resulted(self, specimen_id: str, result: TestResult, substances: dict[str, str], expected_medications: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
-        self._note("DrugTestResulted", occurred_at, command_id, result=result)
-        self.specimens[specimen_id] = (self.specimens[specimen_id][0], True)
+        self.commands.add(command_id)
+        collection = self.entries[self.specimens[specimen_id]]
+        self._remember(self.version + 1, "DrugTestResulted", occurred_at, {"result": result}, key=specimen_id, episode=collection.episode)
+        self.results[specimen_id] = self.version + 1
 
     @event(ev.SteppedUp)
-    def _stepped_up(self, from_level: Level, to_level: Level, reason: str, site: str, track: Track, planned_hours_per_week: float, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
-        self._changed_level("SteppedUp", to_level, reason, site, track, planned_hours_per_week, occurred_at, command_id)
+    def _stepped_up(self, from_level: Level, to_level: Level, reason: str, site: str, track: Track, planned_hours_per_week: float, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+        self._note("SteppedUp", occurred_at, command_id, notes=tuple(flags), site=site, track=track,
+                   planned_hours_per_week=planned_hours_per_week, reason=reason, _level=to_level)
 
     @event(ev.SteppedDown)
-    def _stepped_down(self, from_level: Level, to_level: Level, reason: str, site: str, track: Track, planned_hours_per_week: float, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
-        self._changed_level("SteppedDown", to_level, reason, site, track, planned_hours_per_week, occurred_at, command_id)
+    def _stepped_down(self, from_level: Level, to_level: Level, reason: str, site: str, track: Track, planned_hours_per_week: float, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+        self._note("SteppedDown", occurred_at, command_id, notes=tuple(flags), site=site, track=track,
+                   planned_hours_per_week=planned_hours_per_week, reason=reason, _level=to_level)
 
-    def _changed_level(self, kind: str, to: Level, reason: str, site: str, track: Track, hours: float, at: datetime, command_id: str) -> None:
-        self._note(kind, at, command_id, site=site, track=track, planned_hours_per_week=hours, reason=reason, level=to)
-        self._enter(to, site, track, hours, at)
-        if to.is_withdrawal_management:
-            self.detox_completed = None  # each stay in withdrawal management needs its own completion
+    @event(ev.TrackChanged)
+    def _track_changed(self, level: Level, site: str, from_track: Track, track: Track, planned_hours_per_week: float, reason: str, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+        self._note("TrackChanged", occurred_at, command_id, notes=tuple(flags), site=site, track=track,
+                   planned_hours_per_week=planned_hours_per_week, reason=reason, _level=level)
+
+    @event(ev.MedicationChanged)
+    def _medication_changed(self, medication: Medication, reason: str | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+        self._note("MedicationChanged", occurred_at, command_id, reason=reason, _medication=medication)
 
     @event(ev.Discharged)
     def _discharged(self, level: Level, reason: DischargeReason, referral_onward: str | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
-        self._note("Discharged", occurred_at, command_id, reason=reason, referral_onward=referral_onward)
-        self.level, self.level_since, self.site, self.track, self.admitted_at = None, None, None, None, None
-        self.discharged_at, self.discharged_by = occurred_at, self.version + 1
-        self.status = Status.DECEASED if reason is DischargeReason.DIED else Status.DISCHARGED
+        self._note("Discharged", occurred_at, command_id, reason=reason, referral_onward=referral_onward, _level=level)
 
     @event(ev.EnrolledInAlumni)
     def _enrolled_in_alumni(self, program: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("EnrolledInAlumni", occurred_at, command_id, program=program)
-        self.status = Status.ALUMNI
 
     @event(ev.AlumniActivityAttended)
     def _alumni_activity_attended(self, activity: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("AlumniActivityAttended", occurred_at, command_id, activity=activity)
 
     @event(ev.EntryCorrected)
-    def _entry_corrected(self, corrects_version: int, corrects_type: str, field: str, previous_value: Scalar, corrected_value: Scalar, reason: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _entry_corrected(self, corrects_version: int, corrects_type: str, field: str, previous_value: Scalar, corrected_value: Scalar, reason: str, flags: list[str] | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self.commands.add(command_id)
-        self.entries[corrects_version][1][field] = corrected_value
+        entry = self.entries[corrects_version]
+        entry.fields[field] = corrected_value
         if field == "occurred_at":
-            moment = datetime.fromisoformat(str(corrected_value))
-            if corrects_version == self.episode_opened_by:
-                self.admitted_at = moment if self.level is not None else self.admitted_at
-            if corrects_version == self.discharged_by:
-                self.discharged_at = moment
-        if self.level is not None and corrects_version == self._current_level_version():
-            if field == "site":
-                self.site = str(corrected_value)
-            elif field == "track":
-                self.track = Track(corrected_value)
-            elif field == "planned_hours_per_week" and isinstance(corrected_value, float):
-                self.planned_hours_per_week = corrected_value
-            elif field == "occurred_at":
-                self.level_since = datetime.fromisoformat(str(corrected_value))
+            entry.at = datetime.fromisoformat(str(corrected_value))
+        if flags is not None:
+            entry.notes = tuple(flags)
+        if corrects_type in MILESTONES or corrects_version == 1:
+            self._settle()
 
-    def _current_level_version(self) -> int | None:
-        return self.transitions[-1] if self.transitions else None
-
-
-def _check_time(client_ref: str, at: datetime, now: datetime) -> None:
-    if at.tzinfo is None or at.utcoffset() is None:
-        raise errors.NaiveTimestamp(client_ref, occurred_at=at.isoformat())
-    if at > now + CLOCK_SKEW:
-        raise errors.OccurredInFuture(client_ref, occurred_at=at.isoformat(), now=now.isoformat())
+    @event(ev.EntryVoided)
+    def _entry_voided(self, voided_version: int, voided_type: str, reason: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+        self.commands.add(command_id)
+        entry = self.entries[voided_version]
+        entry.voided = True
+        if voided_type in MILESTONES:
+            self.milestones.remove(voided_version)
+            if voided_type in TRANSITIONS:
+                self.transitions.remove(voided_version)
+            self._settle()
+        if voided_type in ("SessionAttended", "SessionMissed"):
+            self.sessions.discard(str(entry.key))
+        elif voided_type == "DrugTestCollected":
+            self.specimens.pop(str(entry.key), None)
+        elif voided_type == "DrugTestResulted":
+            self.results.pop(str(entry.key), None)
+        elif voided_type == "AssessmentCompleted":
+            self.assessments.remove(voided_version)

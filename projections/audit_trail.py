@@ -41,7 +41,7 @@ class AuditTrail(Projection):
             (
                 str(event.originator_id), event.originator_version, position, ev.event_name(event), utc(event.occurred_at),
                 utc(event.timestamp), actor["id"], actor["role"], command_id, json.dumps(facts, sort_keys=True),
-                facts.get("corrects_version"),
+                facts.get("corrects_version", facts.get("voided_version")),
             ),
         )
 
@@ -75,7 +75,11 @@ class AuditEntry:
     command_id: str
     details: dict[str, Any]
     corrects_version: int | None
-    corrections: list[AuditEntry] = field(default_factory=list)
+    corrections: list[AuditEntry] = field(default_factory=list)  # and voids, beside the entry they void
+
+    @property
+    def voided(self) -> bool:
+        return any(fix.event_type == "EntryVoided" for fix in self.corrections)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -83,7 +87,7 @@ class AuditEntry:
             "occurred_at": self.occurred_at.isoformat(), "recorded_at": self.recorded_at.isoformat(),
             "recorded_by": {"id": self.actor_id, "role": self.actor_role}, "command_id": self.command_id,
             "details": self.details, "corrects_version": self.corrects_version,
-            "corrections": [c.as_json() for c in self.corrections],
+            "corrections": [c.as_json() for c in self.corrections], "voided": self.voided,
         }
 
 

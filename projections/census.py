@@ -20,12 +20,11 @@ from eventsourcing.dispatch import singledispatchmethod
 
 from domain import events as ev
 from domain.levels import ALUMNI, Level
+from domain.record import TRANSITIONS
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
 
-TRANSITION_TYPES = {
-    "WithdrawalManagementStarted", "AdmittedToLevel", "SteppedUp", "SteppedDown", "Discharged", "EnrolledInAlumni",
-}
+TRANSITION_TYPES = TRANSITIONS
 
 
 def level_rank(code: str) -> int:
@@ -36,7 +35,7 @@ class Census(Projection):
     name = "census"
     handles = (
         ev.ClientRegistered, ev.WithdrawalManagementStarted, ev.AdmittedToLevel, ev.SteppedUp, ev.SteppedDown,
-        ev.Discharged, ev.EnrolledInAlumni, ev.EntryCorrected,
+        ev.Discharged, ev.EnrolledInAlumni, ev.TrackChanged, ev.EntryCorrected, ev.EntryVoided,
     )
     tables = ("census_clients", "census_intervals", "census_now")
 
@@ -93,8 +92,34 @@ class Census(Projection):
         self._open(cursor, event, event.to_level.code, event.site, event.track.value)
 
     @process.register
+    def _track_changed(self, event: ev.TrackChanged, cursor: Cursor, position: int) -> None:
+        self._close(cursor, event, event.occurred_at)
+        self._open(cursor, event, event.level.code, event.site, event.track.value)
+
+    @process.register
     def _discharged(self, event: ev.Discharged, cursor: Cursor, position: int) -> None:
         self._close(cursor, event, event.occurred_at)
+
+    @process.register
+    def _voided(self, event: ev.EntryVoided, cursor: Cursor, position: int) -> None:
+        """Only the latest change of a journey may be voided: its interval goes, the one it closed opens again."""
+        if event.voided_type not in TRANSITION_TYPES:
+            return
+        key = (str(event.originator_id), event.voided_version)
+        cursor.execute(
+            "DELETE FROM census_intervals WHERE journey_id = ? AND opened_by = ? RETURNING level, level_rank, site, track, ended_at",
+            key,
+        )
+        for level, rank, site, track, ended_at in cursor.fetchall():
+            if ended_at is None:
+                _count(cursor, level, rank, site, track, -1)
+        cursor.execute(
+            "UPDATE census_intervals SET ended_at = NULL, closed_by = NULL WHERE journey_id = ? AND closed_by = ?"
+            " RETURNING level, level_rank, site, track",
+            key,
+        )
+        for level, rank, site, track in cursor.fetchall():
+            _count(cursor, level, rank, site, track, +1)
 
     @process.register
     def _alumni(self, event: ev.EnrolledInAlumni, cursor: Cursor, position: int) -> None:

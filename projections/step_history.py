@@ -22,7 +22,7 @@ class StepHistory(Projection):
     name = "step_history"
     handles = (
         ev.WithdrawalManagementStarted, ev.AdmittedToLevel, ev.SteppedUp, ev.SteppedDown, ev.Discharged,
-        ev.EnrolledInAlumni, ev.EntryCorrected,
+        ev.EnrolledInAlumni, ev.TrackChanged, ev.EntryCorrected, ev.EntryVoided,
     )
     tables = ("step_transitions",)
 
@@ -54,6 +54,16 @@ class StepHistory(Projection):
     @process.register
     def _down(self, event: ev.SteppedDown, cursor: Cursor, position: int) -> None:
         self._insert(cursor, event, "step_down", event.from_level.code, event.to_level.code, event.reason)
+
+    @process.register
+    def _track_changed(self, event: ev.TrackChanged, cursor: Cursor, position: int) -> None:
+        self._insert(cursor, event, "track_change", event.level.code, event.level.code, event.reason)
+
+    @process.register
+    def _voided(self, event: ev.EntryVoided, cursor: Cursor, position: int) -> None:
+        cursor.execute(
+            "DELETE FROM step_transitions WHERE journey_id = ? AND version = ?", (str(event.originator_id), event.voided_version),
+        )
 
     @process.register
     def _discharged(self, event: ev.Discharged, cursor: Cursor, position: int) -> None:

@@ -103,10 +103,12 @@ class StartDetox(Command):
     level: LevelOfCare = Field(description="A withdrawal management level (1-WM .. 4-WM)")
     site: Text
     substances: list[Text] = []
+    medication: Medication = Field(default=Medication.NONE, description="Medication for addiction treatment from the start")
 
     def apply(self, journey: ClientJourney, ctx: Context) -> None:
         journey.start_withdrawal_management(
-            level=self.level, site=self.site, substances=self.substances, at=self.occurred_at, ctx=ctx,
+            level=self.level, site=self.site, substances=self.substances, medication=self.medication,
+            at=self.occurred_at, ctx=ctx,
         )
 
 
@@ -123,7 +125,9 @@ class Admit(Command):
     level: LevelOfCare
     site: Text
     track: Track | None = Field(default=None, description="day or evening for ambulatory levels")
-    planned_hours_per_week: Annotated[float, Field(ge=0, le=168)] = 9.0
+    planned_hours_per_week: Annotated[float, Field(ge=0, le=168)] | None = Field(
+        default=None, description="Planned clinical hours a week; when absent, the level's typical plan (outpatient 3, IOP 9, PHP 20)",
+    )
     expected_end: date | None = None
     medication: Medication = Medication.NONE
 
@@ -228,6 +232,28 @@ class StepDown(_Step):
         )
 
 
+class ChangeTrack(Command):
+    command: Literal["change_track"] = "change_track"
+    track: Track | None = Field(default=None, description="The new track (day or evening for ambulatory levels)")
+    planned_hours_per_week: Annotated[float, Field(ge=0, le=168)] | None = None
+    reason: Text
+
+    def apply(self, journey: ClientJourney, ctx: Context) -> None:
+        journey.change_track(
+            track=self.track, planned_hours_per_week=self.planned_hours_per_week, reason=self.reason,
+            at=self.occurred_at, ctx=ctx,
+        )
+
+
+class ChangeMedication(Command):
+    command: Literal["change_medication"] = "change_medication"
+    medication: Medication
+    reason: Text | None = None
+
+    def apply(self, journey: ClientJourney, ctx: Context) -> None:
+        journey.change_medication(medication=self.medication, reason=self.reason, at=self.occurred_at, ctx=ctx)
+
+
 class Discharge(Command):
     command: Literal["discharge"] = "discharge"
     reason: DischargeReason
@@ -267,14 +293,30 @@ class Correct(Command):
         )
 
 
+class Void(Command):
+    """Entered in error: the entries stay recorded and shown, and stop counting (latest first)."""
+
+    command: Literal["void"] = "void"
+    versions: Annotated[
+        list[Annotated[int, Field(ge=1)]],
+        Field(min_length=1, max_length=100, description="Versions of the entries made in error; later dependants may be voided with them"),
+    ]
+    reason: Text
+
+    def apply(self, journey: ClientJourney, ctx: Context) -> None:
+        journey.void(versions=self.versions, reason=self.reason, at=self.occurred_at, ctx=ctx)
+
+
 COMMANDS: tuple[type[Command], ...] = (
     Register, Refer, Assess, StartDetox, CompleteDetox, Admit, Plan, AttendSession, MissSession,
-    CollectDrugTest, ResultDrugTest, StepUp, StepDown, Discharge, EnrolAlumni, AttendAlumniActivity, Correct,
+    CollectDrugTest, ResultDrugTest, StepUp, StepDown, ChangeTrack, ChangeMedication, Discharge, EnrolAlumni,
+    AttendAlumniActivity, Correct, Void,
 )
 
 AnyCommand = Annotated[
     Register | Refer | Assess | StartDetox | CompleteDetox | Admit | Plan | AttendSession | MissSession
-    | CollectDrugTest | ResultDrugTest | StepUp | StepDown | Discharge | EnrolAlumni | AttendAlumniActivity | Correct,
+    | CollectDrugTest | ResultDrugTest | StepUp | StepDown | ChangeTrack | ChangeMedication | Discharge | EnrolAlumni
+    | AttendAlumniActivity | Correct | Void,
     Field(discriminator="command"),
 ]
 command_adapter: TypeAdapter[Command] = TypeAdapter(AnyCommand)

@@ -44,6 +44,9 @@ WITHHELD: dict[str, tuple[str, ...]] = {
     "SteppedDown": ("reason",),
     "Discharged": ("referral_onward",),
     "EntryCorrected": ("reason",),
+    "TrackChanged": ("reason",),
+    "MedicationChanged": ("reason",),
+    "EntryVoided": ("reason",),
 }
 """Domain fields never published, by event type (besides `command_id` and `recorded_by.id`)."""
 
@@ -60,6 +63,8 @@ Rating = Annotated[int, Field(ge=0, le=4)]
 Hours = Annotated[float, Field(ge=0, le=168)]
 Minutes = Annotated[int, Field(gt=0, le=720)]
 Scalar = str | float | bool | None
+FlagCode = Literal["hours_outside_adult_band", "hours_outside_adolescent_band", "withdrawal_need_at_ambulatory_admission"]
+Flags = Annotated[list[FlagCode], Field(description="What a clinician should look at again (recorded, never refused)")]
 
 
 class EventPayload(BaseModel):
@@ -91,6 +96,7 @@ class WithdrawalManagementStarted(EventPayload):
     level: Level
     site: str
     substances: list[str]
+    medication: Medication = Medication.NONE
 
 
 class DetoxCompleted(EventPayload):
@@ -105,6 +111,7 @@ class AdmittedToLevel(EventPayload):
     planned_hours_per_week: Hours
     expected_end: date | None
     medication: Medication
+    flags: Flags = []
 
 
 class TreatmentPlanRecorded(EventPayload):
@@ -147,6 +154,7 @@ class LevelChange(EventPayload):
     site: str
     track: Track
     planned_hours_per_week: Hours
+    flags: Flags = []
 
 
 class SteppedUp(LevelChange):
@@ -177,6 +185,29 @@ class EntryCorrected(EventPayload):
     previous_value: Scalar = Field(description="null when values_withheld")
     corrected_value: Scalar = Field(description="null when values_withheld")
     values_withheld: bool = Field(description="true when the corrected field is one the topic does not publish")
+    flags: Flags | None = Field(default=None, description="The corrected entry's flags, when the correction changes them")
+
+
+class TrackChanged(EventPayload):
+    """A change of track or planned hours within one level: not a step."""
+
+    level: Level
+    site: str
+    from_track: Track
+    track: Track
+    planned_hours_per_week: Hours
+    flags: Flags = []
+
+
+class MedicationChanged(EventPayload):
+    medication: Medication
+
+
+class EntryVoided(EventPayload):
+    """An entry made in error: consumers drop its effect (it stays on the topic and in the store)."""
+
+    voided_version: int = Field(ge=1, description="ce_sequence of the voided event of the same journey")
+    voided_type: str = Field(description="Event type name of the voided event, e.g. Discharged")
 
 
 MODELS: dict[str, type[EventPayload]] = {
@@ -184,7 +215,8 @@ MODELS: dict[str, type[EventPayload]] = {
     for model in (
         ClientRegistered, ReferralReceived, AssessmentCompleted, WithdrawalManagementStarted, DetoxCompleted,
         AdmittedToLevel, TreatmentPlanRecorded, SessionAttended, SessionMissed, DrugTestCollected, DrugTestResulted,
-        SteppedUp, SteppedDown, Discharged, EnrolledInAlumni, AlumniActivityAttended, EntryCorrected,
+        SteppedUp, SteppedDown, Discharged, EnrolledInAlumni, AlumniActivityAttended, TrackChanged, MedicationChanged,
+        EntryCorrected, EntryVoided,
     )
 }
 

@@ -287,4 +287,4 @@ def test_a_runner_following_concurrent_writers_misses_no_event(wired, database_u
         assert cursor.fetchone() == (stored,)
         cursor.execute("SELECT COUNT(*) FROM census_intervals WHERE ended_at IS NULL")
         assert cursor.fetchone() == (writers,)
-    assert [s.lag for s in wired.runner.status()] == [0, 0, 0]
+    assert [s.lag for s in wired.runner.status()] == [0] * len(wired.runner.status())

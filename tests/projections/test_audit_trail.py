@@ -110,7 +110,7 @@ def test_details_hold_the_facts_without_envelope_actor_time_or_command(wired):
     assert entries[2].details == {"ratings": [1, 2, 1, 0, 2, 1], "recommended_level": "2.1", "clinician": "dr-ames"}
     assert entries[3].details == {
         "level": "2.1", "site": "north", "track": "evening", "planned_hours_per_week": 9.0, "expected_end": None,
-        "medication": "none",
+        "medication": "none", "flags": [],
     }
     assert entries[4].details == {
         "session_id": "s-1", "minutes": 180, "kind": "group", "group_type": None, "modality": None, "telehealth": False,
@@ -120,7 +120,7 @@ def test_details_hold_the_facts_without_envelope_actor_time_or_command(wired):
     }
     assert entries[7].details == {
         "corrects_version": 5, "corrects_type": "SessionAttended", "field": "minutes", "previous_value": 180.0,
-        "corrected_value": 150.0, "reason": "left early",
+        "corrected_value": 150.0, "reason": "left early", "flags": None,
     }
     assert [e.corrects_version for e in entries] == [None] * 7 + [5, 4, 5, None]
     assert entries[0].as_json()["recorded_by"] == {"id": "intake-3", "role": "intake"}

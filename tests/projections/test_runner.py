@@ -20,7 +20,7 @@ from tests.projections.builders import (
     register,
 )
 
-NAMES = ["census", "step_history", "audit_trail"]
+NAMES = ["census", "step_history", "audit_trail", "flags"]
 
 
 def event_count(wired) -> int:
@@ -69,17 +69,17 @@ def test_status_reports_positions_and_lag_before_and_after_catch_up(wired):
     assert (by_name["step_history"].position, by_name["step_history"].lag) == (0, head)
 
     wired.runner.catch_up()
-    assert [s.lag for s in wired.runner.status()] == [0, 0, 0]
+    assert [s.lag for s in wired.runner.status()] == [0] * len(NAMES)
     assert wired.runner.positions() == dict.fromkeys(NAMES, head)
 
     # two more events: the lag of every projection is the distance to the new head
     register(wired, "N-1", "2026-11-01T10:00:00Z", "north")
     admit(wired, "N-1", "2026-11-02T10:00:00Z", "2.1", "north", "day")
     new_head = wired.runner.head()
-    assert [(s.head, s.position) for s in wired.runner.status()] == [(new_head, head)] * 3
-    assert [s.lag for s in wired.runner.status()] == [new_head - head] * 3
+    assert [(s.head, s.position) for s in wired.runner.status()] == [(new_head, head)] * len(NAMES)
+    assert [s.lag for s in wired.runner.status()] == [new_head - head] * len(NAMES)
     assert wired.runner.catch_up() == 2
-    assert [s.lag for s in wired.runner.status()] == [0, 0, 0]
+    assert [s.lag for s in wired.runner.status()] == [0] * len(NAMES)
 
 
 def test_second_catch_up_is_a_no_op(wired):
@@ -119,7 +119,7 @@ def test_census_rebuild_after_more_events_matches_catch_up(wired):
     admit(wired, "N-2", "2026-11-02T10:00:00Z", "3.1", "west")
     wired.runner.rebuild(["census"])  # census from zero, the others still behind by two events
     by_name = {s.name: s.lag for s in wired.runner.status()}
-    assert by_name == {"census": 0, "step_history": 2, "audit_trail": 2}
+    assert by_name == {"census": 0, "step_history": 2, "audit_trail": 2, "flags": 2}
     wired.runner.catch_up()
     live = dump(wired)
     wired.runner.rebuild(NAMES)

@@ -41,7 +41,10 @@ VALID: dict[str, dict[str, Any]] = {
     "discharge": {"reason": "left_against_advice", "referral_onward": "outpatient clinic"},
     "enrol_alumni": {},
     "attend_alumni_activity": {"activity": "monthly dinner"},
+    "change_track": {"track": "evening", "reason": "started a day job"},
+    "change_medication": {"medication": "buprenorphine", "reason": "induction"},
     "correct": {"corrects_version": 3, "field": "minutes", "value": 90, "reason": "typo"},
+    "void": {"versions": [5, 4], "reason": "entered for the wrong client"},
 }
 
 

@@ -428,12 +428,14 @@ def test_naive_occurred_at_is_refused():
 
 
 def test_late_occurred_at_is_accepted():
-    journey = admitted(at=days_ago(300))
+    journey = registered(at=days_ago(400))
+    admit(journey, at=days_ago(300))
+    journey.collect_events()
     attend(journey, "s-old", at=days_ago(200))  # recorded 200 days late
     collect(journey, "sp-1", at=days_ago(20))
     result(journey, "sp-1", at=days_ago(13))  # the lab result came a week after collection
     assert pending(journey) == ["SessionAttended", "DrugTestCollected", "DrugTestResulted"]
-    assert journey.specimens["sp-1"] == (days_ago(20), True)
+    assert journey.entries[journey.results["sp-1"]].at == days_ago(13)
 
 
 def test_event_before_admission_time_is_refused():
@@ -580,7 +582,7 @@ def test_result_before_collection_is_refused():
         "collected_at": days_ago(10).isoformat(),
         "occurred_at": days_ago(11).isoformat(),
     }
-    assert journey.specimens["sp-1"] == (days_ago(10), False)
+    assert (journey.entries[journey.specimens["sp-1"]].at, "sp-1" in journey.results) == (days_ago(10), False)
 
 
 def test_result_after_discharge_for_episode_specimen_is_accepted():
@@ -591,7 +593,7 @@ def test_result_after_discharge_for_episode_specimen_is_accepted():
     result(journey, "sp-1", at=days_ago(3))
     assert pending(journey) == ["DrugTestResulted"]
     assert journey.status is Status.DISCHARGED
-    assert journey.specimens["sp-1"] == (days_ago(7), True)
+    assert (journey.entries[journey.specimens["sp-1"]].at, "sp-1" in journey.results) == (days_ago(7), True)
 
 
 def test_duplicate_session_id_is_refused():
@@ -655,15 +657,9 @@ def test_correction_points_at_the_entry_and_keeps_original():
     assert (corrected.corrects_version, corrected.corrects_type, corrected.field) == (3, "SessionAttended", "minutes")
     assert (corrected.previous_value, corrected.corrected_value, corrected.reason) == (60.0, 90.0, "typo")
     assert (corrected.recorded_by, corrected.occurred_at, journey.version) == (CLINICIAN, NOW, 4)
-    assert journey.entries[3] == (
-        "SessionAttended",
-        {
-            "minutes": 90.0,
-            "kind": "group",
-            "telehealth": False,
-            "occurred_at": days_ago(10).isoformat(),
-        },
-    )
+    entry = journey.entries[3]
+    assert (entry.type, entry.at, entry.key) == ("SessionAttended", days_ago(10), "s-1")
+    assert entry.fields == {"minutes": 90.0, "kind": "group", "telehealth": False, "occurred_at": days_ago(10).isoformat()}
     # the next correction starts from the corrected value
     refuses(journey, errors.NothingToCorrect, lambda: correct(journey, 3, "minutes", 90))
 
@@ -674,7 +670,8 @@ def test_correction_of_unknown_entry_is_refused():
     correct(journey, 3, "minutes", 90)
     error = refuses(journey, errors.UnknownEntry, lambda: correct(journey, 99, "minutes", 90))
     assert error.values == {"version": "99"}
-    refuses(journey, errors.UnknownEntry, lambda: correct(journey, 4, "field", "x"))  # a correction is not an entry
+    error = refuses(journey, errors.NotCorrectable, lambda: correct(journey, 4, "field", "x"))  # a correction is not an entry
+    assert error.detail == "#4 is a correction or a void: correct the entry it refers to instead"
 
 
 def test_correction_of_uncorrectable_field_is_refused():
@@ -721,7 +718,7 @@ def test_corrected_transition_time_must_stay_in_order():
 
     correct(journey, 3, "occurred_at", days_ago(15).isoformat())
     assert pending(journey) == ["EntryCorrected"]
-    assert journey.entries[3][1]["occurred_at"] == days_ago(15).isoformat()
+    assert journey.entries[3].fields["occurred_at"] == days_ago(15).isoformat()
     # later corrections check against the corrected times
     refuses(journey, errors.OutOfOrder, lambda: correct(journey, 4, "occurred_at", days_ago(16).isoformat()))
 
@@ -742,7 +739,7 @@ def test_correcting_an_earlier_placement_leaves_current_state():
     step_down(journey, Level.OUTPATIENT, at=days_ago(10))  # keeps the day track
     correct(journey, 2, "track", "evening")
     assert (journey.level, journey.track) == (Level.OUTPATIENT, Track.DAY)
-    assert journey.entries[2][1]["track"] == "evening"
+    assert journey.entries[2].fields["track"] == "evening"
 
 
 def test_corrected_track_must_suit_the_level():
