@@ -1,9 +1,11 @@
 """Bitemporal replay: a journey as it stood at a clinical time, as it was recorded at a time.
 
 `as_recorded` keeps only what had been recorded by then (a surveyor's question about a past
-decision); `as_of` keeps what had happened clinically by then, as we know it now (late results
-and corrections included). Corrections change the values they correct for the replay and are
-shown beside the entry; the entry itself is never altered.
+decision); `as_of` keeps what had happened clinically by then, as we know it now (late results,
+corrections and voids included). The state comes from the journey itself: the recorded events are
+folded through `ClientJourney` (the same code that takes commands), and its entries are read up to
+the clinical time by `domain.record.placement`. Corrections and voids are shown beside the entry
+they change; the entry itself is never altered.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import takewhile
 from typing import Any
 
 from domain import events as ev
+from domain.journey import ClientJourney
 from domain.levels import ALUMNI
+from domain.record import Status
 
 
 @dataclass
@@ -29,6 +34,14 @@ class Correction:
 
 
 @dataclass
+class Void:
+    version: int
+    reason: str
+    recorded_by: dict[str, str]
+    recorded_at: datetime
+
+
+@dataclass
 class ReplayedEntry:
     version: int
     type: str
@@ -37,6 +50,7 @@ class ReplayedEntry:
     recorded_by: dict[str, str]
     details: dict[str, Any]  # as corrected
     corrections: list[Correction] = field(default_factory=list)
+    voided: Void | None = None  # entered in error: shown, and left out of the state
 
 
 @dataclass
@@ -51,7 +65,8 @@ class JourneyState:
     admitted_at: datetime | None = None
     episodes: int = 0
     last_discharge: str | None = None
-    sessions_attended: int = 0
+    medication: str | None = None
+    sessions_attended: int = 0  # in the current (or last) episode
     sessions_missed: int = 0
     minutes_attended: int = 0
     pending_specimens: list[str] = field(default_factory=list)
@@ -65,67 +80,78 @@ class Replay:
     entries: list[ReplayedEntry]
 
 
+def fold(history: Sequence[Any]) -> ClientJourney | None:
+    """The journey after these events (a prefix of its history), through the aggregate's own code."""
+    journey: ClientJourney | None = None
+    for event in history:
+        journey = event.mutate(journey)
+    return journey
+
+
 def replay(history: Sequence[Any], *, as_of: datetime | None = None, as_recorded: datetime | None = None) -> Replay:
-    known = [e for e in history if as_recorded is None or e.timestamp <= as_recorded]
+    known = list(history) if as_recorded is None else list(takewhile(lambda e: e.timestamp <= as_recorded, history))
+    journey = fold(known)
+    if journey is None:
+        return Replay(JourneyState(), [])
     corrections: dict[int, list[Correction]] = {}
+    voids: dict[int, Void] = {}
     for event in known:
         if isinstance(event, ev.EntryCorrected):
-            facts = ev.payload(event)
             corrections.setdefault(event.corrects_version, []).append(Correction(
                 event.originator_version, event.field, event.previous_value, event.corrected_value, event.reason,
-                facts["recorded_by"], event.timestamp,
+                ev.payload(event)["recorded_by"], event.timestamp,
             ))
+        elif isinstance(event, ev.EntryVoided):
+            voids[event.voided_version] = Void(
+                event.originator_version, event.reason, ev.payload(event)["recorded_by"], event.timestamp,
+            )
     entries = []
     for event in known:
-        if isinstance(event, ev.EntryCorrected):
+        if isinstance(event, ev.EntryCorrected | ev.EntryVoided):
             continue
+        version = event.originator_version
         details = ev.payload(event)
-        fixes = corrections.get(event.originator_version, [])
+        fixes = corrections.get(version, [])
         for fix in fixes:
             details[fix.field] = fix.corrected_value
-        occurred = datetime.fromisoformat(str(details.pop("occurred_at")))
+        details.pop("occurred_at")
         actor = details.pop("recorded_by")
         details.pop("command_id")
+        occurred = journey.entries[version].at
         if as_of is None or occurred <= as_of:
-            entries.append(ReplayedEntry(event.originator_version, ev.event_name(event), occurred, event.timestamp, actor, details, fixes))
+            entries.append(ReplayedEntry(
+                version, ev.event_name(event), occurred, event.timestamp, actor, details, fixes, voids.get(version),
+            ))
     entries.sort(key=lambda entry: (entry.occurred_at, entry.version))
-    state = JourneyState()
-    for entry in entries:
-        _fold(state, entry)
-    return Replay(state, entries)
+    return Replay(state_of(journey, as_of), entries)
 
 
-def _fold(state: JourneyState, entry: ReplayedEntry) -> None:  # noqa: C901 - one branch per event type reads best
-    d, kind = entry.details, entry.type
-    if kind == "ClientRegistered":
-        state.client_ref, state.status, state.home_site = d["client_ref"], "registered", d["site"]
-    elif kind in ("WithdrawalManagementStarted", "AdmittedToLevel"):
-        state.status, state.episodes, state.admitted_at = "in_treatment", state.episodes + 1, entry.occurred_at
-        state.sessions_attended = state.sessions_missed = state.minutes_attended = 0
-        _enter(state, d["level"], d["site"], d.get("track") or "residential", entry.occurred_at)
-    elif kind in ("SteppedUp", "SteppedDown"):
-        _enter(state, d["to_level"], d["site"], d["track"], entry.occurred_at)
-    elif kind == "Discharged":
-        state.status = "deceased" if d["reason"] == "died" else "discharged"
-        state.last_discharge = d["reason"]
-        state.level = state.site = state.track = state.level_since = None
-    elif kind == "EnrolledInAlumni":  # counted at the home site, as the census projection counts alumni
-        state.status = ALUMNI
-        _enter(state, ALUMNI, state.home_site or "", ALUMNI, entry.occurred_at)
-    elif kind == "SessionAttended":
-        state.sessions_attended += 1
-        state.minutes_attended += int(d["minutes"])
-    elif kind == "SessionMissed":
-        state.sessions_missed += 1
-    elif kind == "DrugTestCollected":
-        state.pending_specimens.append(d["specimen_id"])
-    elif kind == "DrugTestResulted":
-        if d["specimen_id"] in state.pending_specimens:
-            state.pending_specimens.remove(d["specimen_id"])
-        state.results[d["specimen_id"]] = d["result"]
-    elif kind == "TreatmentPlanRecorded":
-        state.goals = list(d["goals"])
-
-
-def _enter(state: JourneyState, level: str, site: str, track: str, at: datetime) -> None:
-    state.level, state.site, state.track, state.level_since = level, site, track, at
+def state_of(journey: ClientJourney, until: datetime | None = None) -> JourneyState:
+    """What the journey says of the client at clinical time `until` (now when None)."""
+    if until is not None and until < journey.registered_at:
+        return JourneyState()
+    now = journey.placement(until)
+    live = [
+        (version, entry) for version, entry in journey.entries.items()
+        if not entry.voided and (until is None or entry.at <= until)
+    ]
+    episode = [entry for _, entry in live if now.episode is not None and entry.episode == now.episode]
+    results = {str(entry.key): str(entry.fields["result"]) for _, entry in live if entry.type == "DrugTestResulted"}
+    plans = [entry for _, entry in live if entry.type == "TreatmentPlanRecorded"]
+    state = JourneyState(
+        client_ref=journey.client_ref, home_site=journey.home_site,
+        status=now.status.value, level=now.level and now.level.code, site=now.site, track=now.track and now.track.value,
+        level_since=now.level_since, admitted_at=now.admitted_at, episodes=now.episodes, last_discharge=now.last_discharge,
+        medication=now.medication.value if now.status is Status.IN_TREATMENT else None,
+        sessions_attended=sum(1 for entry in episode if entry.type == "SessionAttended"),
+        sessions_missed=sum(1 for entry in episode if entry.type == "SessionMissed"),
+        minutes_attended=int(sum(float(entry.fields["minutes"] or 0) for entry in episode if entry.type == "SessionAttended")),
+        pending_specimens=[
+            str(entry.key) for _, entry in live if entry.type == "DrugTestCollected" and entry.key not in results
+        ],
+        results=results,
+        goals=list(max(plans, key=lambda entry: entry.at).notes) if plans else [],
+    )
+    if now.status is Status.ALUMNI:  # counted at the home site, as the census projection counts alumni
+        state.level, state.site, state.track, state.level_since = ALUMNI, state.home_site, ALUMNI, now.alumni_since
+    return state

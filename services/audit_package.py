@@ -45,6 +45,7 @@ def build_package(wired: Continuum, client_ref: str, *, exported_by: str, access
             "stored_state": base64.b64encode(state).decode(), "row_hash": chain.get("row_hash"),
             "journey_link": chain.get("journey_link"), "global_link": chain.get("global_link"),
         })
+    _annotate(events)
     return {
         "format": FORMAT, "format_version": 1, "client": client_ref, "journey_id": str(journey_id),
         "exported_at": datetime.now(tz=UTC).isoformat(), "exported_by": exported_by,
@@ -54,6 +55,19 @@ def build_package(wired: Continuum, client_ref: str, *, exported_by: str, access
         "access_records": [record.as_json() for record in access],
         "how_to_verify": HOW_TO_VERIFY,
     }
+
+
+def _annotate(events: list[dict[str, Any]]) -> None:
+    """Each entry names the corrections and the void that refer to it, so they read side by side."""
+    by_version = {event["version"]: event for event in events}
+    for event in events:
+        target = by_version.get(event["payload"].get("corrects_version") or event["payload"].get("voided_version"))
+        if target is None:
+            continue
+        if event["type"] == "EntryVoided":
+            target["voided_by"] = {"version": event["version"], "reason": event["payload"]["reason"], "at": event["recorded_at"]}
+        else:
+            target.setdefault("corrected_by", []).append(event["version"])
 
 
 def _links(wired: Continuum, journey_id: UUID) -> dict[int, dict[str, str]]:
