@@ -1,6 +1,6 @@
 """Levels of care and the other closed vocabularies of the continuum.
 
-Intensity order follows shared/DESIGN.md: withdrawal management (1-WM .. 4-WM) is the most
+Intensity order follows the design: withdrawal management (1-WM .. 4-WM) is the most
 intensive group, then medically managed inpatient (4), residential (3.7, 3.5, 3.1), partial
 hospitalization (2.5), intensive outpatient (2.1) and outpatient (1). So leaving detox for any
 other level is a step down, as programs say it ("clients step down into IOP from detox").
@@ -106,7 +106,7 @@ class Track(Enum):
 
 
 class DischargeReason(Enum):
-    """TEDS-D `REASON` codes (shared/notes/domain.md section 3)."""
+    """TEDS-D `REASON` codes (the TEDS discharge codebook)."""
 
     COMPLETED = "completed"
     LEFT_AGAINST_ADVICE = "left_against_advice"
