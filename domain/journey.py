@@ -354,6 +354,7 @@ class ClientJourney(Amendments, Aggregate):
         if self._seen(ctx):
             return
         check_time(self.client_ref, at, ctx.now)
+        self._require_after_registration(at)
         entry, corrected = self._check_correction(version, field, value, ctx)
         self._entry_corrected(
             corrects_version=version,
@@ -376,6 +377,7 @@ class ClientJourney(Amendments, Aggregate):
         if self._seen(ctx):
             return
         check_time(self.client_ref, at, ctx.now)
+        self._require_after_registration(at)
         if not reason.strip():
             raise errors.InvalidValue(self.client_ref, "a void needs a reason")
         plan = sorted(set(versions), reverse=True)

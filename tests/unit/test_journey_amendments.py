@@ -779,3 +779,18 @@ def test_replay_entries_show_the_voided_entry_beside_the_others():
     as_of = {entry.version: entry for entry in replay(events, as_of=days_ago(15)).entries}
     assert sorted(as_of) == [1, 2, 3, 4, 5]
     assert as_of[5].voided is not None
+
+
+def test_no_amendment_may_be_dated_before_the_registration():
+    journey = admitted()
+    attend(journey, "s-1", minutes=60)  # version 3
+    before = days_ago(41)  # registered 40 days ago
+    expected = {"registered_at": days_ago(40).isoformat(), "occurred_at": before.isoformat()}
+    error = refuses(
+        journey,
+        errors.BeforeRegistration,
+        lambda: journey.correct(version=3, field="minutes", value=90, reason="typo", at=before, ctx=ctx()),
+    )
+    assert error.values == expected
+    error = refuses(journey, errors.BeforeRegistration, lambda: journey.void(versions=[3], reason=ERROR, at=before, ctx=ctx()))
+    assert error.values == expected
