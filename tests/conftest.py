@@ -4,6 +4,10 @@ PostgreSQL is resolved in this order: CONTINUUM_TEST_POSTGRES_URL, testcontainer
 daemon answers, the local server on 127.0.0.1:5432, then a throwaway local cluster (initdb).
 With CONTINUUM_REQUIRE_SERVICES set (`.ci/run` sets it), a service that cannot be had fails the
 run instead of skipping.
+
+Histories are dated before the fixed `NOW` of tests/support/clock.py and the journey service reads
+that clock (`wired` injects it; `service_clock` makes it the default of every in-process command), so
+no test depends on the day it runs.
 """
 
 from __future__ import annotations
@@ -11,12 +15,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 
 import psycopg
 import pytest
 
 from infra.config import Settings, parse_database_url
 from services.bootstrap import Continuum, bootstrap
+from tests.support.clock import NOW, fixed_clock
 from tests.support.services import postgres_server
 
 
@@ -72,9 +78,17 @@ def pg_url(postgres_url: str) -> Iterator[str]:
 
 @pytest.fixture
 def wired(database_url: str) -> Iterator[Continuum]:
-    continuum = bootstrap(Settings(database_url=database_url))
+    continuum = bootstrap(Settings(database_url=database_url), clock=fixed_clock)
     yield continuum
     continuum.close()
+
+
+@pytest.fixture
+def service_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    """Commands run in process (the CLI through CliRunner, the API through TestClient) read the fixed
+    clock: the composition root's default `clock=` becomes `fixed_clock` for the test. Returns `NOW`."""
+    monkeypatch.setitem(bootstrap.__kwdefaults__, "clock", fixed_clock)
+    return NOW
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -20,9 +20,10 @@ from infra.config import Settings
 from services.api import create_app
 from services.api.tokens import Role, TokenStore
 from services.bootstrap import Continuum, bootstrap
+from tests.support.clock import NOW, fixed_clock
 
-# Clinical times relative to now: the journey refuses future times, and fixed dates would age.
-BASE = (datetime.now(UTC) - timedelta(days=30)).replace(hour=9, minute=0, second=0, microsecond=0)
+# Clinical times from a fixed day before the tests' clock reading, which the service reads.
+BASE = (NOW - timedelta(days=30)).replace(hour=9, minute=0, second=0, microsecond=0)  # 2026-10-25 09:00 UTC
 
 WHO = {
     "north": (Role.CLINICIAN, "north"),
@@ -63,7 +64,7 @@ class ApiUnderTest:
 
 @contextmanager
 def api_under_test(database_url: str, *, follow: bool = True, **settings: Any) -> Iterator[ApiUnderTest]:
-    wired = bootstrap(Settings(database_url=database_url, **settings))
+    wired = bootstrap(Settings(database_url=database_url, **settings), clock=fixed_clock)
     try:
         app = create_app(wired, follow=follow)
         store = TokenStore(wired.views)

@@ -1,12 +1,19 @@
-"""Fixtures of the end-to-end tests: the HTTP API over each store (see api_support.py)."""
+"""Fixtures of the end-to-end tests: the HTTP API over each store (see api_support.py), and the tests'
+fixed clock for every command run in process."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 
 from tests.e2e.api_support import ApiUnderTest, api_under_test
+
+
+@pytest.fixture(autouse=True)
+def _fixed_service_clock(service_clock: datetime) -> None:
+    """Every command run in process here (CLI, API, a bootstrapped service) reads the tests' fixed clock."""
 
 
 @pytest.fixture

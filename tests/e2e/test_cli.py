@@ -3,6 +3,9 @@
 Most tests drive `services.cli.app` in process through typer's CliRunner; the tests about what a
 user sees after a mistake, and about `project --follow`, run the installed `continuum` script in a
 real subprocess. Every test works on a fresh store (a new SQLite file or PostgreSQL schema).
+
+Clinical times are fixed days before the tests' clock reading `NOW` (tests/support/clock.py), which
+the commands run in process read (tests/e2e/conftest.py); a subprocess reads the wall clock, later still.
 """
 
 from __future__ import annotations
@@ -29,13 +32,14 @@ from infra.config import Settings
 from services.bootstrap import bootstrap
 from services.cli import app
 from services.importer import import_lines
+from tests.support.clock import NOW
 
 CONTINUUM = Path(sys.executable).parent / "continuum"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 UNREACHABLE_POSTGRES = "postgresql://postgres@127.0.0.1:1/nope"
 
-# Clinical times are relative to now: the journey refuses future times, and fixed dates would age.
-BASE = (datetime.now(UTC) - timedelta(days=60)).replace(hour=9, minute=0, second=0, microsecond=0)
+BASE = (NOW - timedelta(days=60)).replace(hour=9, minute=0, second=0, microsecond=0)  # 2026-09-25 09:00 UTC
+YEAR_2025 = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC))
 
 
 def at(days: float) -> str:
@@ -307,11 +311,12 @@ def test_census_clients_lists_each_client_with_days_in_level(populated):
     listed = {c["client_ref"]: c for c in census["clients"]}
     assert set(listed) == {"C-1", "C-2", "C-3"}
     assert (listed["C-1"]["level"], listed["C-1"]["since"]) == ("1", at(20))
-    now = datetime.fromisoformat(census["at"])
+    now = datetime.fromisoformat(census["at"])  # the census of now counts days to the wall clock's reading
+    assert now >= NOW
     for client, since_day in (("C-1", 20), ("C-2", 2), ("C-3", 3)):
         expected = (now - (BASE + timedelta(days=since_day))).days
         assert listed[client]["days_in_level"] == expected
-        assert 59 - since_day <= expected <= 60 - since_day
+        assert expected >= 60 - since_day - 1  # at least the days from admission to NOW
 
 
 def test_census_table_shows_levels_and_the_total(populated):

@@ -6,19 +6,20 @@ import base64
 import json
 import os
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import psycopg
 from typer.testing import CliRunner
 
 from infra.config import parse_database_url
 from services.cli import app
+from tests.support.clock import NOW
 
 runner = CliRunner()
 
 
 def _lines(tmp_path):
-    day = (datetime.now(tz=UTC) - timedelta(days=3)).replace(microsecond=0)
+    day = NOW - timedelta(days=3)
     lines = [
         {"command": "register", "client": "SECRET-77", "occurred_at": day.isoformat(), "site": "north"},
         {"command": "admit", "client": "SECRET-77", "occurred_at": (day + timedelta(hours=2)).isoformat(), "level": "2.1",

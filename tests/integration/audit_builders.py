@@ -1,9 +1,10 @@
 """Shared pieces of the audit tests: hand-worked histories, recorded-time cut points, the CLI, and raw
 SQL connections for tampering with the store behind the application's back.
 
-Clinical times are relative to now (the journey refuses future times); recorded times are the
-library's event `timestamp`, set when each command is recorded, so a test that needs "what the record
-said before X" records X later in the test and takes `datetime.now(UTC)` in between (`cut()`).
+Clinical times are fixed days before the tests' clock reading `NOW` (tests/support/clock.py), which
+the journey service reads; recorded times are the library's event `timestamp`, set from the wall clock
+when each command is recorded, so a test that needs "what the record said before X" records X later in
+the test and takes `datetime.now(UTC)` in between (`cut()`).
 """
 
 from __future__ import annotations
@@ -31,19 +32,20 @@ from services.bootstrap import Continuum
 from services.cli import app
 from services.commands import parse_command
 from services.journeys import Outcome
+from tests.support.clock import NOW
 
 INTAKE = Actor("intake-3", "intake")
 CLINICIAN = Actor("dr-ames", "clinician")
 LAB = Actor("lab-1", "lab")
 SUPERVISOR = Actor("sup-9", "supervisor")
 
-BASE = (datetime.now(UTC) - timedelta(days=30)).replace(hour=9, minute=0, second=0, microsecond=0)
+BASE = (NOW - timedelta(days=30)).replace(hour=9, minute=0, second=0, microsecond=0)  # 2026-10-25 09:00 UTC
 UNREACHABLE_POSTGRES = "postgresql://postgres@127.0.0.1:1/nope"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def day(days: float) -> datetime:
-    """Clinical time: `days` after BASE (09:00 UTC, 30 days ago)."""
+    """Clinical time: `days` after BASE (09:00 UTC, 30 days before NOW)."""
     return BASE + timedelta(days=days)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,11 @@ from tests.integration.kafka_support import record_demo
 from tests.support.kafka import Broker, kafka_broker
 
 DEMO_CLIENTS = 1000
+
+
+@pytest.fixture(autouse=True)
+def _fixed_service_clock(service_clock: datetime) -> None:
+    """Every command run in process here (CLI, API, a bootstrapped service) reads the tests' fixed clock."""
 
 
 @pytest.fixture(scope="session")

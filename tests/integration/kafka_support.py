@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from kafka import TopicPartition
@@ -19,15 +19,16 @@ from infra.views import ViewStore
 from services.bootstrap import bootstrap
 from services.demo import cohort_lines
 from services.importer import import_lines
+from tests.support.clock import fixed_clock
 
 DEMO_ACTOR = Actor("demo", "system")
 
 
 def record_demo(database_url: str, clients: int, seed: int = 7, ref_prefix: str = "C") -> int:
-    """Record a synthetic cohort through the importer (client refs `<ref_prefix>-00001`...); returns the head."""
-    end = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(days=1)
-    lines = (line.replace('"C-', f'"{ref_prefix}-') for line in cohort_lines(clients, seed, start=end - timedelta(days=365), end=end))
-    wired = bootstrap(Settings(database_url=database_url))
+    """Record a synthetic cohort of 2025 through the importer (client refs `<ref_prefix>-00001`...); returns the head."""
+    year = datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC)
+    lines = (line.replace('"C-', f'"{ref_prefix}-') for line in cohort_lines(clients, seed, start=year[0], end=year[1]))
+    wired = bootstrap(Settings(database_url=database_url), clock=fixed_clock)
     try:
         import_lines(wired.service, lines, DEMO_ACTOR)
         return wired.app.recorder.max_notification_id() or 0

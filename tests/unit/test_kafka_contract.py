@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,31 +16,84 @@ from domain.values import Actor
 from infra.kafka.contract import MODELS, PSEUDONYMISED, WITHHELD
 from infra.kafka.envelope import NOT_PUBLISHED, PoisonMessage, decode, encode, encode_with_sdk, kafka_headers
 from infra.kafka.schemas import asyncapi_document, event_schemas, write_schemas
+from services.commands import parse_command
 from services.demo import cohort_lines
 from services.importer import import_lines
 from services.journeys import CareContinuum, JourneyService
+from tests.support.clock import fixed_clock
 
 COMMITTED = Path(__file__).resolve().parents[2] / "schemas"
 ACTOR = Actor("dr-ames", "clinician")
 
 
+def _line(event_type: str, command: str, client: str, occurred_at: str, **fields: Any) -> tuple[str, dict[str, Any]]:
+    return event_type, {"command": command, "client": client, "occurred_at": occurred_at, **fields}
+
+
+# Every event type of `domain.events.EVENT_TYPES`, each named beside a command line that records it: two
+# hand-written journeys in 2026 (K-1 through detox, residential, IOP, a step up, discharge and alumni;
+# Z-1 with corrections of a withheld free text and of a published field). A new event type needs a
+# line here: the `events` fixture fails naming every type without one.
+HISTORY: list[tuple[str, dict[str, Any]]] = [
+    _line("ClientRegistered", "register", "K-1", "2026-03-02T09:00:00Z", site="north", birth_year=1988, sex="female"),
+    _line("ReferralReceived", "refer", "K-1", "2026-03-02T09:30:00Z", source="court", referred_level="3.7-WM"),
+    _line("AssessmentCompleted", "assess", "K-1", "2026-03-02T11:00:00Z", ratings=[4, 2, 1, 3, 3, 3],
+          recommended_level="3.7-WM", clinician="dr-ames"),
+    _line("WithdrawalManagementStarted", "start_detox", "K-1", "2026-03-02T14:00:00Z", level="3.7-WM", site="north",
+          substances=["fentanyl"]),
+    _line("DetoxCompleted", "complete_detox", "K-1", "2026-03-07T10:00:00Z", completed=True),
+    _line("SteppedDown", "step_down", "K-1", "2026-03-07T12:00:00Z", to_level="3.5", reason="withdrawal managed"),
+    _line("TreatmentPlanRecorded", "plan", "K-1", "2026-03-08T10:00:00Z", goals=["abstinence", "housing"],
+          review_on="2026-04-07"),
+    _line("SteppedDown", "step_down", "K-1", "2026-04-01T12:00:00Z", to_level="2.1", reason="residential goals met",
+          track="evening"),
+    _line("SessionAttended", "attend_session", "K-1", "2026-04-03T18:00:00Z", session_id="S-1", minutes=180,
+          kind="group", group_type="relapse_prevention", modality="cbt"),
+    _line("SessionMissed", "miss_session", "K-1", "2026-04-06T18:00:00Z", session_id="S-2", minutes=180, excused=False),
+    _line("DrugTestCollected", "collect_drug_test", "K-1", "2026-04-08T10:00:00Z", specimen_id="K-1-U1", observed=True),
+    _line("DrugTestResulted", "result_drug_test", "K-1", "2026-04-10T08:00:00Z", specimen_id="K-1-U1",
+          result="positive", substances={"fentanyl": "positive"}),
+    _line("SteppedUp", "step_up", "K-1", "2026-04-15T12:00:00Z", to_level="2.5", reason="positive test", track="day"),
+    _line("Discharged", "discharge", "K-1", "2026-06-01T12:00:00Z", reason="completed",
+          referral_onward="mutual-help group"),
+    _line("EnrolledInAlumni", "enrol_alumni", "K-1", "2026-06-05T12:00:00Z", program="alumni"),
+    _line("AlumniActivityAttended", "attend_alumni_activity", "K-1", "2026-07-01T18:00:00Z", activity="sober social"),
+    _line("ClientRegistered", "register", "Z-1", "2026-10-25T09:00:00Z", site="north"),
+    _line("AdmittedToLevel", "admit", "Z-1", "2026-10-25T10:00:00Z", level="2.5", site="north", track="day"),
+    _line("SteppedDown", "step_down", "Z-1", "2026-11-10T12:00:00Z", to_level="2.1", reason="goals met, says Dr Ames",
+          track="evening"),
+    _line("EntryCorrected", "correct", "Z-1", "2026-11-12T09:00:00Z", corrects_version=3, field="reason",
+          value="goals met", reason="typo"),
+    _line("EntryCorrected", "correct", "Z-1", "2026-11-12T09:05:00Z", corrects_version=2, field="site", value="south",
+          reason="wrong site"),
+]
+
+
 @pytest.fixture(scope="module")
 def events() -> list[tuple[int, Any]]:
-    """(position, event) for a small demo cohort recorded in memory: every event type appears."""
+    """(position, event) for the hand-written HISTORY, then a small demo cohort of 2025 for variety,
+    recorded in memory at the tests' fixed clock: every event type appears, by construction."""
     app = CareContinuum(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    end = datetime.now(tz=UTC) - timedelta(days=1)
-    lines = list(cohort_lines(25, 7, start=end - timedelta(days=365), end=end))
-    at = (end - timedelta(days=30)).isoformat()
-    lines += [json.dumps({"client": "Z-1", "occurred_at": at, **line}) for line in (
-        {"command": "register", "site": "north"},
-        {"command": "admit", "level": "2.5", "site": "north", "track": "day"},
-        {"command": "step_down", "to_level": "2.1", "reason": "goals met, says Dr Ames", "track": "evening"},
-        {"command": "correct", "corrects_version": 3, "field": "reason", "value": "goals met", "reason": "typo"},
-        {"command": "correct", "corrects_version": 2, "field": "site", "value": "south", "reason": "wrong site"},
-    )]
-    report = import_lines(JourneyService(app), lines, ACTOR)
-    assert not [e for e in report.errors if e.line > len(lines) - 5], report.errors
+    service = JourneyService(app, clock=fixed_clock)
+    recorded = []
+    for number, (expected, data) in enumerate(HISTORY, start=1):
+        outcome = service.execute(parse_command({"id": f"contract-{number}", **data}), ACTOR)
+        assert outcome.ok, f"HISTORY line {number} ({data['command']} {data['client']}): {outcome.error}"
+        assert [e.type for e in outcome.events] == [expected], f"HISTORY line {number} records {outcome.events}"
+        recorded.append(expected)
+    missing = sorted({event_type.__name__ for event_type in EVENT_TYPES} - set(recorded))
+    if missing:
+        pytest.fail(f"no line of HISTORY in tests/unit/test_kafka_contract.py records {', '.join(missing)}:"
+                    " add a command line for each (the contract is checked on every event type)")
+    lines = list(cohort_lines(25, 7, start=datetime(2025, 1, 1, tzinfo=UTC), end=datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC)))
+    report = import_lines(service, lines, ACTOR)
+    assert report.ok, report.errors[:3]
     return [(n.id, app.mapper.to_domain_event(n)) for n in app.recorder.select_notifications(start=0, limit=100_000)]
+
+
+def test_the_fixture_holds_every_event_type(events):
+    assert {type(event).__name__ for _, event in events} == {event_type.__name__ for event_type in EVENT_TYPES}
+    assert [type(event).__name__ for _, event in events[:len(HISTORY)]] == [expected for expected, _ in HISTORY]
 
 
 def test_committed_schemas_match_the_code(tmp_path):
