@@ -3,19 +3,32 @@
 Rates and lengths of stay follow shared/notes/domain.md section 7 ("Synthetic one-year cohort");
 IOP dose, tracks, groups, therapies and plan goals follow section 1, discharge-reason mixes and
 median stays the TEDS 2004 figures of section 3. Each client's timeline is generated whole, cut at
-`end` (the clock reading: a journey still open then is part of the census) and numbered, so a
-command's position is its journey version and its id is stable across re-imports.
+`end` (a journey still open then is part of the census) and numbered, so a command's position is its
+journey version and its id is stable across re-imports.
+
+The cohort is a function of its size, seed and window only, never of the day it is generated: the
+default window is the calendar year 2025 (`DEFAULT_START`..`DEFAULT_END`). Every command id names
+the cohort (`demo-SEED-CLIENTS-START-END-CLIENT-N`), so two cohorts never share an id and a store that
+holds one cohort is recognised (`other_cohort`) before another is recorded into it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from operator import itemgetter
 from random import Random
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from services.journeys import CareContinuum
+
+DEFAULT_START = date(2025, 1, 1)
+DEFAULT_END = date(2025, 12, 31)
+WINDOW_DAYS = 365  # with only one end of the window given, the other is a year away
 
 DAY = timedelta(days=1)
 SITES = ("north", "south", "east")
@@ -78,13 +91,99 @@ class _Client:
         self.events.append((at, {"command": command, "client": self.ref, **fields}))
 
 
+def cohort_window(start: str | None, end: str | None, now: datetime) -> tuple[datetime, datetime]:
+    """The window of `continuum demo --start DAY --end DAY`: from the start of the first day to the end of
+    the last (UTC). Both left out: the calendar year 2025, whatever the date. `end` may be `today`; a
+    window that reaches today ends at `now`, as the journey refuses clinical times in the future."""
+    today = now.astimezone(UTC).date()
+    first = _day("--start", start) if start is not None else None
+    last = today if end == "today" else _day("--end", end) if end is not None else None
+    if first is None:
+        first = DEFAULT_START if last is None else last - timedelta(days=WINDOW_DAYS - 1)
+    if last is None:
+        last = DEFAULT_END if start is None else min(first + timedelta(days=WINDOW_DAYS - 1), today)
+    if last > today:
+        msg = f"--end {last} is after today ({today}): the demo records only what has happened (use --end today)"
+        raise ValueError(msg)
+    if first > last:
+        msg = f"--start {first} is after the end of the window ({last})"
+        raise ValueError(msg)
+    opened = datetime.combine(first, time.min, tzinfo=UTC)
+    closed = datetime.combine(last, time(23, 59, 59), tzinfo=UTC)
+    return opened, min(closed, now.astimezone(UTC).replace(microsecond=0))
+
+
+def _day(option: str, text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        msg = f"{option} {text!r} is not a date (YYYY-MM-DD)"
+        raise ValueError(msg) from None
+
+
+def cohort_key(clients: int, seed: int, start: datetime, end: datetime) -> str:
+    """What names a cohort in its command ids: seed, size and window (`7-1000-20250101-20251231T235959`)."""
+    return f"{seed}-{clients}-{_stamp(start)}-{_stamp(end)}"
+
+
+def _stamp(moment: datetime) -> str:
+    moment = moment.astimezone(UTC)
+    return f"{moment:%Y%m%d}" if moment.time() == time.min else f"{moment:%Y%m%dT%H%M%S}"
+
+
+_KEY = re.compile(r"demo-(?P<seed>-?\d+)-(?P<clients>\d+)-(?P<start>\d{8}(?:T\d{6})?)-(?P<end>\d{8}(?:T\d{6})?)-")
+
+
+def describe(key: str) -> str:
+    """A cohort key in words: `seed 7, 1000 clients, 2025-01-01 00:00 to 2025-12-31 23:59 UTC`."""
+    found = _KEY.match(f"demo-{key}-")
+    if found is None:
+        return key
+
+    def moment(stamp: str) -> str:
+        parsed = datetime.strptime(stamp, "%Y%m%dT%H%M%S" if "T" in stamp else "%Y%m%d")  # noqa: DTZ007 - UTC
+        return f"{parsed:%Y-%m-%d %H:%M}"
+
+    return (f"seed {found['seed']}, {found['clients']} clients,"
+            f" {moment(found['start'])} to {moment(found['end'])} UTC")
+
+
+def other_cohort(app: CareContinuum, clients: int, seed: int, start: datetime, end: datetime) -> str | None:
+    """Why this cohort may not be recorded into the store of `app`, in one line; None when the store is
+    empty or holds this very cohort (recording it again is then a no-op: every id is already applied).
+
+    The first and the last event recorded are checked: a demo goes into an empty store, so a store
+    whose first or last event is not this cohort's holds something else."""
+    ours = cohort_key(clients, seed, start, end)
+    last = app.recorder.max_notification_id()
+    if not last:
+        return None
+    for position in sorted({1, last}):
+        notifications = app.recorder.select_notifications(start=position, limit=1)
+        if not notifications:
+            continue
+        command_id = str(getattr(app.mapper.to_domain_event(notifications[0]), "command_id", ""))
+        if command_id.startswith(f"demo-{ours}-"):
+            continue
+        found = _KEY.match(command_id)
+        this = f"this demo is {describe(ours)}"
+        if found is not None:
+            theirs = describe(command_id[len("demo-"):found.end() - 1])
+            return (f"the store already holds another demo cohort ({theirs}); {this}: record it into an empty"
+                    " store (--database-url) or repeat the options of the cohort recorded")
+        return (f"the store already holds events that are not this demo's (up to position {last}); {this}:"
+                " record it into an empty store (--database-url)")
+    return None
+
+
 def generate_cohort(clients: int, seed: int, *, start: datetime, end: datetime) -> list[dict[str, Any]]:
     """Commands for `clients` journeys starting between `start` and `end`, sorted by occurred_at."""
     start, end = start.astimezone(UTC), end.astimezone(UTC)
+    key = cohort_key(clients, seed, start, end)
     rng = Random(seed)
     timeline: list[Event] = []
     for number in range(1, clients + 1):
-        timeline.extend(_client_timeline(f"C-{number:05d}", Random(rng.getrandbits(64)), seed, start, end))
+        timeline.extend(_client_timeline(f"C-{number:05d}", Random(rng.getrandbits(64)), key, start, end))
     timeline.sort(key=itemgetter(0))  # stable: ties keep each client's own order
     return [command for _, command in timeline]
 
@@ -95,7 +194,7 @@ def cohort_lines(clients: int, seed: int, *, start: datetime, end: datetime) -> 
         yield json.dumps(command, separators=(",", ":"))
 
 
-def _client_timeline(ref: str, rng: Random, seed: int, start: datetime, end: datetime) -> list[Event]:
+def _client_timeline(ref: str, rng: Random, key: str, start: datetime, end: datetime) -> list[Event]:
     medication = _pick(rng, MEDICATION)
     opioid = medication in ("buprenorphine", "methadone") or (medication == "naltrexone" and rng.random() < 0.5)
     substance = rng.choice(("fentanyl", "heroin")) if opioid else _pick(
@@ -108,7 +207,7 @@ def _client_timeline(ref: str, rng: Random, seed: int, start: datetime, end: dat
     events = [(at, cmd) for at, cmd in sorted(c.events, key=itemgetter(0)) if at <= end
               and not (c.died and cmd["command"] == "result_drug_test" and at >= c.died)]
     _maybe_correct(c, events)
-    return [(at, {"id": f"demo-{seed}-{ref}-{n}", **cmd, "occurred_at": at.isoformat().replace("+00:00", "Z")})
+    return [(at, {"id": f"demo-{key}-{ref}-{n}", **cmd, "occurred_at": at.isoformat().replace("+00:00", "Z")})
             for n, (at, cmd) in enumerate(sorted(events, key=itemgetter(0)), start=1)]
 
 

@@ -4,7 +4,7 @@ through the very same importer."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -141,23 +141,44 @@ def _report(report: ImportReport, *, as_json: bool) -> None:
 def demo(
     clients: Annotated[int, typer.Option("--clients", min=1, max=1_000_000, help="Cohort size")] = 1000,
     seed: Annotated[int, typer.Option("--seed")] = 7,
+    start: Annotated[str | None, typer.Option(
+        "--start", help="First day of the cohort, YYYY-MM-DD [default: 2025-01-01, or a year before --end]",
+    )] = None,
+    end: Annotated[str | None, typer.Option(
+        "--end", help="Last day, YYYY-MM-DD, or `today` (up to now) [default: 2025-12-31, or a year after --start]",
+    )] = None,
     write: Annotated[Path | None, typer.Option("--write", help="Also write the command lines to this file")] = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Generate a realistic one-year cohort, record it through the importer, project it, and show it."""
-    from services.demo import cohort_lines  # the generator is only needed here
+    """Generate a realistic one-year cohort (2025 unless --start/--end say otherwise), record it through the
+    importer, project it, and show it.
 
-    end = datetime.now(tz=UTC).replace(microsecond=0)
+    The same options give the same cohort whatever the day it runs, and running it again records nothing
+    new. A store that already holds another cohort (or other events) is refused.
+    """
+    from rich.markup import escape
+
+    from services.demo import cohort_lines, cohort_window, other_cohort  # the generator is only needed here
+
     started = time.perf_counter()
-    lines = list(cohort_lines(clients, seed, start=end - timedelta(days=365), end=end))
-    if write is not None:
-        write.write_text("\n".join(lines) + "\n", encoding="utf-8")
     with continuum(database_url) as wired:
-        report = record(wired, lines, Actor("demo", "system"), f"recording {clients} clients")
+        try:  # "today" is the journey service's clock reading: no clinical time after it is recorded
+            first, last = cohort_window(start, end, wired.service.clock())
+        except ValueError as problem:
+            raise UsageError(str(problem)) from None
+        refusal = other_cohort(wired.app, clients, seed, first, last)
+        if refusal is not None:
+            errors.print(f"[red]refused:[/red] {escape(refusal)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_REFUSED)
+        lines = list(cohort_lines(clients, seed, start=first, end=last))
+        if write is not None:
+            write.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        label = f"recording {clients} clients, {first:%Y-%m-%d} to {last:%Y-%m-%d}"
+        report = record(wired, lines, Actor("demo", "system"), label)
         recorded = time.perf_counter()
         project(wired.runner)
         projected = time.perf_counter()
-        _show_demo(wired, end)
+        _show_demo(wired, last)
     console.print(
         f"\n{report.applied} commands → {report.events} events ({report.duplicates} already recorded,"
         f" {len(report.errors)} refused) in {wired.database.display}; recorded in {recorded - started:.1f} s,"
@@ -174,7 +195,7 @@ def _show_demo(wired: Continuum, end: datetime) -> None:
     from projections.step_history import matrix_query
 
     with wired.views.transaction() as cursor:
-        census_lines, _ = census_query(cursor, end, now=True)
+        census_lines, _ = census_query(cursor, end, now=False)
         steps = matrix_query(cursor, None, None)
         cursor.execute(
             "SELECT c.client_ref FROM census_clients c JOIN audit_entries a ON a.journey_id = c.journey_id"
@@ -185,8 +206,8 @@ def _show_demo(wired: Continuum, end: datetime) -> None:
             cursor.execute("SELECT client_ref FROM census_clients ORDER BY client_ref LIMIT 1")
             row = cursor.fetchone()
         entries = trail_query(cursor, ClientJourney.create_id(row[0]), limit=8) if row else []
-    console.print(census_table(census_lines, f"Census now ({end:%Y-%m-%d %H:%M} UTC)"))
-    console.print(matrix_table(steps, "Steps over the year, from (rows) to (columns)"))
+    console.print(census_table(census_lines, f"Census at the end of the cohort ({end:%Y-%m-%d %H:%M} UTC)"))
+    console.print(matrix_table(steps, "Steps in the cohort, from (rows) to (columns)"))
     if row:
         console.print(f"\nFirst audit lines of {row[0]} (see `continuum audit {row[0]}`):")
         for entry in entries:

@@ -31,6 +31,7 @@ from domain.values import Actor
 from infra.config import Settings
 from services.bootstrap import bootstrap
 from services.cli import app
+from services.demo import cohort_lines
 from services.importer import import_lines
 from tests.support.clock import NOW
 
@@ -757,8 +758,8 @@ def test_demo_records_a_cohort_and_shows_census_steps_and_audit_lines(sqlite_url
 
     assert result.exit_code == 0, result.output
     text = plain(result.stdout)
-    assert "Census now" in text
-    assert "Steps over the year" in text
+    assert "Census at the end of the cohort (2025-12-31 23:59 UTC)" in text
+    assert "Steps in the cohort" in text
     assert "First audit lines of" in text
     assert re.search(r"\b\d+ commands → \d+ events \(0 already recorded, 0 refused\)", text), text
     status = heads(sqlite_url)
@@ -776,3 +777,79 @@ def test_demo_run_twice_records_nothing_new_the_second_time(sqlite_url):
     assert second.exit_code == 0, second.output
     assert re.search(r"\b0 commands → 0 events \(\d+ already recorded, 0 refused\)", plain(second.stdout)), plain(second.stdout)
     assert heads(sqlite_url) == before
+
+
+def test_demo_writes_the_same_cohort_of_2025_whatever_the_day(tmp_path, monkeypatch):
+    """The default window is the calendar year 2025, not a year before today: the same lines on any day."""
+    first = cli("demo", "--clients", 30, "--seed", 5, "--write", tmp_path / "a.jsonl", "--database-url",
+                f"sqlite:///{tmp_path}/a.db")
+    monkeypatch.setitem(bootstrap.__kwdefaults__, "clock", lambda: datetime(2031, 6, 15, 8, tzinfo=UTC))
+    later = cli("demo", "--clients", 30, "--seed", 5, "--write", tmp_path / "b.jsonl", "--database-url",
+                f"sqlite:///{tmp_path}/b.db")
+
+    assert (first.exit_code, later.exit_code) == (0, 0), first.output + later.output
+    lines = (tmp_path / "a.jsonl").read_text(encoding="utf-8")
+    assert (tmp_path / "b.jsonl").read_text(encoding="utf-8") == lines
+    times = [datetime.fromisoformat(json.loads(line)["occurred_at"]) for line in lines.splitlines()]
+    assert YEAR_2025[0] <= min(times) <= max(times) <= YEAR_2025[1]
+    assert lines == "\n".join(cohort_lines(30, 5, start=YEAR_2025[0], end=YEAR_2025[1])) + "\n"
+
+
+def test_demo_window_from_start_and_end_options_up_to_the_clock(sqlite_url, tmp_path):
+    result = cli("demo", "--clients", 10, "--seed", 2, "--end", "today", "--write", tmp_path / "d.jsonl",
+                 "--database-url", sqlite_url)
+
+    assert result.exit_code == 0, result.output
+    assert "Census at the end of the cohort (2026-11-24 12:00 UTC)" in plain(result.stdout)  # NOW: the service's clock
+    times = [datetime.fromisoformat(json.loads(line)["occurred_at"]) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
+    assert NOW - timedelta(days=365) < min(times) <= max(times) <= NOW
+    assert max(times) > NOW - timedelta(days=30)
+
+
+@pytest.mark.parametrize(("options", "problem"), [
+    (["--end", "2026-11-25"], "error: --end 2026-11-25 is after today (2026-11-24)"),
+    (["--start", "2025-02-30"], "error: --start '2025-02-30' is not a date (YYYY-MM-DD)"),
+    (["--start", "2025-07-01", "--end", "2025-06-30"], "error: --start 2025-07-01 is after the end of the window"),
+])
+def test_demo_window_that_cannot_be_generated_is_one_line_exit_2(sqlite_url, options, problem):
+    result = cli("demo", "--clients", 5, *options, "--database-url", sqlite_url)
+
+    assert result.exit_code == 2, result.output
+    assert len(nonblank(result.stderr)) == 1
+    assert plain(result.stderr).startswith(problem), result.stderr
+
+
+@pytest.mark.parametrize(("options", "this"), [
+    pytest.param(["--clients", 40, "--seed", 4], "seed 4, 40 clients, 2025-01-01 00:00 to 2025-12-31 23:59 UTC", id="seed"),
+    pytest.param(["--clients", 41, "--seed", 3], "seed 3, 41 clients, 2025-01-01 00:00 to 2025-12-31 23:59 UTC", id="size"),
+    pytest.param(["--clients", 40, "--seed", 3, "--start", "2025-01-02", "--end", "2025-12-31"],
+                 "seed 3, 40 clients, 2025-01-02 00:00 to 2025-12-31 23:59 UTC", id="window"),
+])
+def test_demo_into_a_store_holding_another_cohort_is_refused_and_records_nothing(database_url, tmp_path, options, this):
+    recorded = cli("demo", "--clients", 40, "--seed", 3, "--database-url", database_url)
+    assert recorded.exit_code == 0, recorded.output
+    before = heads(database_url)
+
+    result = cli("demo", *options, "--write", tmp_path / "other.jsonl", "--database-url", database_url)
+
+    assert result.exit_code == 1, result.output
+    assert plain(result.stderr) == (
+        "refused: the store already holds another demo cohort (seed 3, 40 clients, 2025-01-01 00:00 to 2025-12-31"
+        f" 23:59 UTC); this demo is {this}: record it into an empty store (--database-url) or repeat the options of"
+        " the cohort recorded"
+    )
+    assert len(nonblank(result.stderr)) == 1
+    assert result.stdout == ""
+    assert not (tmp_path / "other.jsonl").exists()
+    assert heads(database_url) == before
+
+
+def test_demo_into_a_store_holding_other_events_is_refused(populated):
+    before = heads(populated)
+
+    result = cli("demo", "--clients", 5, "--database-url", populated)
+
+    assert result.exit_code == 1, result.output
+    assert len(nonblank(result.stderr)) == 1
+    assert plain(result.stderr).startswith("refused: the store already holds events that are not this demo's")
+    assert heads(populated) == before

@@ -4,6 +4,7 @@ looks like the cohort table of shared/notes/domain.md section 7."""
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,10 +15,11 @@ from domain.errors import CareRuleViolation
 from domain.journey import ClientJourney
 from domain.values import Actor, Context
 from services.commands import Register, parse_command
-from services.demo import cohort_lines, generate_cohort
+from services.demo import cohort_key, cohort_lines, cohort_window, describe, generate_cohort
 
 START = datetime(2025, 11, 24, tzinfo=UTC)
 END = datetime(2026, 11, 24, tzinfo=UTC)
+YEAR_2025 = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 12, 31, 23, 59, 59, tzinfo=UTC))
 
 
 def at(command: dict[str, Any]) -> datetime:
@@ -84,6 +86,46 @@ def test_the_domain_accepts_every_command_in_order(days: int) -> None:
 def test_same_seed_same_cohort_other_seed_other_cohort(small: list[dict[str, Any]]) -> None:
     assert generate_cohort(60, 11, start=START, end=END) == small
     assert generate_cohort(60, 12, start=START, end=END) != small
+
+
+@pytest.mark.parametrize("today", ["2026-01-01T00:00:01", "2026-11-28T12:00:00", "2026-11-30T23:59:59", "2031-06-15T08:00:00"])
+def test_the_default_window_is_the_year_2025_whatever_the_day(today: str) -> None:
+    assert cohort_window(None, None, datetime.fromisoformat(f"{today}+00:00")) == YEAR_2025
+
+
+def test_a_window_asked_for_by_days() -> None:
+    now = datetime(2026, 11, 30, 14, 30, 15, 123456, tzinfo=UTC)
+    day = datetime.fromisoformat
+    assert cohort_window("2025-03-01", "2025-03-31", now) == (day("2025-03-01T00:00:00+00:00"), day("2025-03-31T23:59:59+00:00"))
+    assert cohort_window(None, "2025-06-30", now) == (day("2024-07-01T00:00:00+00:00"), day("2025-06-30T23:59:59+00:00"))
+    assert cohort_window("2024-01-01", None, now) == (day("2024-01-01T00:00:00+00:00"), day("2024-12-30T23:59:59+00:00"))
+    # a window that reaches today ends at the clock reading: nothing in the future is generated
+    assert cohort_window(None, "today", now) == (day("2025-12-01T00:00:00+00:00"), day("2026-11-30T14:30:15+00:00"))
+    assert cohort_window("2026-06-01", None, now) == (day("2026-06-01T00:00:00+00:00"), day("2026-11-30T14:30:15+00:00"))
+    assert cohort_window(None, "2026-11-30", now) == cohort_window(None, "today", now)
+
+
+@pytest.mark.parametrize(("start", "end", "problem"), [
+    (None, "2026-12-01", "--end 2026-12-01 is after today (2026-11-30): the demo records only what has happened"),
+    ("2025-07-01", "2025-06-30", "--start 2025-07-01 is after the end of the window (2025-06-30)"),
+    ("2025-02-30", None, "--start '2025-02-30' is not a date (YYYY-MM-DD)"),
+    (None, "yesterday", "--end 'yesterday' is not a date (YYYY-MM-DD)"),
+])
+def test_a_window_that_cannot_be_generated_is_refused(start: str | None, end: str | None, problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        cohort_window(start, end, datetime(2026, 11, 30, 12, tzinfo=UTC))
+
+
+def test_command_ids_name_the_cohort_so_two_cohorts_share_none() -> None:
+    cohorts = {
+        "this": (20, 11, *YEAR_2025), "seed": (20, 12, *YEAR_2025), "size": (21, 11, *YEAR_2025),
+        "window": (20, 11, YEAR_2025[0], YEAR_2025[1] - timedelta(days=1)),
+    }
+    ids = {name: {data["id"] for data in generate_cohort(clients, seed, start=start, end=end)}
+           for name, (clients, seed, start, end) in cohorts.items()}
+    assert all(ids[name].isdisjoint(ids["this"]) for name in ("seed", "size", "window"))
+    assert all(i.startswith("demo-11-20-20250101-20251231T235959-C-") for i in ids["this"])
+    assert describe(cohort_key(20, 11, *YEAR_2025)) == "seed 11, 20 clients, 2025-01-01 00:00 to 2025-12-31 23:59 UTC"
 
 
 def test_nothing_after_end_sorted_and_each_clients_order_kept(small: list[dict[str, Any]]) -> None:
