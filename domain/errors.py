@@ -162,3 +162,7 @@ class EntryIsVoided(CareRuleViolation):
 
 class NothingToChange(CareRuleViolation):
     rule = "the change gives what is already recorded"
+
+
+class OtherSite(CareRuleViolation):
+    rule = "client is registered at another site"

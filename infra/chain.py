@@ -129,6 +129,16 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
                 found.extend(StoredEvent(UUID(row[0]), int(row[1]), str(row[2]), bytes(row[3])) for row in c.fetchall())
         return found
 
+    def select_positions(self, journey_id: UUID, versions: Sequence[int]) -> dict[int, int]:
+        """The notification ids (log positions) of a journey's versions, from the chain written with them."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT originator_version, notification_id FROM {CHAIN_TABLE} WHERE originator_id = ?"  # noqa: S608
+                " AND originator_version BETWEEN ? AND ?",
+                (str(journey_id), min(versions, default=0), max(versions, default=0)),
+            )
+            return {int(version): int(position) for version, position in c.fetchall()}
+
     def construct_create_table_statements(self) -> list[str]:
         return [*super().construct_create_table_statements(), *chain_ddl()]
 
@@ -183,6 +193,17 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                     for row in curs.fetchall()
                 )
         return found
+
+    def select_positions(self, journey_id: UUID, versions: Sequence[int]) -> dict[int, int]:
+        """As on SQLite: the log positions of a journey's versions."""
+        table = f'"{self.datastore.schema}".{CHAIN_TABLE}'
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                f"SELECT originator_version, notification_id FROM {table} WHERE originator_id = %s"  # noqa: S608
+                " AND originator_version BETWEEN %s AND %s",
+                (str(journey_id), min(versions, default=0), max(versions, default=0)),
+            )
+            return {int(row["originator_version"]): int(row["notification_id"]) for row in curs.fetchall()}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
         super().__init__(*args, **kwargs)

@@ -111,7 +111,7 @@ def import_lines(
 ) -> ImportReport:
     """Record the lines, a unit of work per `chunk_size` lines; with `dry_run`, record nothing and
     report what would be recorded (journeys read from the store and changed in memory only)."""
-    run = _Import(service, actor, ImportReport(dry_run=dry_run), on_chunk, DryRun() if dry_run else None)
+    run = _Import(service, actor, ImportReport(dry_run=dry_run), on_chunk, service.new_dry_run() if dry_run else None)
     for number, parsed, client in parse_lines(lines):
         run.report.lines = number
         if isinstance(parsed, LineError):

@@ -7,8 +7,8 @@ fresh journeys and a bounded retry, so no event is lost or doubled.
 
 With `hold=True` (the importer), a refused command holds its client's later commands of the same
 call: they are not applied, in the unit of work and in the one-at-a-time replay alike.
-`check_many` is the dry run: the same checks against journeys read from the store, kept in memory
-(`DryRun`) and never saved or put in the library's aggregate cache.
+`check_many` is the dry run: the same checks in a unit of work (`DryRun`) that reads the store
+without the aggregate cache and is never committed. See `services/unit_of_work.py`.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
 from uuid import UUID
 
-from eventsourcing.application import Application, project_aggregate
+from eventsourcing.application import Application
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 
 from domain import errors
@@ -31,6 +30,7 @@ from domain.journey import ClientJourney
 from domain.values import Actor, Context
 from infra.transcoding import register_transcodings
 from services.commands import Command
+from services.unit_of_work import UnitOfWork
 
 MAX_ATTEMPTS = 8
 
@@ -82,13 +82,12 @@ class Outcome:
         return self.ok and not self.events
 
 
-@dataclass
-class DryRun:
-    """The journeys of a dry run, kept in memory from one `check_many` call to the next (so a later
-    command sees an earlier one's effect); never saved and never put in the aggregate cache."""
+class DryRun(UnitOfWork):
+    """The unit of work of a dry run, kept from one `check_many` call to the next (so a later command
+    sees an earlier one's effect); it reads the store without the cache and is never committed."""
 
-    journeys: dict[UUID, ClientJourney] = field(default_factory=dict)
-    loaded: dict[UUID, ClientJourney] = field(default_factory=dict)
+    def __init__(self, app: CareContinuum) -> None:
+        super().__init__(app, cached=False)
 
 
 class JourneyService:
@@ -96,48 +95,66 @@ class JourneyService:
         self.app = app
         self.clock = clock or (lambda: datetime.now(tz=UTC))
 
-    def execute(self, command: Command, actor: Actor) -> Outcome:
-        return self.execute_many([command], actor)[0]
+    def execute(self, command: Command, actor: Actor, *, site: str | None = None) -> Outcome:
+        """One command; with `site`, only for a client registered there (a clinician's own site).
 
-    def execute_many(self, commands: Sequence[Command], actor: Actor, *, hold: bool = False) -> list[Outcome]:
+        A repeated command id records nothing and comes back with the events it recorded the first time.
+        """
+        outcome = self.execute_many([command], actor, site=site)[0]
+        if outcome.duplicate:
+            outcome.events = self.first_result(outcome.journey_id, outcome.command_id)
+        return outcome
+
+    def execute_many(
+        self, commands: Sequence[Command], actor: Actor, *, hold: bool = False, site: str | None = None,
+    ) -> list[Outcome]:
         """Apply `commands` in one unit of work; with `hold`, a refused command holds its client's later ones."""
         now = self.clock()
-        journeys: dict[UUID, ClientJourney] = {}
-        loaded: dict[UUID, ClientJourney] = {}
-        stored = self._load_many(list(dict.fromkeys(journey_id_of(command.client) for command in commands)))
+        work = UnitOfWork(self.app)
+        work.read_ahead(journey_id_of(command.client) for command in commands)
         outcomes = self._in_order(
-            commands, lambda command: self._apply(command, Context(actor, now, command.command_id()), journeys, loaded, stored),
-            hold=hold,
+            commands, lambda command: self._apply(command, Context(actor, now, command.command_id()), work, site), hold=hold,
         )
         try:
-            recordings = self.app.save(*journeys.values())
+            recordings = work.commit()
         except IntegrityError:
-            return self._in_order(commands, lambda command: self._execute_alone(command, actor), hold=hold)
-        self._check_in(journeys, loaded)
+            return self._in_order(commands, lambda command: self._execute_alone(command, actor, site), hold=hold)
         self._attach(outcomes, recordings)
         return outcomes
 
+    def new_dry_run(self) -> DryRun:
+        return DryRun(self.app)
+
     def check_many(self, commands: Sequence[Command], actor: Actor, dry_run: DryRun, *, hold: bool = False) -> list[Outcome]:
-        """What `execute_many` would do, recording nothing: the commands are applied to journeys read
-        from the store (not taken from the cache) and kept in `dry_run`; nothing is saved or cached."""
+        """What `execute_many` would do, recording nothing: the commands are applied in `dry_run`'s unit
+        of work, which is never committed."""
         now = self.clock()
-        wanted = dict.fromkeys(journey_id_of(command.client) for command in commands)
-        stored = self._load_many([j for j in wanted if j not in dry_run.journeys and j not in dry_run.loaded], cache=False)
+        dry_run.read_ahead(journey_id_of(command.client) for command in commands)
 
         def check(command: Command) -> Outcome:
             journey_id = journey_id_of(command.client)
-            before = dry_run.journeys.get(journey_id)
+            before = dry_run.changed.get(journey_id)
             seen = len(before.pending_events) if before is not None else 0
-            ctx = Context(actor, now, command.command_id())
-            outcome = self._apply(command, ctx, dry_run.journeys, dry_run.loaded, stored, cache=False)
+            outcome = self._apply(command, Context(actor, now, command.command_id()), dry_run)
             if outcome.ok:
                 outcome.events = [
                     RecordedEvent(event_id(e.originator_id, e.originator_version), event_name(e), e.originator_version, 0)
-                    for e in dry_run.journeys[journey_id].pending_events[seen:]
+                    for e in dry_run.changed[journey_id].pending_events[seen:]
                 ]
             return outcome
 
         return self._in_order(commands, check, hold=hold)
+
+    def first_result(self, journey_id: UUID, command_id: str) -> list[RecordedEvent]:
+        """The events a command id recorded, read from the store, with their log positions."""
+        found = [e for e in self.app.events.get(journey_id) if getattr(e, "command_id", None) == command_id]
+        select_positions = getattr(self.app.recorder, "select_positions", None)
+        positions = select_positions(journey_id, [e.originator_version for e in found]) if found and select_positions else {}
+        return [
+            RecordedEvent(event_id(journey_id, e.originator_version), event_name(e), e.originator_version,
+                          positions.get(e.originator_version, 0))
+            for e in found
+        ]
 
     @staticmethod
     def _in_order(commands: Sequence[Command], run: Callable[[Command], Outcome], *, hold: bool) -> list[Outcome]:
@@ -156,26 +173,13 @@ class JourneyService:
             outcomes.append(outcome)
         return outcomes
 
-    def _apply(
-        self,
-        command: Command,
-        ctx: Context,
-        journeys: dict[UUID, ClientJourney],
-        loaded: dict[UUID, ClientJourney],
-        stored: dict[UUID, ClientJourney | None] | None = None,
-        *,
-        cache: bool = True,
-    ) -> Outcome:
+    @staticmethod
+    def _apply(command: Command, ctx: Context, work: UnitOfWork, site: str | None = None) -> Outcome:
         journey_id = journey_id_of(command.client)
         outcome = Outcome(command, ctx.command_id, journey_id)
         try:
-            journey = journeys.get(journey_id) or self._reuse(loaded.get(journey_id))
-            if journey is None:
-                journey = (
-                    stored.pop(journey_id) if stored is not None and journey_id in stored else self._load(journey_id, cache=cache)
-                )
-            if journey is not None:
-                loaded[journey_id] = journey
+            journey = work.journey(journey_id)
+            _check_site(command, journey, site)
             if journey is None:
                 if not command.creates:
                     raise errors.UnknownClient(command.client)
@@ -185,81 +189,22 @@ class JourneyService:
                     raise errors.AlreadyRegistered(command.client, registered_site=journey.home_site)
             else:
                 command.apply(journey, ctx)
-            journeys[journey_id] = journey
+            work.changes(journey_id, journey)
         except errors.CareRuleViolation as violation:
             outcome.error = violation
         return outcome
 
-    def _load(self, journey_id: UUID, *, cache: bool = True) -> ClientJourney | None:
-        """The journey as stored, for this unit of work alone.
-
-        A journey this service saved before is taken out of the library's aggregate cache (so no
-        other call can use it until it is saved again) and fast-forwarded with whatever other
-        writers stored since; otherwise it is rebuilt from its stored events. Either way no copy
-        is made: a journey goes back into the cache only after its events are saved, so a failed
-        unit of work leaves nothing half-applied behind. With `cache=False` (a dry run) the cache is
-        neither read nor changed: the journey is rebuilt from the store.
-        """
-        aggregates = self.app.repository.cache if cache else None
-        cached: ClientJourney | None = None
-        if aggregates is not None:
-            try:
-                cached = cast("ClientJourney", aggregates.get(journey_id, evict=True))
-            except KeyError:
-                cached = None
-        since = cached.version if cached is not None else None
-        journey: ClientJourney | None = project_aggregate(cached, self.app.events.get(journey_id, gt=since))
-        return journey
-
-    def _load_many(self, journey_ids: list[UUID], *, cache: bool = True) -> dict[UUID, ClientJourney | None]:
-        """`_load` for every journey of a unit of work, with one read of the store for all of them."""
-        select_after = getattr(self.app.recorder, "select_events_after", None)
-        if select_after is None:  # a recorder without the batched read (the in-memory one in unit tests)
-            return {journey_id: self._load(journey_id, cache=cache) for journey_id in journey_ids}
-        aggregates = self.app.repository.cache if cache else None
-        cached: dict[UUID, ClientJourney] = {}
-        if aggregates is not None:
-            for journey_id in journey_ids:
-                try:
-                    cached[journey_id] = cast("ClientJourney", aggregates.get(journey_id, evict=True))
-                except KeyError:
-                    continue
-        newer: dict[UUID, list[object]] = {}
-        for stored_event in select_after([(j, cached[j].version if j in cached else 0) for j in journey_ids]):
-            newer.setdefault(stored_event.originator_id, []).append(self.app.mapper.to_domain_event(stored_event))
-        return {
-            journey_id: project_aggregate(cached.get(journey_id), newer.get(journey_id, []))  # type: ignore[arg-type]
-            for journey_id in journey_ids
-        }
-
-    @staticmethod
-    def _reuse(journey: ClientJourney | None) -> ClientJourney | None:
-        """A journey loaded earlier in this unit of work whose command was refused: unchanged (the
-        guards run before any event), so the next command may use it; never one left half-changed."""
-        return journey if journey is not None and not journey.pending_events else None
-
-    def _check_in(self, saved: dict[UUID, ClientJourney], loaded: dict[UUID, ClientJourney]) -> None:
-        """After a successful save: the journeys are now exactly as stored, so they may be reused."""
-        cache = self.app.repository.cache
-        if cache is None:
-            return
-        for journey_id, journey in (loaded | saved).items():
-            if not journey.pending_events:
-                cache.put(journey_id, journey)
-
-    def _execute_alone(self, command: Command, actor: Actor) -> Outcome:
+    def _execute_alone(self, command: Command, actor: Actor, site: str | None) -> Outcome:
         for attempt in range(MAX_ATTEMPTS):
-            journeys: dict[UUID, ClientJourney] = {}
-            loaded: dict[UUID, ClientJourney] = {}
-            outcome = self._apply(command, Context(actor, self.clock(), command.command_id()), journeys, loaded)
+            work = UnitOfWork(self.app)
+            outcome = self._apply(command, Context(actor, self.clock(), command.command_id()), work, site)
             if not outcome.ok:
                 return outcome
             try:
-                self._attach([outcome], self.app.save(*journeys.values()))
+                self._attach([outcome], work.commit())
             except IntegrityError:
                 time.sleep(random.uniform(0, 0.005 * 2**attempt))  # noqa: S311 - jitter, not security
                 continue
-            self._check_in(journeys, loaded)
             return outcome
         return Outcome(
             command, command.command_id(), ClientJourney.create_id(command.client),
@@ -283,3 +228,14 @@ class JourneyService:
         for outcome in outcomes:
             if outcome.ok:
                 outcome.events = by_command.pop((outcome.journey_id, outcome.command_id), [])
+
+
+def _check_site(command: Command, journey: ClientJourney | None, site: str | None) -> None:
+    """A clinician of a site registers clients there and acts on the clients registered there."""
+    if site is None:
+        return
+    if command.creates:
+        if getattr(command, "site", None) != site:
+            raise errors.OtherSite(command.client, f"a clinician of site {site} registers clients at {site} only")
+    elif journey is not None and journey.home_site != site:
+        raise errors.OtherSite(command.client, f"client is not registered at site {site}")

@@ -18,7 +18,7 @@ from domain.journey import ClientJourney
 from domain.values import Actor
 from services.commands import parse_command
 from services.importer import HeldLine, ImportReport, import_lines
-from services.journeys import CareContinuum, DryRun, JourneyService
+from services.journeys import CareContinuum, JourneyService
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 ACTOR = Actor("dr-ames", "clinician")
@@ -227,8 +227,8 @@ def test_holds_apply_in_the_one_at_a_time_replay_after_a_concurrent_writer(servi
 def test_the_service_holds_only_when_asked(service):
     commands = [parse_command(row) for row in (register("C-1"), wrong_step("C-1"), admit("C-1"))]
 
-    held = service.check_many(commands, ACTOR, DryRun(), hold=True)
-    not_held = service.check_many(commands, ACTOR, DryRun())
+    held = service.check_many(commands, ACTOR, service.new_dry_run(), hold=True)
+    not_held = service.check_many(commands, ACTOR, service.new_dry_run())
 
     assert [(o.ok, o.held_by) for o in held] == [(True, None), (False, None), (False, 1)]
     assert [(o.ok, o.held_by) for o in not_held] == [(True, None), (False, None), (True, None)]

@@ -66,6 +66,11 @@ HISTORY: list[tuple[str, dict[str, Any]]] = [
           value="goals met", reason="typo"),
     _line("EntryCorrected", "correct", "Z-1", "2026-11-12T09:05:00Z", corrects_version=2, field="site", value="south",
           reason="wrong site"),
+    _line("TrackChanged", "change_track", "Z-1", "2026-11-13T09:00:00Z", track="day", planned_hours_per_week=12,
+          reason="lost the job at Acme on Main Street"),
+    _line("MedicationChanged", "change_medication", "Z-1", "2026-11-14T09:00:00Z", medication="naltrexone",
+          reason="asked by Dr Ames"),
+    _line("EntryVoided", "void", "Z-1", "2026-11-15T09:00:00Z", versions=[7], reason="meant for Jane Roe"),
 ]
 
 
