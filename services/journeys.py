@@ -71,6 +71,8 @@ class Outcome:
     events: list[RecordedEvent] = field(default_factory=list)
     held_by: int | None = None
     """Not applied: the command at this index of the same call, for the same client, was refused."""
+    repeated: bool = False
+    """Its id had been applied before: nothing new was recorded, and `events` are the first result."""
 
     @property
     def ok(self) -> bool:
@@ -79,7 +81,7 @@ class Outcome:
     @property
     def duplicate(self) -> bool:
         """An accepted command that recorded nothing: its id had been applied before."""
-        return self.ok and not self.events
+        return self.ok and (self.repeated or not self.events)
 
 
 class DryRun(UnitOfWork):
@@ -102,7 +104,7 @@ class JourneyService:
         """
         outcome = self.execute_many([command], actor, site=site)[0]
         if outcome.duplicate:
-            outcome.events = self.first_result(outcome.journey_id, outcome.command_id)
+            outcome.events, outcome.repeated = self.first_result(outcome.journey_id, outcome.command_id), True
         return outcome
 
     def execute_many(
