@@ -34,7 +34,7 @@ class Correction:
 
 
 @dataclass
-class Void:
+class VoidRecord:
     version: int
     reason: str
     recorded_by: dict[str, str]
@@ -50,7 +50,7 @@ class ReplayedEntry:
     recorded_by: dict[str, str]
     details: dict[str, Any]  # as corrected
     corrections: list[Correction] = field(default_factory=list)
-    voided: Void | None = None  # entered in error: shown, and left out of the state
+    voided: VoidRecord | None = None  # entered in error: shown, and left out of the state
 
 
 @dataclass
@@ -94,7 +94,7 @@ def replay(history: Sequence[Any], *, as_of: datetime | None = None, as_recorded
     if journey is None:
         return Replay(JourneyState(), [])
     corrections: dict[int, list[Correction]] = {}
-    voids: dict[int, Void] = {}
+    voids: dict[int, VoidRecord] = {}
     for event in known:
         if isinstance(event, ev.EntryCorrected):
             corrections.setdefault(event.corrects_version, []).append(Correction(
@@ -102,7 +102,7 @@ def replay(history: Sequence[Any], *, as_of: datetime | None = None, as_recorded
                 ev.payload(event)["recorded_by"], event.timestamp,
             ))
         elif isinstance(event, ev.EntryVoided):
-            voids[event.voided_version] = Void(
+            voids[event.voided_version] = VoidRecord(
                 event.originator_version, event.reason, ev.payload(event)["recorded_by"], event.timestamp,
             )
     entries = []
