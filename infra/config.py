@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import SecretStr
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./continuum.db"
@@ -16,37 +20,108 @@ class ConfigurationError(Exception):
     """A setting that cannot be used; the message says which and why."""
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+
+
+def _named(value: str) -> str:
+    if not value.strip():
+        msg = "must not be empty: it is recorded on every event and access record"
+        raise ValueError(msg)
+    return value
+
+
+def _zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        msg = "is not an IANA time zone (such as UTC, America/New_York or Europe/Berlin)"
+        raise ValueError(msg) from None
+    return value
+
+
+def _log_level(value: str) -> str:
+    if value.lower() not in LOG_LEVELS:
+        msg = f"is not a log level (one of {', '.join(LOG_LEVELS)})"
+        raise ValueError(msg)
+    return value.lower()
+
+
+def _cipher_key(value: SecretStr | None) -> SecretStr | None:
+    """An AES key in base64, checked before any store is opened (infra/store.py checks it again)."""
+    if value is None or not value.get_secret_value():
+        return None
+    try:
+        size = len(base64.b64decode(value.get_secret_value(), validate=True))
+    except (binascii.Error, ValueError):
+        msg = "is not base64: create one with `continuum keygen`"
+        raise ValueError(msg) from None
+    if size not in (16, 24, 32):
+        msg = f"decodes to {size} bytes; AES needs 16, 24 or 32"
+        raise ValueError(msg)
+    return value
+
+
+Name = Annotated[str, AfterValidator(_named)]
+Positive = Annotated[int, Field(ge=1)]
+Seconds = Annotated[float, Field(gt=0)]
+
+
 class Settings(BaseSettings):
+    """Every value is checked when read: a setting that cannot work is refused, never used."""
+
     model_config = SettingsConfigDict(env_prefix="CONTINUUM_", extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
-    cipher_key: SecretStr | None = None  # base64 AES key (16, 24 or 32 bytes) to encrypt events at rest
-    actor: str = "cli"
-    role: str = "system"
-    timezone: str = "UTC"  # the day boundary of `census --on DATE`
-    projection_batch_size: int = 1000
-    command_batch_size: int = 500
-    journey_cache_size: int = 10_000  # journeys kept in memory between units of work: the bound on memory
-    poll_interval: float = 0.5  # seconds between polls when following on SQLite
-    connect_timeout: int = 5
+    cipher_key: Annotated[SecretStr | None, AfterValidator(_cipher_key)] = None  # base64 AES key: events encrypted at rest
+    actor: Name = "cli"
+    role: Name = "system"
+    timezone: Annotated[str, AfterValidator(_zone)] = "UTC"  # the zone of dates typed and times shown to people
+    projection_batch_size: Positive = 1000
+    command_batch_size: Positive = 500
+    journey_cache_size: Positive = 10_000  # journeys kept in memory between units of work: the bound on memory
+    poll_interval: Seconds = 0.5  # seconds between polls when following on SQLite
+    connect_timeout: Positive = 5
     kafka_bootstrap_servers: str = "localhost:9092"
     kafka_topic: str = "care.journey.v1"
     kafka_dead_letter_topic: str = ""  # empty: the topic's name + ".DLT"
-    kafka_partitions: int = 6  # when the relay or a worker creates the topics
-    kafka_replication_factor: int = 1
-    kafka_send_timeout: float = 30.0  # seconds a batch may wait for the broker's acknowledgements
-    kafka_relay_batch_size: int = 1000
+    kafka_partitions: Positive = 6  # when the relay or a worker creates the topics
+    kafka_replication_factor: Positive = 1
+    kafka_send_timeout: Seconds = 30.0  # seconds a batch may wait for the broker's acknowledgements
+    kafka_relay_batch_size: Positive = 1000
     kafka_consumer_group: str = "continuum-projections"
     # The HTTP API (`continuum serve`)
     api_host: str = "127.0.0.1"
-    api_port: int = 8000
+    api_port: Annotated[int, Field(ge=1, le=65535)] = 8000
     api_follow: bool = True  # keep projections current in the serving process (else `continuum project --follow`)
-    api_consistency_timeout: float = 2.0  # seconds a query waits for `min_position` before 503
-    api_retry_after: int = 1  # seconds, in Retry-After of a 503
-    api_ready_max_lag: int = 1000  # events a projection may be behind the head while /readyz says ready
-    api_stream_poll: float = 0.25  # seconds between checks of the census for the live stream
-    api_stream_max_seconds: float = 300.0  # a live stream ends after this long; EventSource reconnects
-    log_level: str = "info"
+    api_consistency_timeout: Seconds = 2.0  # seconds a query waits for `min_position` before 503
+    api_retry_after: Annotated[int, Field(ge=0)] = 1  # seconds, in Retry-After of a 503
+    api_ready_max_lag: Annotated[int, Field(ge=0)] = 1000  # events a projection may be behind the head while /readyz says ready
+    api_stream_poll: Seconds = 0.25  # seconds between checks of the census for the live stream
+    api_stream_max_seconds: Seconds = 300.0  # a live stream ends after this long; EventSource reconnects
+    log_level: Annotated[str, AfterValidator(_log_level)] = "info"
+
+
+OPTIONS = {"database_url": "--database-url", "actor": "--actor", "role": "--role"}  # settings a CLI option also gives
+
+
+def load_settings(**values: Any) -> Settings:  # noqa: ANN401 - the fields of Settings
+    """Settings from the environment and `values`; a setting that cannot work is a ConfigurationError
+    naming the variable (and option), the value and why: `CONTINUUM_PROJECTION_BATCH_SIZE=0: ...`."""
+    try:
+        return Settings(**values)
+    except ValidationError as invalid:
+        raise ConfigurationError(describe(invalid)) from None
+
+
+def describe(invalid: ValidationError) -> str:
+    """One line for the first invalid setting of a ValidationError raised by `Settings`."""
+    error = invalid.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    variable = f"CONTINUUM_{field.upper()}"
+    name = f"{OPTIONS[field]} / {variable}" if field in OPTIONS else variable
+    shown = "" if field == "cipher_key" else f"={error.get('input')!r}"
+    reason = str(error["msg"]).removeprefix("Value error, ")
+    return f"invalid setting {name}{shown}: {reason}"
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ from uuid import UUID
 from domain.errors import UnknownClient
 from domain.journey import ClientJourney
 from domain.replay import Replay, replay
-from infra.access_log import AccessLog, AccessRecord
+from infra.access_log import COLUMNS, AccessLog, AccessRecord, record_hash
+from infra.chain import GENESIS
 from projections.audit_trail import AuditEntry, trail_query
 from projections.census import CensusClient, CensusLine, census_query, level_rank
+from projections.flags import FlagRow, flags_query
 from projections.step_history import Transition, history_query, matrix_query
 from services.audit_package import build_package
 from services.bootstrap import Continuum
@@ -89,6 +91,33 @@ class Reads:
                 raise UnknownClient(client_ref)
         return journey_id
 
+    def record_listing(self, reader: Reader, client_refs: list[str], what: str) -> list[AccessRecord]:
+        """A list of clients (`census --clients`) was shown: one access record per client listed, like any
+        read of a client's record, all in one transaction of the hash-chained access log."""
+        if not client_refs:
+            return []
+        access, views = self.access, self.wired.views
+        at = datetime.now(tz=UTC).isoformat()
+        with views.transaction() as cursor:
+            access.setup(cursor)
+            if views.dialect == "postgres":
+                cursor.execute("LOCK TABLE access_log IN EXCLUSIVE MODE")  # one writer at a time keeps the chain linear
+            cursor.execute("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1")
+            last = cursor.fetchone()
+            seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+            records = []
+            for client_ref in client_refs:
+                seq += 1
+                fields = (seq, at, reader.actor_id, reader.role, client_ref, what, reader.purpose)
+                record = AccessRecord(*fields, prev, record_hash(*fields, prev))
+                records.append(record)
+                prev = record.hash
+            cursor.executemany(
+                f"INSERT INTO access_log ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
+                [(r.seq, r.at, r.actor_id, r.role, r.client_ref, r.what, r.purpose, r.prev_hash, r.hash) for r in records],
+            )
+        return records
+
     def _record(self, reader: Reader, client_ref: str, what: str) -> AccessRecord:
         return self.access.record(
             actor_id=reader.actor_id, role=reader.role, client_ref=client_ref, what=what, purpose=reader.purpose,
@@ -119,3 +148,14 @@ class Reads:
         self._record(reader, client_ref, "export-audit")
         records = self.access.query(client_ref=client_ref)
         return build_package(self.wired, client_ref, exported_by=f"{reader.actor_id} ({reader.role})", access=records)
+
+    def flags(
+        self, reader: Reader, *, client_ref: str | None = None, site: str | None = None, since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[FlagRow]:
+        """Flagged admissions, steps and changes of track; each client listed leaves an access record."""
+        journey_id = self.journey_id(client_ref) if client_ref else None
+        with self.wired.views.transaction() as cursor:
+            rows = flags_query(cursor, journey_id=journey_id, site=site, since=since, until=until)
+        self.record_listing(reader, sorted({row.client_ref for row in rows}), "flags")
+        return rows

@@ -13,7 +13,6 @@ from fastapi import Depends, Header, HTTPException, Path, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from domain.journey import ClientJourney
-from domain.levels import census_level
 from infra.config import Settings
 from services.api.follower import ProjectionFollower
 from services.api.freshness import Freshness
@@ -21,6 +20,7 @@ from services.api.observability import Metrics
 from services.api.problems import InvalidParameter
 from services.api.tokens import Principal, Role, TokenStore
 from services.bootstrap import Continuum
+from services.census_filters import Levels, census_levels, census_site
 from services.reads import Reader, Reads
 
 CLIENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"  # as services.commands.ClientRef
@@ -123,20 +123,35 @@ def reader(principal: Principal, purpose: str | None) -> Reader:
     return Reader(principal.name, principal.role.value, purpose)
 
 
-def level_code(value: str | None) -> str | None:
+def level_query(
+    level: Annotated[str | None, Query(
+        description="ASAM code (2.1), level name (iop, php, outpatient), group (detox, residential, op) or `alumni`",
+        max_length=32,
+    )] = None,
+) -> Levels | None:
     try:
-        return None if value is None else census_level(value)
+        return None if level is None else census_levels(level)
     except ValueError as problem:
         raise InvalidParameter("query", "level", str(problem)) from None
 
 
-def level_query(
-    level: Annotated[str | None, Query(description="ASAM code (2.1), level name (IOP) or `alumni`", max_length=32)] = None,
+CensusLevels = Annotated[Levels | None, Depends(level_query)]  # checked before a stream starts, so a bad level is a 422
+
+
+def site_query(
+    api: ApiDep,
+    site: Annotated[str | None, Query(max_length=200, description="A site clients are registered or treated at")] = None,
 ) -> str | None:
-    return level_code(level)
+    if site is None:
+        return None
+    with api.wired.views.transaction() as cursor:
+        try:
+            return census_site(cursor, site)
+        except ValueError as problem:
+            raise InvalidParameter("query", "site", str(problem)) from None
 
 
-LevelCode = Annotated[str | None, Depends(level_query)]  # checked before a stream starts, so a bad level is a 422
+CensusSite = Annotated[str | None, Depends(site_query)]  # an unknown site is a 422, never a count of 0
 
 
 def moment(text: str | None, name: str, zone_name: str, *, end_of_day: bool = True) -> datetime | None:

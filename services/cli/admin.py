@@ -40,15 +40,17 @@ def rebuild(
     database_url: DatabaseOption = None,
 ) -> None:
     """Drop a projection's tables and build them again from the first event."""
+    from projections.catalogue import all_projections
+
+    known = [projection.name for projection in all_projections()]
+    if all_ == (name is not None):
+        msg = f"name one projection ({', '.join(known)}) or give --all"
+        raise UsageError(msg)
+    names = known if all_ else [str(name)]
+    if names[0] not in known:
+        msg = f"no projection named {name!r} (known: {', '.join(known)})"
+        raise UsageError(msg)
     with continuum(database_url) as wired:
-        known = list(wired.runner.projections)
-        if all_ == (name is not None):
-            msg = f"name one projection ({', '.join(known)}) or give --all"
-            raise UsageError(msg)
-        names = known if all_ else [str(name)]
-        if names[0] not in known:
-            msg = f"no projection named {name!r} (known: {', '.join(known)})"
-            raise UsageError(msg)
         done = wired.runner.rebuild(names)
         console.print(f"rebuilt {', '.join(names)} from {done} events; {_lags(wired.runner.status())}")
 

@@ -26,6 +26,7 @@ from services.cli.base import (
     parse_moment,
     print_json,
     reader,
+    writable,
 )
 from services.cli.reads import current
 
@@ -68,6 +69,9 @@ def replay(
             f"#{c.version} {c.field}: {c.previous_value} → {c.corrected_value} by {c.recorded_by['id']} at {c.recorded_at:%Y-%m-%d %H:%M}"
             for c in entry.corrections
         )
+        if entry.voided is not None:
+            void = entry.voided
+            fixes = "; ".join(filter(None, [fixes, f"VOIDED by #{void.version} ({void.reason}) by {void.recorded_by['id']}"]))
         table.add_row(str(entry.version), entry.type, f"{entry.occurred_at:%Y-%m-%d %H:%M}", f"{entry.recorded_at:%Y-%m-%d %H:%M}",
                       entry.recorded_by["id"], fixes)
     console.print(table)
@@ -116,15 +120,55 @@ def verify(
         raise typer.Exit(EXIT_REFUSED)
 
 
+PACKAGE_FIELDS = ("format", "client", "journey_id", "events", "journey_head")
+EVENT_FIELDS = (
+    "position", "version", "type", "topic", "occurred_at", "recorded_at", "recorded_by", "command_id", "payload",
+    "stored_state", "row_hash", "journey_link",
+)
+ACCESS_FIELDS = ("seq", "at", "actor_id", "role", "client_ref", "what", "purpose", "prev_hash", "hash")
+
+
+def package_shape_problem(package: Any) -> str | None:  # noqa: ANN401, PLR0911 - any JSON; one check after another
+    """Why a JSON document cannot be checked as an audit package (wrong kind, or parts missing), or None."""
+    from services.audit_package import FORMAT
+
+    if not isinstance(package, dict):
+        kind = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}.get(type(package), "null")
+        return f"not a {FORMAT}: the file holds a JSON {kind}, not an object"
+    if package.get("format") != FORMAT:
+        return f"not a {FORMAT} (format {package.get('format')!r})"
+    missing = [name for name in PACKAGE_FIELDS if name not in package]
+    if missing:
+        return f"incomplete audit package: no {', '.join(missing)}"
+    if not isinstance(package["events"], list) or not isinstance(package.get("access_records", []), list):
+        return "incomplete audit package: events and access_records must be lists"
+    for number, event in enumerate(package["events"], start=1):
+        absent = [name for name in EVENT_FIELDS if not isinstance(event, dict) or name not in event]
+        if absent:
+            return f"incomplete audit package: event {number} has no {', '.join(absent)}"
+    for number, record in enumerate(package.get("access_records", []), start=1):
+        if not isinstance(record, dict) or sorted(record) != sorted(ACCESS_FIELDS):
+            return f"incomplete audit package: access record {number} does not have exactly {', '.join(ACCESS_FIELDS)}"
+    return None
+
+
 def _verify_file(file: Path, *, as_json: bool) -> None:
-    from services.audit_package import verify_package
+    from services.audit_package import PackageReport, verify_package
 
     try:
-        package = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as unreadable:
+        package = json.loads(file.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as unreadable:
         msg = f"cannot read audit package {file}: {unreadable}"
         raise UsageError(msg) from None
-    report = verify_package(package)
+    problem = package_shape_problem(package)
+    if problem is None:
+        try:
+            report = verify_package(package)
+        except (KeyError, TypeError, ValueError, AttributeError) as malformed:  # a value of the wrong kind
+            problem = f"malformed audit package: {type(malformed).__name__}: {malformed}"
+    if problem is not None:
+        client = str(package.get("client", "?")) if isinstance(package, dict) else "?"
+        report = PackageReport(client, 0, "", [problem])
     if as_json:
         print_json({"ok": report.ok, "client": report.client, "events_checked": report.events,
                     "journey_head": report.journey_head, "problems": report.problems})
@@ -168,8 +212,13 @@ def export_audit(
     database_url: DatabaseOption = None,
 ) -> None:
     """Write a client's events, hash links and access records as one self-contained JSON document."""
+    writable(out, "--out")  # before the export is read and recorded in the access log
     with continuum(database_url, actor=actor, role=role) as wired:
         package = current(wired).export(client, reader(wired, purpose))
-    out.write_text(json.dumps(package, indent=2, default=str), encoding="utf-8")
+    try:
+        out.write_text(json.dumps(package, indent=2, default=str), encoding="utf-8")
+    except OSError as problem:
+        msg = f"cannot write {out}: {problem.strerror or problem}"
+        raise UsageError(msg) from None
     console.print(f"wrote {len(package['events'])} events and {len(package['access_records'])} access records of {client}"
                   f" to {out}; journey head {package['journey_head']}", highlight=False)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -52,11 +55,19 @@ class UsageError(Exception):
     """A mistake in what the user asked for, said in one line."""
 
 
-def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """A user's mistake or an unreachable database is one line on stderr and an exit code, never a traceback."""
+_creates_store: ContextVar[bool] = ContextVar("creates_store", default=False)
+
+
+def one_line_errors(func: Callable[P, R], *, creates_store: bool = False) -> Callable[P, R]:
+    """A user's mistake or an unreachable database is one line on stderr and an exit code, never a traceback.
+
+    `creates_store`: the command may create a SQLite store that does not exist yet (it records
+    something); any other command refuses a missing file instead of creating an empty store.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        allowed = _creates_store.set(creates_store)
         try:
             return func(*args, **kwargs)
         except Exception as problem:
@@ -67,6 +78,8 @@ def one_line_errors(func: Callable[P, R]) -> Callable[P, R]:
             label = "refused" if code == EXIT_REFUSED else "error"
             errors.print(f"[red]{label}:[/red] {escape(text)}", highlight=False, soft_wrap=True)
             raise typer.Exit(code) from None
+        finally:
+            _creates_store.reset(allowed)
 
     return wrapper
 
@@ -89,7 +102,11 @@ def explain(problem: BaseException) -> tuple[int, str] | None:
     if isinstance(problem, usage):
         return EXIT_USAGE, str(problem)
     if isinstance(problem, _loaded("pydantic", "ValidationError")):
-        return EXIT_USAGE, f"invalid setting: {problem.errors()[0]['msg']}"  # type: ignore[attr-defined]
+        if getattr(problem, "title", None) == "Settings":
+            from infra.config import describe
+
+            return EXIT_USAGE, describe(problem)  # type: ignore[arg-type]
+        return EXIT_USAGE, f"invalid value: {problem.errors()[0]['msg']}"  # type: ignore[attr-defined]
     database = (
         _loaded("eventsourcing.persistence", "PersistenceError"), _loaded("psycopg", "Error"), _loaded("sqlite3", "Error"),
     )
@@ -99,32 +116,74 @@ def explain(problem: BaseException) -> tuple[int, str] | None:
     return None
 
 
-def command(*args: Any, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:  # noqa: ANN401
+def command(*args: Any, creates_store: bool = False, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:  # noqa: ANN401
+    """Register a command of `continuum`: `@command("name")` on a function of any module of this package.
+
+    `creates_store=True` for a command that records (import, demo): it may create a new SQLite
+    store. A command that reads refuses a SQLite file that does not exist (see `open_store`).
+    """
+
     def register(func: Callable[P, R]) -> Callable[P, R]:
-        app.command(*args, **kwargs)(one_line_errors(func))
+        app.command(*args, **kwargs)(one_line_errors(func, creates_store=creates_store))
         return func
 
     return register
 
 
 def settings_for(database_url: str | None, **overrides: Any) -> Settings:  # noqa: ANN401
-    from infra.config import Settings
+    """The settings: the environment, with the options that were given on top; invalid ones refused in one line."""
+    from infra.config import load_settings
 
     values = {key: value for key, value in overrides.items() if value is not None}
     if database_url:
         values["database_url"] = database_url
-    return Settings(**values)
+    return load_settings(**values)
+
+
+def require_store(settings: Settings) -> None:
+    """A read never creates a store: a SQLite file that does not exist is said, not made empty."""
+    from infra.config import parse_database_url
+
+    database = parse_database_url(settings.database_url)
+    if database.kind == "sqlite" and database.path != ":memory:" and not Path(database.path).exists():
+        msg = (
+            f"no store at {database.display} (file {database.path} does not exist): give the --database-url"
+            " (or CONTINUUM_DATABASE_URL) of an existing store; `continuum import` or `continuum demo` creates one"
+        )
+        raise UsageError(msg)
 
 
 @contextmanager
-def continuum(database_url: str | None, *, decode_check: bool = True, **overrides: Any) -> Iterator[Continuum]:  # noqa: ANN401
+def open_store(settings: Settings, *, decode_check: bool = True) -> Iterator[Continuum]:
+    """The wired store of `settings`; unless the running command may create one, the store must exist."""
     from services.bootstrap import bootstrap
 
-    wired = bootstrap(settings_for(database_url, **overrides), decode_check=decode_check)
+    if not _creates_store.get():
+        require_store(settings)
+    wired = bootstrap(settings, decode_check=decode_check)
     try:
         yield wired
     finally:
         wired.close()
+
+
+@contextmanager
+def continuum(database_url: str | None, *, decode_check: bool = True, **overrides: Any) -> Iterator[Continuum]:  # noqa: ANN401
+    with open_store(settings_for(database_url, **overrides), decode_check=decode_check) as wired:
+        yield wired
+
+
+def writable(path: Path, option: str) -> None:
+    """A file can be written at `path`, checked before any work: else a one-line UsageError."""
+    if path.is_dir():
+        msg = f"{option} {path} is a folder: give a file name"
+        raise UsageError(msg)
+    if not path.parent.is_dir():
+        msg = f"{option} {path}: folder {path.parent} does not exist"
+        raise UsageError(msg)
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        msg = f"{option} {path}: cannot write there (permission denied)"
+        raise UsageError(msg)
 
 
 def reader(wired: Continuum, purpose: str | None) -> Reader:

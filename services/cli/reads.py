@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table  # typer's help loads it anyway
 
-from domain.levels import ALUMNI, Level, census_level  # a small module of enums
+from domain.levels import ALUMNI, Level  # a small module of enums
 from services.cli.base import (
     ActorOption,
     DatabaseOption,
@@ -19,22 +19,48 @@ from services.cli.base import (
     command,
     console,
     continuum,
+    open_store,
     parse_moment,
     print_json,
     reader,
+    settings_for,
 )
 
 if TYPE_CHECKING:
     from projections.census import CensusClient, CensusLine
     from services.bootstrap import Continuum
+    from services.census_filters import Levels
     from services.reads import Reads
 
 
-def level_code(value: str | None) -> str | None:
+def level_filter(value: str | None) -> Levels | None:
+    from services.census_filters import census_levels
+
     try:
-        return None if value is None else census_level(value)
+        return None if value is None else census_levels(value)
     except ValueError as problem:
         raise UsageError(str(problem)) from None
+
+
+def track_filter(value: str | None) -> str | None:
+    from services.census_filters import census_track
+
+    try:
+        return None if value is None else census_track(value)
+    except ValueError as problem:
+        raise UsageError(str(problem)) from None
+
+
+def site_filter(wired: Continuum, value: str | None) -> str | None:
+    from services.census_filters import census_site
+
+    if value is None:
+        return None
+    with wired.views.transaction() as cursor:
+        try:
+            return census_site(cursor, value)
+        except ValueError as problem:
+            raise UsageError(str(problem)) from None
 
 
 def current(wired: Continuum) -> Reads:
@@ -58,32 +84,46 @@ def census_table(lines: list[CensusLine], title: str) -> Table:
 
 
 @command("census")
-def census(
+def census(  # noqa: PLR0913 - the census's filters are its options
     on: Annotated[str | None, typer.Option("--on", help="A past date (end of day) or ISO time; default now.")] = None,
     as_recorded: Annotated[str | None, typer.Option("--as-recorded", help="As the record stood at this time (replays the store)")] = None,
-    level: Annotated[str | None, typer.Option("--level", help="ASAM code, e.g. 2.1, or 'alumni'.")] = None,
-    site: Annotated[str | None, typer.Option("--site")] = None,
-    track: Annotated[str | None, typer.Option("--track", help="day, evening or residential")] = None,
-    clients: Annotated[bool, typer.Option("--clients", help="List the clients, with days in level.")] = False,
+    level: Annotated[str | None, typer.Option(
+        "--level", help="ASAM code (2.1), name (iop, php, outpatient), group (detox, residential) or 'alumni'.",
+    )] = None,
+    site: Annotated[str | None, typer.Option("--site", help="A site clients are registered or treated at")] = None,
+    track: Annotated[str | None, typer.Option("--track", help="day, evening, residential or alumni")] = None,
+    clients: Annotated[bool, typer.Option("--clients", help="List the clients, with days in level (an access record each).")] = False,
     as_json: JsonOption = False,
+    purpose: PurposeOption = None,
+    actor: ActorOption = None,
+    role: RoleOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Who is at which level of care, site and track: now, on a past date, or as recorded at a time."""
-    with continuum(database_url) as wired:
+    settings = settings_for(database_url, actor=actor, role=role)
+    levels, track = level_filter(level), track_filter(track)  # a mistake is said before the store is opened
+    at = parse_moment(on, settings.timezone) if on else None
+    recorded = parse_moment(as_recorded, settings.timezone) if as_recorded else None
+    if recorded is not None and (clients or track):
+        msg = "--as-recorded gives counts by level and site; it takes no --clients or --track"
+        raise UsageError(msg)
+    if at is not None and at.date() > datetime.now(tz=UTC).date():
+        msg = f"--on {on} is in the future: the census is of what has happened"
+        raise UsageError(msg)
+    single = levels.single if levels else None
+    with open_store(settings) as wired:
         reads = current(wired)
-        zone = wired.settings.timezone
-        at = parse_moment(on, zone) if on else None
-        if at is not None and at.date() > datetime.now(tz=UTC).date():
-            msg = f"--on {on} is in the future: the census is of what has happened"
-            raise UsageError(msg)
-        recorded = parse_moment(as_recorded, zone) if as_recorded else None
+        site = site_filter(wired, site)
         if recorded is not None:
-            if clients or track:
-                msg = "--as-recorded gives counts by level and site; it takes no --clients or --track"
-                raise UsageError(msg)
-            result = reads.census_as_recorded(at or datetime.now(tz=UTC), recorded, level=level_code(level), site=site)
+            result = reads.census_as_recorded(at or datetime.now(tz=UTC), recorded, level=single, site=site)
         else:
-            result = reads.census(at, level=level_code(level), site=site, track=track, with_clients=clients)
+            result = reads.census(at, level=single, site=site, track=track, with_clients=clients)
+        result = levels.keep(result) if levels else result
+        if clients:
+            shown = "census client list" + (" now" if at is None else f" at {result.at.isoformat()}") + "".join(
+                f" {name} {value}" for name, value in (("level", level), ("site", site), ("track", track)) if value
+            )
+            reads.record_listing(reader(wired, purpose), [c.client_ref for c in result.clients], shown)
     if as_json:
         print_json({
             "at": result.at.isoformat(), "position": result.position, "total": result.total,
@@ -182,14 +222,17 @@ def audit(
             f"{entry.actor_id} ({entry.actor_role})", _summary(entry.details),
         )
         for fix in entry.corrections:
+            label = "voided" if fix.event_type == "EntryVoided" else "corrected"
             table.add_row(
-                "", f"[yellow]↳ corrected by #{fix.version}[/yellow]", "", f"{fix.recorded_at:%Y-%m-%d %H:%M:%S}",
+                "", f"[yellow]↳ {label} by #{fix.version}[/yellow]", "", f"{fix.recorded_at:%Y-%m-%d %H:%M:%S}",
                 f"{fix.actor_id} ({fix.actor_role})", correction_text(fix.details),
             )
     console.print(table)
 
 
 def correction_text(details: dict[str, Any]) -> str:
+    if "voided_version" in details:
+        return f"entered in error: {details['reason']}"
     return f"{details['field']}: {details['previous_value']} → {details['corrected_value']} ({details['reason']})"
 
 

@@ -11,13 +11,26 @@ from rich.table import Table
 
 from services.api.tokens import Role, TokenProblem, TokenStore  # light: the web stack is not imported
 from services.cli.admin import schema_app
-from services.cli.base import DatabaseOption, JsonOption, UsageError, command, console, continuum, errors, print_json, settings_for
+from services.cli.base import (
+    DatabaseOption,
+    JsonOption,
+    UsageError,
+    command,
+    console,
+    continuum,
+    errors,
+    print_json,
+    require_store,
+    settings_for,
+)
+
+MAX_PORT = 65535
 
 
 @command("serve")
 def serve(
     host: Annotated[str | None, typer.Option("--host", help="Address to listen on (CONTINUUM_API_HOST; default 127.0.0.1)")] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port (CONTINUUM_API_PORT; default 8000)")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port, 1 to 65535 (CONTINUUM_API_PORT; default 8000)")] = None,
     follow: Annotated[bool | None, typer.Option(
         "--follow/--no-follow", help="Keep projections current in this process (default), or leave it to `continuum project --follow`",
     )] = None,
@@ -31,7 +44,11 @@ def serve(
     from services.api.observability import configure_logging
     from services.bootstrap import bootstrap
 
+    if port is not None and not 1 <= port <= MAX_PORT:
+        msg = f"--port {port} is not a TCP port: give a number from 1 to {MAX_PORT}"
+        raise UsageError(msg)
     settings = settings_for(database_url)
+    require_store(settings)  # tokens live in the store: a new, empty one would answer every request with 401
     configure_logging(settings.log_level)
     wired = bootstrap(settings)
     try:
@@ -105,8 +122,8 @@ def schema_openapi() -> None:
 def _register() -> None:
     from services.cli.base import app, one_line_errors
 
-    for name, func in (("add", token_add), ("list", token_list), ("revoke", token_revoke)):
-        token_app.command(name)(one_line_errors(func))
+    for name, func, creates_store in (("add", token_add, True), ("list", token_list, False), ("revoke", token_revoke, False)):
+        token_app.command(name)(one_line_errors(func, creates_store=creates_store))  # the first token may come first
     app.add_typer(token_app, name="token")
 
 

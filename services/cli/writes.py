@@ -4,6 +4,7 @@ through the very same importer."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -36,11 +37,19 @@ if TYPE_CHECKING:  # the importer, the projections and the store load when a com
 MAX_SHOWN_ERRORS = 50
 
 
-def import_lines(*args: Any, **kwargs: Any) -> ImportReport:  # noqa: ANN401 - services.importer.import_lines's
-    """`services.importer.import_lines`, imported when it is first called: it loads the domain and the store."""
+BYTE_ORDER_MARK = "\ufeff"
+
+
+def import_lines(service: Any, lines: Sequence[str], *args: Any, **kwargs: Any) -> ImportReport:  # noqa: ANN401 - as services.importer's
+    """`services.importer.import_lines`, imported when it is first called (it loads the domain and the store).
+
+    A UTF-8 byte-order mark, which some editors write at the start of a file, is not part of the first line.
+    """
     from services.importer import import_lines as run
 
-    return run(*args, **kwargs)
+    if lines and lines[0].startswith(BYTE_ORDER_MARK):
+        lines = [lines[0].removeprefix(BYTE_ORDER_MARK), *lines[1:]]
+    return run(service, lines, *args, **kwargs)
 
 
 def _progress() -> Progress:
@@ -72,7 +81,7 @@ def project(runner: ProjectionRunner) -> int:
         return runner.catch_up(progress=lambda position, _head: bar.update(task, completed=position - start))
 
 
-@command("import")
+@command("import", creates_store=True)
 def import_file(
     file: Annotated[Path, typer.Argument(help="JSON lines, one command per line", exists=False)],
     actor: ActorOption = None,
@@ -137,7 +146,7 @@ def _report(report: ImportReport, *, as_json: bool) -> None:
         errors.print(f"... and {len(problems) - MAX_SHOWN_ERRORS} more refused or held lines (use --json for all)")
 
 
-@command("demo")
+@command("demo", creates_store=True)
 def demo(
     clients: Annotated[int, typer.Option("--clients", min=1, max=1_000_000, help="Cohort size")] = 1000,
     seed: Annotated[int, typer.Option("--seed")] = 7,

@@ -134,6 +134,7 @@ def test_an_invalid_line_that_names_its_client_holds_it(database_url, tmp_path):
 
 def test_a_dry_run_records_nothing_and_reports_what_the_import_then_does(database_url, tmp_path):
     path = write(tmp_path, FILE)
+    assert cli("import", write(tmp_path, [], "empty.jsonl"), "--database-url", database_url).exit_code == 0  # a store, empty
     before = store_state(database_url)
 
     dry = cli("import", path, "--dry-run", "--database-url", database_url, env={"CONTINUUM_COMMAND_BATCH_SIZE": "2"})

@@ -16,12 +16,14 @@ from projections.census import CensusClient
 from services.api.deps import (
     Api,
     ApiDep,
+    CensusLevels,
     CensusPosition,
+    CensusSite,
     CurrentPrincipal,
     IfNoneMatch,
-    LevelCode,
     StepsPosition,
     moment,
+    reader,
 )
 from services.api.freshness import etag, mark, matches, not_modified
 from services.api.problems import InvalidParameter, responses
@@ -36,17 +38,21 @@ from services.api.schemas import (
     StepCount,
 )
 from services.api.tokens import Principal, Role
+from services.census_filters import Levels
 from services.reads import Census
 
 router = APIRouter(tags=["census"])
 
-Site = Annotated[str | None, Query(max_length=200)]
 Track = Annotated[Literal["day", "evening", "residential", "alumni"] | None, Query()]
 On = Annotated[str | None, Query(description="A past date (YYYY-MM-DD, end of that day) or ISO 8601 time; default now")]
 AsRecorded = Annotated[str | None, Query(
     alias="as_recorded", description="Auditors: the census as the record stood at this time (replays the store; counts only)",
 )]
-Clients = Annotated[bool, Query(description="List the clients too (clinicians: those registered at their site; not dashboards)")]
+Clients = Annotated[bool, Query(
+    description="List the clients too (clinicians: those registered at their site; not dashboards); each listed client's"
+                " access log records the read",
+)]
+Purpose = Annotated[str | None, Query(max_length=200, description="Why the clients are listed; kept in the access log")]
 CONDITIONAL: dict[int | str, dict[str, Any]] = {304: {"description": "Not modified since the ETag given in If-None-Match"}}
 
 
@@ -79,27 +85,37 @@ def census(  # noqa: PLR0913 - the census's filters are its query parameters
     api: ApiDep,
     position: CensusPosition,
     response: Response,
-    level: LevelCode,
+    level: CensusLevels,
+    site: CensusSite,
     on: On = None,
     as_recorded: AsRecorded = None,
-    site: Site = None,
     track: Track = None,
     clients: Clients = False,
+    purpose: Purpose = None,
     if_none_match: IfNoneMatch = None,
 ) -> CensusPublic | Response:
     """Counts by level of care, site and track; with `clients=true` the clients and their days in level."""
     _may_list(principal, clients=clients)
     zone = api.settings.timezone
     at, recorded = moment(on, "on", zone), moment(as_recorded, "as_recorded", zone)
+    single = level.single if level else None
     if recorded is not None:
         if principal.role is not Role.AUDITOR:
             raise HTTPException(403, "the census as recorded replays every record: auditors only")
         if clients or track:
             raise InvalidParameter("query", "as_recorded", "gives counts by level and site: leave out clients and track")
         position = api.wired.runner.head()
-        result = api.reads.census_as_recorded(at or datetime.now(tz=UTC), recorded, level=level, site=site)
+        result = api.reads.census_as_recorded(at or datetime.now(tz=UTC), recorded, level=single, site=site)
     else:
-        result = api.reads.census(at, level=level, site=site, track=track, with_clients=clients)
+        result = api.reads.census(at, level=single, site=site, track=track, with_clients=clients)
+    result = level.keep(result) if level else result
+    listed = _visible(api, principal, result.clients) if clients else []
+    if listed:  # recorded before the answer is sent, even when it is a 304
+        what = "GET /census clients" + (" now" if at is None else f" at {result.at.isoformat()}") + "".join(
+            f" {name} {value}" for name, value in (("level", level.asked if level else None), ("site", site), ("track", track))
+            if value
+        )
+        api.reads.record_listing(reader(principal, purpose), [c.client_ref for c in listed], what)
     today = datetime.now(tz=UTC).date() if at is None else None  # days in level move with the clock
     tag = etag("census", position, principal.role.value, principal.site, today)
     if matches(if_none_match, tag):
@@ -110,7 +126,7 @@ def census(  # noqa: PLR0913 - the census's filters are its query parameters
         clients=[
             CensusClientPublic(client=c.client_ref, level=c.level, site=c.site, track=c.track, since=c.since,
                                days_in_level=c.days_in_level)
-            for c in _visible(api, principal, result.clients)
+            for c in listed
         ] if clients else None,
     )
 
@@ -161,8 +177,8 @@ def projections(_: CurrentPrincipal, api: ApiDep, response: Response) -> StatusP
 async def census_stream(
     _: CurrentPrincipal,
     api: ApiDep,
-    level: LevelCode,
-    site: Site = None,
+    level: CensusLevels,
+    site: CensusSite,
     track: Track = None,
     last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0, description="Resume after this position")] = None,
     max_events: Annotated[int | None, Query(ge=1, le=10_000, description="Close after this many events")] = None,
@@ -186,6 +202,7 @@ async def census_stream(
         await anyio.sleep(api.settings.api_stream_poll)
 
 
-def _snapshot(api: Api, level: str | None, site: str | None, track: str | None) -> tuple[int, list[CensusLinePublic]]:
+def _snapshot(api: Api, level: Levels | None, site: str | None, track: str | None) -> tuple[int, list[CensusLinePublic]]:
     position = api.freshness.position(["census"])  # read first: the counts are at least this new
-    return position, _lines(api.reads.census(level=level, site=site, track=track))
+    census = api.reads.census(level=level.single if level else None, site=site, track=track)
+    return position, _lines(level.keep(census) if level else census)
