@@ -620,7 +620,7 @@ MISTAKES = [
     pytest.param(["import", "{tmp}", "--database-url", "{db}"], 2, "no such file", id="import-a-folder"),
     pytest.param(["census", "--level", "9.9", "--database-url", "{db}"], 2, "unknown level of care", id="unknown-level"),
     pytest.param(["census", "--on", "last tuesday", "--database-url", "{db}"], 2, "is not a date", id="bad-date"),
-    pytest.param(["history", "C-999", "--database-url", "{db}"], 1, "no such client", id="unknown-client"),
+    pytest.param(["history", "C-999", "--database-url", "{db}"], 2, "no store at", id="read-of-a-missing-store"),
     pytest.param(["rebuild", "nosuch", "--database-url", "{db}"], 2, "no projection named", id="unknown-projection"),
 ]
 
@@ -714,6 +714,7 @@ def _kill(follower: subprocess.Popen[str]) -> None:
 
 
 def test_project_follow_on_sqlite_picks_up_events_from_another_process_and_stops_on_sigterm(sqlite_url):
+    bootstrap(Settings(database_url=sqlite_url)).close()  # a follower reads a store; it does not create one
     follower = _follower(sqlite_url)
     try:
         assert "(polling every 0.5 s)" in _read_line(follower.stderr, 15)
