@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from domain.errors import CareRuleViolation, UnknownClient
+from domain.errors import CareRuleViolation, OtherSite, UnknownClient
 from infra.views import DatabaseUnavailable
 from services.journeys import ConcurrencyConflict
 
@@ -96,7 +96,8 @@ def install(app: FastAPI, retry_after: int) -> None:
 
     @app.exception_handler(CareRuleViolation)
     async def refused(_: Request, error: CareRuleViolation) -> JSONResponse:
-        return problem(409, str(error), rule=error.detail, client=error.client_ref, values=error.values)
+        status = 403 if isinstance(error, OtherSite) else 409  # a clinician acting outside its own site
+        return problem(status, str(error), rule=error.detail, client=error.client_ref, values=error.values)
 
     @app.exception_handler(NotCaughtUp)
     async def lagging(_: Request, error: NotCaughtUp) -> JSONResponse:

@@ -6,23 +6,17 @@ the journey itself, records nothing, and is answered with the events the first r
 
 from collections.abc import Callable
 from typing import Annotated
-from uuid import UUID
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError
-from fastapi import APIRouter, Body, Header, HTTPException, Response
+from fastapi import APIRouter, Body, Header, Response
 
-from domain.events import event_id, event_name
-from domain.journey import ClientJourney
 from domain.values import Actor
-from infra.chain import CHAIN_TABLE
 from services.api.deps import Api, ApiDep, Clinician
 from services.api.freshness import mark
 from services.api.problems import InvalidParameter, responses
 from services.api.schemas import CommandAccepted, RecordedEventPublic
 from services.api.tokens import Principal
 from services.commands import COMMANDS, Command
-from services.journeys import RecordedEvent
 
 router = APIRouter(prefix="/commands", tags=["commands"])
 log = structlog.get_logger("continuum.api.commands")
@@ -43,12 +37,11 @@ def execute(api: Api, principal: Principal, command: Command, key: str | None) -
             raise InvalidParameter("header", "Idempotency-Key", "differs from the body's id: send one or make them equal")
         command = command.model_copy(update={"id": key})
     name = command_name(type(command))
-    _check_site(api, principal, command)
-    outcome = api.wired.service.execute(command, Actor(principal.name, principal.role.value))
+    outcome = api.wired.service.execute(command, Actor(principal.name, principal.role.value), site=principal.site)
     if outcome.error is not None:
         api.metrics.commands.labels(name, "refused").inc()
         raise outcome.error
-    events = outcome.events or _first_result(api, outcome.journey_id, outcome.command_id)
+    events = outcome.events
     if not outcome.duplicate and api.follower is not None:
         api.follower.nudge()
     api.metrics.commands.labels(name, "replayed" if outcome.duplicate else "recorded").inc()
@@ -58,40 +51,6 @@ def execute(api: Api, principal: Principal, command: Command, key: str | None) -
         events=[RecordedEventPublic(id=e.id, type=e.type, version=e.version, position=e.position) for e in events],
         position=max((e.position for e in events), default=0), replayed=outcome.duplicate,
     )
-
-
-def _check_site(api: Api, principal: Principal, command: Command) -> None:
-    """A clinician registers clients at its own site and acts on the clients registered there."""
-    if command.creates:
-        site = getattr(command, "site", None)
-        if site != principal.site:
-            raise HTTPException(403, f"a clinician of site {principal.site} registers clients at {principal.site} only")
-        return
-    try:
-        journey: ClientJourney = api.wired.app.repository.get(ClientJourney.create_id(command.client))
-    except AggregateNotFoundError:
-        return  # the service answers: no such client
-    if journey.home_site != principal.site:
-        raise HTTPException(403, f"client {command.client} is not registered at site {principal.site}")
-
-
-def _first_result(api: Api, journey_id: UUID, command_id: str) -> list[RecordedEvent]:
-    """The events an earlier request with this command id recorded, read from the store itself."""
-    found = [e for e in api.wired.app.events.get(journey_id) if getattr(e, "command_id", None) == command_id]
-    if not found:
-        return []
-    with api.wired.views.transaction() as cursor:
-        cursor.execute(
-            f"SELECT originator_version, notification_id FROM {CHAIN_TABLE} WHERE originator_id = ?"  # noqa: S608
-            " AND originator_version BETWEEN ? AND ?",
-            (str(journey_id), found[0].originator_version, found[-1].originator_version),
-        )
-        positions = {int(version): int(position) for version, position in cursor.fetchall()}
-    return [
-        RecordedEvent(event_id(journey_id, e.originator_version), event_name(e), e.originator_version,
-                      positions.get(e.originator_version, 0))
-        for e in found
-    ]
 
 
 def _endpoint(model: type[Command]) -> Callable[..., CommandAccepted]:
