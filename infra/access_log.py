@@ -67,22 +67,38 @@ class AccessLog:
     def record(
         self, *, actor_id: str, role: str, client_ref: str, what: str, purpose: str | None, at: datetime,
     ) -> AccessRecord:
+        return self.record_many(actor_id=actor_id, role=role, client_refs=[client_ref], what=what, purpose=purpose, at=at)[0]
+
+    def record_many(
+        self, *, actor_id: str, role: str, client_refs: list[str], what: str, purpose: str | None, at: datetime,
+    ) -> list[AccessRecord]:
+        """One record per client (a list of clients was shown), chained in one transaction."""
+        records: list[AccessRecord] = []
+        if not client_refs:
+            return records
         with self.views.transaction() as cursor:
             self.setup(cursor)
             if self.views.dialect == "postgres":
                 cursor.execute("LOCK TABLE access_log IN EXCLUSIVE MODE")  # one writer at a time keeps the chain linear
-            cursor.execute("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1")
-            last = cursor.fetchone()
-            seq, prev = (int(last[0]) + 1, last[1]) if last else (1, GENESIS)
+            seq, prev = self.head(cursor)
             stamp = at.isoformat()
-            entry = AccessRecord(seq, stamp, actor_id, role, client_ref, what, purpose, prev,
-                                 record_hash(seq, stamp, actor_id, role, client_ref, what, purpose, prev))
-            cursor.execute(
+            for client_ref in client_refs:
+                seq += 1
+                fields = (seq, stamp, actor_id, role, client_ref, what, purpose)
+                records.append(AccessRecord(*fields, prev, record_hash(*fields, prev)))
+                prev = records[-1].hash
+            cursor.executemany(
                 f"INSERT INTO access_log ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-                (entry.seq, entry.at, entry.actor_id, entry.role, entry.client_ref, entry.what, entry.purpose,
-                 entry.prev_hash, entry.hash),
+                [(r.seq, r.at, r.actor_id, r.role, r.client_ref, r.what, r.purpose, r.prev_hash, r.hash) for r in records],
             )
-        return entry
+        return records
+
+    @staticmethod
+    def head(cursor: Cursor) -> tuple[int, str]:
+        """The last record's sequence number and hash, or (0, GENESIS) for an empty log."""
+        cursor.execute("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1")
+        last = cursor.fetchone()
+        return (int(last[0]), str(last[1])) if last else (0, GENESIS)
 
     def query(
         self, *, client_ref: str | None = None, actor_id: str | None = None, since: datetime | None = None,

@@ -108,6 +108,28 @@ def chain_ddl(table: str = CHAIN_TABLE) -> tuple[str, str]:
     )
 
 
+def global_links(cursor: Any, first: int, last: int) -> dict[int, str]:  # noqa: ANN401 - a views cursor
+    """The global link after each event from position `first` to `last` (the relay publishes them)."""
+    cursor.execute(
+        f"SELECT notification_id, global_link FROM {CHAIN_TABLE} WHERE notification_id BETWEEN ? AND ?",  # noqa: S608
+        (first, last),
+    )
+    return {int(nid): str(value) for nid, value in cursor.fetchall()}
+
+
+def journey_links(cursor: Any, journey_id: UUID) -> dict[int, ChainRow]:  # noqa: ANN401 - a views cursor
+    """A journey's chain rows by position (an audit package carries them)."""
+    cursor.execute(f"SELECT {CHAIN_COLUMNS} FROM {CHAIN_TABLE} WHERE originator_id = ?", (str(journey_id),))  # noqa: S608
+    return {int(row[0]): ChainRow(int(row[0]), UUID(str(row[1])), int(row[2]), *row[3:]) for row in cursor.fetchall()}
+
+
+def chain_head(cursor: Any) -> tuple[int, str]:  # noqa: ANN401 - a views cursor
+    """The position and global link of the last event, or (0, GENESIS) for an empty store."""
+    cursor.execute(f"SELECT notification_id, global_link FROM {CHAIN_TABLE} ORDER BY notification_id DESC LIMIT 1")  # noqa: S608
+    row = cursor.fetchone()
+    return (int(row[0]), str(row[1])) if row else (0, GENESIS)
+
+
 def _after_values(pairs: Sequence[tuple[UUID, int]], placeholder: str) -> str:
     return ", ".join(f"({placeholder}, {placeholder})" for _ in pairs)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.dispatch import singledispatchmethod
 
@@ -253,3 +254,32 @@ def census_query(
             since = from_utc(started)
             clients.append(CensusClient(ref, lvl, st, trk, since, (at - since).days))
     return lines, clients
+
+
+def client_exists(cursor: Cursor, journey_id: UUID) -> bool:
+    cursor.execute("SELECT 1 FROM census_clients WHERE journey_id = ?", (str(journey_id),))
+    return cursor.fetchone() is not None
+
+
+def journey_ids(cursor: Cursor) -> list[UUID]:
+    cursor.execute("SELECT journey_id FROM census_clients ORDER BY journey_id")
+    return [UUID(row[0]) for row in cursor.fetchall()]
+
+
+def home_site(cursor: Cursor, journey_id: UUID) -> str | None:
+    """The site a client is registered at (as corrected), or None for a client the census does not know."""
+    cursor.execute("SELECT site FROM census_clients WHERE journey_id = ?", (str(journey_id),))
+    row = cursor.fetchone()
+    return str(row[0]) if row else None
+
+
+def clients_at(cursor: Cursor, site: str) -> list[str]:
+    """The references of the clients registered at `site`."""
+    cursor.execute("SELECT client_ref FROM census_clients WHERE site = ? ORDER BY client_ref", (site,))
+    return [str(row[0]) for row in cursor.fetchall()]
+
+
+def known_sites(cursor: Cursor) -> list[str]:
+    """Every site a client has been registered or treated at."""
+    cursor.execute("SELECT site FROM census_clients UNION SELECT site FROM census_intervals")
+    return sorted(str(row[0]) for row in cursor.fetchall() if row[0])

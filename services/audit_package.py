@@ -15,7 +15,7 @@ from eventsourcing.persistence import StoredEvent
 from domain import events as ev
 from domain.journey import ClientJourney
 from infra.access_log import AccessRecord
-from infra.chain import CHAIN_COLUMNS, CHAIN_TABLE, GENESIS, link, row_hash, stream_events
+from infra.chain import GENESIS, chain_head, journey_links, link, row_hash, stream_events
 from services.bootstrap import Continuum
 
 FORMAT = "care-continuum audit package"
@@ -72,15 +72,16 @@ def _annotate(events: list[dict[str, Any]]) -> None:
 
 def _links(wired: Continuum, journey_id: UUID) -> dict[int, dict[str, str]]:
     with wired.views.transaction() as cursor:
-        cursor.execute(f"SELECT {CHAIN_COLUMNS} FROM {CHAIN_TABLE} WHERE originator_id = ?", (str(journey_id),))  # noqa: S608
-        return {int(row[0]): {"row_hash": row[3], "journey_link": row[4], "global_link": row[5]} for row in cursor.fetchall()}
+        rows = journey_links(cursor, journey_id)
+    return {
+        position: {"row_hash": r.row_hash, "journey_link": r.journey_link, "global_link": r.global_link}
+        for position, r in rows.items()
+    }
 
 
 def _global_head(wired: Continuum) -> str:
     with wired.views.transaction() as cursor:
-        cursor.execute(f"SELECT global_link FROM {CHAIN_TABLE} ORDER BY notification_id DESC LIMIT 1")  # noqa: S608
-        row = cursor.fetchone()
-    return str(row[0]) if row else GENESIS
+        return chain_head(cursor)[1]
 
 
 @dataclass

@@ -77,14 +77,10 @@ def census_track(value: str) -> str:
     return track
 
 
-def known_sites(cursor: Cursor) -> list[str]:
-    """Every site a client has been registered or treated at."""
-    cursor.execute("SELECT site FROM census_clients UNION SELECT site FROM census_intervals")
-    return sorted(str(row[0]) for row in cursor.fetchall() if row[0])
-
-
 def census_site(cursor: Cursor, value: str) -> str:
     """A site the census knows; a name no client was ever registered or treated at is refused."""
+    from projections.census import known_sites  # the census owns its tables' SQL (and loads the store's modules)
+
     sites = known_sites(cursor)
     if value in sites:
         return value

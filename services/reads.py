@@ -12,10 +12,9 @@ from uuid import UUID
 from domain.errors import UnknownClient
 from domain.journey import ClientJourney
 from domain.replay import Replay, replay
-from infra.access_log import COLUMNS, AccessLog, AccessRecord, record_hash
-from infra.chain import GENESIS
+from infra.access_log import AccessLog, AccessRecord
 from projections.audit_trail import AuditEntry, trail_query
-from projections.census import CensusClient, CensusLine, census_query, level_rank
+from projections.census import CensusClient, CensusLine, census_query, client_exists, journey_ids, level_rank
 from projections.flags import FlagRow, flags_query
 from projections.step_history import Transition, history_query, matrix_query
 from services.audit_package import build_package
@@ -74,8 +73,7 @@ class Reads:
 
     def _journey_ids(self) -> list[UUID]:
         with self.wired.views.transaction() as cursor:
-            cursor.execute("SELECT journey_id FROM census_clients ORDER BY journey_id")
-            return [UUID(row[0]) for row in cursor.fetchall()]
+            return journey_ids(cursor)
 
     def matrix(self, since: datetime | None, until: datetime | None) -> dict[tuple[str, str], int]:
         with self.wired.views.transaction() as cursor:
@@ -86,37 +84,17 @@ class Reads:
     def journey_id(self, client_ref: str) -> UUID:
         journey_id = ClientJourney.create_id(client_ref)
         with self.wired.views.transaction() as cursor:
-            cursor.execute("SELECT 1 FROM census_clients WHERE journey_id = ?", (str(journey_id),))
-            if cursor.fetchone() is None:
+            if not client_exists(cursor, journey_id):
                 raise UnknownClient(client_ref)
         return journey_id
 
     def record_listing(self, reader: Reader, client_refs: list[str], what: str) -> list[AccessRecord]:
-        """A list of clients (`census --clients`) was shown: one access record per client listed, like any
-        read of a client's record, all in one transaction of the hash-chained access log."""
-        if not client_refs:
-            return []
-        access, views = self.access, self.wired.views
-        at = datetime.now(tz=UTC).isoformat()
-        with views.transaction() as cursor:
-            access.setup(cursor)
-            if views.dialect == "postgres":
-                cursor.execute("LOCK TABLE access_log IN EXCLUSIVE MODE")  # one writer at a time keeps the chain linear
-            cursor.execute("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1")
-            last = cursor.fetchone()
-            seq, prev = (int(last[0]), str(last[1])) if last else (0, GENESIS)
-            records = []
-            for client_ref in client_refs:
-                seq += 1
-                fields = (seq, at, reader.actor_id, reader.role, client_ref, what, reader.purpose)
-                record = AccessRecord(*fields, prev, record_hash(*fields, prev))
-                records.append(record)
-                prev = record.hash
-            cursor.executemany(
-                f"INSERT INTO access_log ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",  # noqa: S608
-                [(r.seq, r.at, r.actor_id, r.role, r.client_ref, r.what, r.purpose, r.prev_hash, r.hash) for r in records],
-            )
-        return records
+        """A list of clients (`census --clients`, `flags`) was shown: one access record per client listed,
+        like any read of a client's record, in one transaction of the hash-chained access log."""
+        return self.access.record_many(
+            actor_id=reader.actor_id, role=reader.role, client_refs=client_refs, what=what, purpose=reader.purpose,
+            at=datetime.now(tz=UTC),
+        )
 
     def _record(self, reader: Reader, client_ref: str, what: str) -> AccessRecord:
         return self.access.record(

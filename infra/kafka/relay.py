@@ -10,7 +10,6 @@ recorded as usual and the relay retries with backoff, then publishes everything 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from threading import Event
 from typing import Any
@@ -20,7 +19,7 @@ from eventsourcing.persistence import Notification
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from infra.chain import CHAIN_TABLE
+from infra.chain import global_links
 from infra.kafka.clients import KafkaSettings, ensure_topics, producer
 from infra.kafka.envelope import encode, kafka_headers
 from infra.kafka.positions import RelayPositions, RelayStatus
@@ -135,27 +134,10 @@ class Relay:
     def _chain_heads(self, first: int, last: int) -> dict[int, str]:
         """The global hash-chain link of each event: published so that auditors can hold it outside."""
         with self.views.transaction() as cursor:
-            cursor.execute(
-                f"SELECT notification_id, global_link FROM {CHAIN_TABLE} WHERE notification_id BETWEEN ? AND ?",  # noqa: S608
-                (first, last),
-            )
-            return {int(nid): str(link) for nid, link in cursor.fetchall()}
+            return global_links(cursor, first, last)
 
 
 def _reason(error: BaseException) -> str:
     text = str(error).strip()
     return text if text.startswith(type(error).__name__) else f"{type(error).__name__}: {text}"
 
-
-def measure_relay(app: Application[Any], views: ViewStore, bootstrap_servers: str, topic: str, limit: int | None = None,
-                  partitions: int = 6) -> dict[str, float]:
-    """The relay's throughput over an existing store into a new `topic` (its position row is kept under
-    that topic's name): what the benchmark harness calls. `services/kafka_measure.py` adds a bare
-    producer and the end-to-end latency."""
-    relay = Relay(app, views, KafkaSettings(bootstrap_servers, topic, f"{topic}.DLT", partitions=partitions))
-    relay._connected()  # noqa: SLF001 - connect and create the topic before the clock starts
-    started = time.perf_counter()
-    events = relay.publish_pending(limit=limit)
-    seconds = time.perf_counter() - started
-    relay.close()
-    return {"events": events, "seconds": seconds, "events_per_s": events / seconds if seconds else 0.0}
