@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from services.bench.harness import STAGES
+from bench.harness import STAGES
+from projections.catalogue import all_projections
 from services.cli import app
 
 pytestmark = pytest.mark.slow
@@ -33,7 +34,7 @@ def _check(results: dict, kind: str) -> None:
     for name in ("ingest", "rebuild", "queries", "growth"):
         assert backend["stages"][name]["status"] == "ok", name
     assert backend["stages"]["ingest"]["events"] == results["settings"]["events"]
-    assert set(backend["stages"]["rebuild"]["projections"]) == {"census", "step_history", "audit_trail"}
+    assert set(backend["stages"]["rebuild"]["projections"]) == {p.name for p in all_projections()}
 
 
 def test_quick_bench_on_sqlite(tmp_path):

@@ -24,9 +24,9 @@ def bench(
     out: Annotated[Path, typer.Option("--out", help="Where to write the JSON results")] = Path("bench.json"),
 ) -> None:
     """Measure ingest, projection rebuild, relay, queries and growth, each against a raw baseline."""
-    from services.bench import MODES, run_bench
-    from services.bench.report import tables, write_json
-    from services.bench.stores import DEFAULT_POSTGRES, Target
+    from bench import MODES, run_bench
+    from bench.report import tables, write_json
+    from bench.stores import DEFAULT_POSTGRES, Target
 
     targets: list[Target] = []
     if sqlite or not (postgres or database_url):

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from services.api.latency import measure, percentile, served
+from bench.api_latency import measure, served
 from services.cli import app
 from tests.e2e.api_support import at
 
@@ -63,7 +63,3 @@ def test_serve_answers_over_http_and_logs_json_without_client_refs(database_url:
     assert {"route": "/clients/{client}/history", "status": 404} in [{k: r[k] for k in ("route", "status")} for r in requests]
     assert "C-SECRET" not in log.read_text(encoding="utf-8")
 
-
-def test_percentile_is_nearest_rank():
-    samples = [float(n) for n in range(1, 101)]
-    assert (percentile(samples, 0.5), percentile(samples, 0.99), percentile([], 0.5)) == (50.0, 99.0, 0.0)

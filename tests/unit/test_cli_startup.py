@@ -19,7 +19,7 @@ import services.cli
 HEAVY = (
     "fastapi", "starlette", "uvicorn", "kafka", "cloudevents", "schemathesis", "structlog", "prometheus_client",
     "psycopg", "eventsourcing", "pydantic_settings", "cryptography",
-    "services.api.app", "services.bench", "services.bootstrap", "services.journeys", "services.importer",
+    "services.api.app", "bench", "services.bootstrap", "services.journeys", "services.importer",
     "services.reads", "projections", "infra.views", "infra.kafka", "infra.config", "domain.journey",
 )
 

@@ -18,13 +18,13 @@ from typing import Any
 
 import psycopg
 
-from services.bench.growth import growth_stage
-from services.bench.ingest import cohort_lines, ingest_stage
-from services.bench.instrument import timed_recorder_topic
-from services.bench.queries import queries_stage
-from services.bench.rebuild import rebuild_stage
-from services.bench.relay import relay_stage
-from services.bench.stores import Target, open_continuum
+from bench.growth import growth_stage
+from bench.ingest import cohort_lines, ingest_stage
+from bench.instrument import timed_recorder_topic
+from bench.queries import queries_stage
+from bench.rebuild import rebuild_stage
+from bench.relay import relay_stage
+from bench.stores import Target, open_continuum
 
 STAGES = ("ingest", "rebuild", "relay", "queries", "growth")
 SEED = 7

@@ -7,13 +7,13 @@ scale), so the copies have exactly the shapes and the distribution of real journ
 from __future__ import annotations
 
 import random
-import statistics
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from bench.stats import percentile
 from projections.audit_trail import trail_query
 from services.bootstrap import Continuum
 from services.reads import Reads
@@ -69,12 +69,7 @@ def latency(query: Callable[[], object], runs: int, warmup: int = 5) -> dict[str
         started = time.perf_counter()
         query()
         samples.append((time.perf_counter() - started) * 1000)
-    samples.sort()
-    return {
-        "p50_ms": statistics.median(samples),
-        "p99_ms": samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))],
-        "max_ms": samples[-1],
-    }
+    return {"p50_ms": percentile(samples, 0.5), "p99_ms": percentile(samples, 0.99), "max_ms": max(samples)}
 
 
 def _journey_ids(wired: Continuum) -> list[str]:

@@ -9,8 +9,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from bench.stock import stock_run
 from infra.chain import events_table
-from services.bench.stock import stock_run
 from services.bootstrap import Continuum
 
 RAW_TABLE = "bench_raw_projection"

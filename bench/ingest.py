@@ -14,10 +14,10 @@ from typing import Any
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from bench.instrument import TIMER
 from domain.values import Actor
 from infra.chain import events_table
 from infra.views import PostgresViews
-from services.bench.instrument import TIMER
 from services.bootstrap import Continuum
 from services.demo import generate_cohort
 from services.importer import import_lines

@@ -1,4 +1,4 @@
-"""BENCHMARKS.md's tables from a `continuum bench --out FILE` result: `python -m services.bench.markdown FILE`."""
+"""BENCHMARKS.md's tables from a `continuum bench --out FILE` result: `python -m bench.markdown FILE`."""
 
 from __future__ import annotations
 

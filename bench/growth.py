@@ -12,8 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from services.bench.ingest import cohort_lines
-from services.bench.stores import Target
+from bench.ingest import cohort_lines
+from bench.stores import Target
 
 FLAT = 1.5  # the largest cost per event at most this multiple of the smallest
 
@@ -27,7 +27,7 @@ def growth_stage(target: Target, sizes: tuple[int, ...], chunk: int, batch: int,
             lines_file = handle.name
         try:
             done = subprocess.run(  # noqa: S603 - our own interpreter and module
-                [sys.executable, "-m", "services.bench.worker", url, lines_file, str(chunk), str(batch)],
+                [sys.executable, "-m", "bench.worker", url, lines_file, str(chunk), str(batch)],
                 capture_output=True, text=True, check=False,
             )
         finally:

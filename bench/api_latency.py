@@ -4,7 +4,7 @@
 `continuum serve` on a free loopback port, makes its tokens, measures, and stops it. Both are
 bounded by a request count and a deadline. From a shell:
 
-    python -m services.api.latency --database-url sqlite:///./continuum.db --requests 2000 --concurrency 16
+    python -m bench.api_latency --database-url sqlite:///./continuum.db --requests 2000 --concurrency 16
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.broker import free_port
+from bench.stats import percentile
 from infra.config import Settings
 from services.api.tokens import Role, TokenStore
 from services.bootstrap import bootstrap
@@ -45,14 +46,6 @@ class LatencyReport:
     @property
     def per_second(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    if not samples:
-        return 0.0
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, max(0, int(fraction * len(ordered) + 0.999999) - 1))]
 
 
 Sample = tuple[float, int]  # milliseconds, status
@@ -91,8 +84,11 @@ def _run(name: str, work: Callable[[httpx.Client, int], list[Sample]], *, base_u
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - started
+    if not samples:
+        msg = f"no {name} request finished within the deadline ({errors[0]} errors)"
+        raise RuntimeError(msg)
     return LatencyReport(name, len(samples), errors[0], concurrency, round(seconds, 2), round(percentile(samples, 0.5), 2),
-                         round(percentile(samples, 0.99), 2), round(max(samples, default=0.0), 2))
+                         round(percentile(samples, 0.99), 2), round(max(samples), 2))
 
 
 def measure(
@@ -123,12 +119,6 @@ def measure(
     return [commands, reads]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def served(database_url: str, *, startup_seconds: float = 60.0, log: Path | None = None) -> Iterator[tuple[str, dict[str, str]]]:
     """`continuum serve` on a free loopback port over `database_url`, with a clinician and a dashboard token
@@ -140,7 +130,7 @@ def served(database_url: str, *, startup_seconds: float = 60.0, log: Path | None
                   "dashboard": store.add(f"latency-dashboard-{suffix}", Role.DASHBOARD, None)}
     finally:
         wired.close()
-    port = _free_port()
+    port = free_port()
     continuum = Path(sys.executable).parent / "continuum"
     env = {**os.environ, "CONTINUUM_LOG_LEVEL": "info" if log else "warning"}
     sink = log.open("wb") if log else subprocess.DEVNULL

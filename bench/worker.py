@@ -1,5 +1,5 @@
 """One growth point in a process of its own, so that its peak memory is its own:
-`python -m services.bench.worker URL LINES_FILE CHUNK BATCH` prints one JSON object."""
+`python -m bench.worker URL LINES_FILE CHUNK BATCH` prints one JSON object."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import json
 import sys
 import time
 
-from services.bench.ingest import ACTOR
-from services.bench.memory import peak_mb, reset_peak, rss_mb
-from services.bench.stores import open_continuum
+from bench.ingest import ACTOR
+from bench.memory import peak_mb, reset_peak, rss_mb
+from bench.stores import open_continuum
 from services.importer import import_lines
 
 

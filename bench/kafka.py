@@ -1,17 +1,16 @@
 """How fast the relay publishes, beside a bare kafka-python producer sending the same messages in
 the same run, and how long an event takes from its command being recorded to being consumed.
 
-The benchmark harness calls `infra.kafka.relay.measure_relay` (the relay alone); this adds the
-baseline and the latency. By hand:
+The benchmark harness calls `bench.relay.measure_relay` (the relay alone); this adds the baseline
+and the latency. By hand:
 
-    python -m services.kafka_measure --bootstrap-servers 127.0.0.1:9092 [--clients 1000] [--database-url URL]
+    python -m bench.kafka --bootstrap-servers 127.0.0.1:9092 [--clients 1000] [--database-url URL]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import tempfile
 import threading
 import time
@@ -23,13 +22,14 @@ from typing import Any
 
 from kafka import TopicPartition
 
+from bench.relay import measure_relay, time_bare_producer
+from bench.stats import percentile
 from domain.events import event_id
 from domain.journey import ClientJourney
 from domain.values import Actor
 from infra.config import Settings
-from infra.kafka.clients import KafkaSettings, kafka_settings, producer, reader
-from infra.kafka.envelope import encode, kafka_headers
-from infra.kafka.relay import Relay, measure_relay
+from infra.kafka.clients import KafkaSettings, kafka_settings, reader
+from infra.kafka.relay import Relay
 from services.bootstrap import Continuum, bootstrap
 from services.commands import parse_command
 from services.demo import cohort_lines
@@ -73,16 +73,15 @@ def measure_kafka(
             import_lines(wired.service, cohort_lines(clients, 7, start=end - timedelta(days=365), end=end), ACTOR)
             relayed = measure_relay(wired.app, wired.views, bootstrap_servers, _fresh(settings).topic, partitions=partitions)
             events, relay_seconds = int(relayed["events"]), relayed["seconds"]
-            bare_seconds = _time_bare_producer(wired, _fresh(settings))
+            bare_events, bare_seconds = time_bare_producer(wired, _fresh(settings))
             latencies = _latencies(wired, _fresh(settings), latency_samples)
         finally:
             wired.close()
-    ordered = sorted(latencies)
     return RelayMeasurement(
         events=events, relay_seconds=round(relay_seconds, 3), relay_events_per_s=round(events / relay_seconds),
-        bare_seconds=round(bare_seconds, 3), bare_events_per_s=round(events / bare_seconds),
-        latency_samples=len(ordered), latency_p50_ms=round(statistics.median(ordered), 1),
-        latency_p99_ms=round(ordered[max(int(len(ordered) * 0.99) - 1, 0)], 1), latency_max_ms=round(ordered[-1], 1),
+        bare_seconds=round(bare_seconds, 3), bare_events_per_s=round(bare_events / bare_seconds),
+        latency_samples=len(latencies), latency_p50_ms=round(percentile(latencies, 0.5), 1),
+        latency_p99_ms=round(percentile(latencies, 0.99), 1), latency_max_ms=round(max(latencies), 1),
         poll_interval=poll_interval, database=wired.database.display,
     )
 
@@ -90,23 +89,6 @@ def measure_kafka(
 def _fresh(settings: Settings) -> KafkaSettings:
     topic = f"care.journey.measure-{uuid.uuid4().hex[:8]}"
     return kafka_settings(settings.model_copy(update={"kafka_topic": topic}))
-
-
-def _time_bare_producer(wired: Continuum, settings: KafkaSettings) -> float:
-    """The same messages, built beforehand, sent by a producer configured like the relay's."""
-    notifications = wired.app.recorder.select_notifications(start=0, limit=10**9, inclusive_of_start=False)
-    messages = [encode(wired.app.mapper.to_domain_event(n), n.id, None) for n in notifications]
-    relay = Relay(wired.app, wired.views, settings)
-    relay._connected()  # noqa: SLF001 - the same topic creation as the relay's
-    relay.close()
-    bare = producer(settings, client_id="bare-producer")
-    started = time.perf_counter()
-    futures = [bare.send(settings.topic, key=m.key, value=m.value, headers=kafka_headers(m)) for m in messages]
-    bare.flush()
-    elapsed = time.perf_counter() - started
-    assert all(future.succeeded() for future in futures)  # noqa: S101 - a measurement of failed sends is no measurement
-    bare.close()
-    return elapsed
 
 
 def _latencies(wired: Continuum, settings: KafkaSettings, samples: int) -> list[float]:

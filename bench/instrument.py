@@ -57,4 +57,4 @@ class TimedChainedPostgresRecorder(_Timed, ChainedPostgresRecorder):
 
 def timed_recorder_topic(kind: str) -> str:
     name = "TimedChainedSQLiteRecorder" if kind == "sqlite" else "TimedChainedPostgresRecorder"
-    return f"services.bench.instrument:{name}"
+    return f"bench.instrument:{name}"
