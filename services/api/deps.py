@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import Depends, Header, HTTPException, Path, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -21,6 +20,7 @@ from services.api.problems import InvalidParameter
 from services.api.tokens import Principal, Role, TokenStore
 from services.bootstrap import Continuum
 from services.census_filters import Levels, census_levels, census_site
+from services.moments import MomentError, parse_moment, recording_clock
 from services.reads import Reader, Reads
 
 CLIENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"  # as services.commands.ClientRef
@@ -154,20 +154,17 @@ def site_query(
 CensusSite = Annotated[str | None, Depends(site_query)]  # an unknown site is a 422, never a count of 0
 
 
-def moment(text: str | None, name: str, zone_name: str, *, end_of_day: bool = True) -> datetime | None:
-    """A date means the end of that day (a midnight census) in the configured timezone, as in the CLI."""
+def moment(
+    api: Api, text: str | None, name: str, *, end_of_day: bool = True, up_to_now: bool = False, recorded: bool = False,
+) -> datetime | None:
+    """A query parameter's moment, read by the same parser as the CLI's options (`services.moments`): a date
+    means the end of that day in the configured zone. `up_to_now`: a moment after the clock's reading is
+    refused (422) and today's date means now, as `continuum census --on` and `replay --as-of` do; the clock
+    is the journey service's for a clinical time, the store's for a `recorded` time."""
     if text is None:
         return None
+    clock = (recording_clock() if recorded else api.wired.service.clock()) if up_to_now else None
     try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
-    try:
-        if len(text) == len("2026-01-31"):
-            at = datetime.combine(date.fromisoformat(text), time.max if end_of_day else time.min, tzinfo=zone)
-        else:
-            at = datetime.fromisoformat(text)
-            at = at if at.tzinfo is not None else at.replace(tzinfo=zone)
-        return at.astimezone(UTC)
-    except (ValueError, OverflowError):
-        raise InvalidParameter("query", name, f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
+        return parse_moment(text, api.settings.timezone, end_of_day=end_of_day, now=clock, name=name)
+    except MomentError as problem:
+        raise InvalidParameter("query", name, str(problem)) from None

@@ -1,16 +1,68 @@
 """What the API answers, named by purpose. Requests are the core's command models themselves
-(services/commands.py); these are the read side's shapes, built from the projections' rows."""
+(services/commands.py); these are the read side's shapes, built from the projections' rows.
+
+Every time in an answer is a `Moment`: ISO 8601 in UTC with the offset written `+00:00`, the shape
+of every `--json` output of the CLI too (`services.moments.json_moment`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import operator
+import types
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Union, get_args, get_origin, get_type_hints
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema, create_model
 
 from domain.replay import JourneyState, ReplayedEntry
 from infra.access_log import AccessRecord
+from services.moments import json_moment
+
+MOMENT_SCHEMA = {
+    "type": "string", "format": "date-time",
+    "description": "ISO 8601 in UTC, offset +00:00 (e.g. 2026-03-10T14:00:00+00:00; a fraction of a second only when there is one)",
+}
+Moment = Annotated[
+    datetime, PlainSerializer(json_moment, return_type=str, when_used="json"), WithJsonSchema(MOMENT_SCHEMA, mode="serialization"),
+]
+
+
+def _public(annotation: Any) -> Any:  # noqa: ANN401 - a type annotation
+    """`annotation` with every datetime a Moment and every dataclass its public model."""
+    if annotation is datetime:
+        return Moment
+    if dataclasses.is_dataclass(annotation) and isinstance(annotation, type):
+        return public_model(annotation)
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin in (Union, types.UnionType):
+        return functools.reduce(operator.or_, [_public(arg) for arg in args])
+    if origin in (list, dict, tuple) and args:
+        return origin[tuple(_public(arg) for arg in args)]
+    return annotation
+
+
+@functools.cache
+def public_model(cls: type) -> type[BaseModel]:
+    """The API's model of a domain dataclass (same name and fields), whose times are Moments: the domain's
+    shapes are answered as they are, in the one JSON shape of times, and cannot drift from it."""
+    hints = get_type_hints(cls)
+    fields: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        if field.default is not dataclasses.MISSING:
+            default: Any = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = Field(default_factory=field.default_factory)
+        else:
+            default = ...
+        fields[field.name] = (_public(hints[field.name]), default)
+    return create_model(cls.__name__, __module__=__name__, **fields)
+
+
+JourneyStatePublic = public_model(JourneyState)
+ReplayedEntryPublic = public_model(ReplayedEntry)
 
 
 class RecordedEventPublic(BaseModel):
@@ -41,13 +93,13 @@ class CensusClientPublic(BaseModel):
     level: str
     site: str
     track: str
-    since: datetime
+    since: Moment
     days_in_level: int
 
 
 class CensusPublic(BaseModel):
-    at: datetime
-    as_recorded: datetime | None = None
+    at: Moment = Field(description="The moment counted: the end of the day asked for, or now (today, or no date)")
+    as_recorded: Moment | None = None
     position: int = Field(description="The store position this census reflects")
     total: int
     counts: list[CensusLinePublic]
@@ -61,8 +113,8 @@ class StepCount(BaseModel):
 
 
 class MatrixPublic(BaseModel):
-    since: datetime | None
-    until: datetime | None
+    since: Moment | None
+    until: Moment | None
     position: int
     steps: list[StepCount]
 
@@ -72,7 +124,7 @@ class TransitionPublic(BaseModel):
     kind: str = Field(description="admission, step_up, step_down, discharge or alumni")
     from_level: str | None
     to_level: str | None
-    occurred_at: datetime
+    occurred_at: Moment
     reason: str
 
 
@@ -86,8 +138,8 @@ class AuditEntryPublic(BaseModel):
     version: int
     position: int
     type: str
-    occurred_at: datetime
-    recorded_at: datetime
+    occurred_at: Moment
+    recorded_at: Moment
     recorded_by: dict[str, str]
     command_id: str
     details: dict[str, Any]
@@ -105,11 +157,11 @@ class AuditTrailPublic(BaseModel):
 
 class ReplayPublic(BaseModel):
     client: str
-    as_of: datetime | None
-    as_recorded: datetime | None
+    as_of: Moment | None
+    as_recorded: Moment | None
     position: int
-    state: JourneyState
-    entries: list[ReplayedEntry]
+    state: JourneyStatePublic  # type: ignore[valid-type]
+    entries: list[ReplayedEntryPublic]  # type: ignore[valid-type]
 
 
 class AccessLogPublic(BaseModel):

@@ -23,12 +23,18 @@ from services.cli.base import (
     console,
     continuum,
     errors,
+    heading,
+    now,
+    open_store,
     parse_moment,
     print_json,
     reader,
+    settings_for,
+    shown,
     writable,
 )
 from services.cli.reads import current
+from services.moments import recording_clock
 
 if TYPE_CHECKING:
     from domain.replay import Replay
@@ -46,33 +52,41 @@ def replay(
     database_url: DatabaseOption = None,
 ) -> None:
     """A client's state and events at a clinical time and/or as recorded at a time, from the store."""
-    with continuum(database_url, actor=actor, role=role) as wired:
-        zone = wired.settings.timezone
-        of = parse_moment(as_of, zone) if as_of else None
-        recorded = parse_moment(as_recorded, zone) if as_recorded else None
+    settings = settings_for(database_url, actor=actor, role=role)
+    for text, name in ((as_of, "--as-of"), (as_recorded, "--as-recorded")):
+        if text:
+            parse_moment(text, settings.timezone, name=name)  # a mistake is said before the store is opened
+    with open_store(settings) as wired:
+        clock = now(wired)  # a replay is of what has happened: nothing after now; today means so far
+        of = parse_moment(as_of, settings.timezone, now=clock, name="--as-of") if as_of else None
+        recorded = parse_moment(as_recorded, settings.timezone, now=recording_clock(), name="--as-recorded") if as_recorded else None
         result = current(wired).replay(client, reader(wired, purpose), as_of=of, as_recorded=recorded)
     if as_json:
         print_json({"client": client, "as_of": of, "as_recorded": recorded, **_replay_json(result)})
         return
     state = result.state
     console.print(
-        f"[b]{client}[/b] {'as of ' + str(of) if of else 'now'}{', as recorded at ' + str(recorded) if recorded else ''}: "
+        f"[b]{client}[/b] {'as of ' + shown(of, settings) if of else 'now'}"
+        f"{', as recorded at ' + shown(recorded, settings) if recorded else ''}: "
         f"{state.status}, level {state.level or '-'} at {state.site or '-'} ({state.track or '-'})"
-        f"{', since ' + f'{state.level_since:%Y-%m-%d}' if state.level_since else ''}; episodes {state.episodes};"
+        f"{', since ' + shown(state.level_since, settings) if state.level_since else ''}; episodes {state.episodes};"
         f" sessions {state.sessions_attended} attended / {state.sessions_missed} missed;"
         f" specimens awaiting results {len(state.pending_specimens)}; results {len(state.results)}",
         highlight=False,
     )
-    table = Table("#", "event", "occurred (UTC)", "recorded (UTC)", "by", "corrections", title="Events, in clinical order")
+    table = Table("#", "event", heading("occurred", settings), heading("recorded", settings), "by", "corrections",
+                  title="Events, in clinical order")
     for entry in result.entries:
         fixes = "; ".join(
-            f"#{c.version} {c.field}: {c.previous_value} → {c.corrected_value} by {c.recorded_by['id']} at {c.recorded_at:%Y-%m-%d %H:%M}"
+            f"#{c.version} {c.field}: {c.previous_value} → {c.corrected_value} by {c.recorded_by['id']}"
+            f" at {shown(c.recorded_at, settings)}"
             for c in entry.corrections
         )
         if entry.voided is not None:
             void = entry.voided
             fixes = "; ".join(filter(None, [fixes, f"VOIDED by #{void.version} ({void.reason}) by {void.recorded_by['id']}"]))
-        table.add_row(str(entry.version), entry.type, f"{entry.occurred_at:%Y-%m-%d %H:%M}", f"{entry.recorded_at:%Y-%m-%d %H:%M}",
+        table.add_row(str(entry.version), entry.type, shown(entry.occurred_at, settings, label=False),
+                      shown(entry.recorded_at, settings, label=False),
                       entry.recorded_by["id"], fixes)
     console.print(table)
 
@@ -190,15 +204,17 @@ def access_log(
     database_url: DatabaseOption = None,
 ) -> None:
     """Who read which client's record, what, when and why."""
-    with continuum(database_url) as wired:
-        start = parse_moment(since, wired.settings.timezone, end_of_day=False) if since else None
+    settings = settings_for(database_url)
+    start = parse_moment(since, settings.timezone, end_of_day=False, name="--since") if since else None
+    with open_store(settings) as wired:
         records = current(wired).access.query(client_ref=client, actor_id=actor, since=start)
     if as_json:
         print_json({"records": [record.as_json() for record in records]})
         return
-    table = Table("#", "when (UTC)", "who", "client", "what", "purpose", title="Access log")
+    table = Table("#", heading("when", settings), "who", "client", "what", "purpose", title="Access log")
     for r in records:
-        table.add_row(str(r.seq), r.at[:19], f"{r.actor_id} ({r.role})", r.client_ref, r.what, r.purpose or "")
+        table.add_row(str(r.seq), shown(r.at, settings, seconds=True, label=False), f"{r.actor_id} ({r.role})", r.client_ref, r.what,
+                      r.purpose or "")
     console.print(table)
 
 

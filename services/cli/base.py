@@ -11,14 +11,17 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import asdict, is_dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from services import moments
+from services.moments import json_moment
 
 if TYPE_CHECKING:  # the web stack, the store and the drivers load when a command runs, not at start
     from infra.config import Settings
@@ -206,29 +209,40 @@ def following(wired: Continuum) -> str:
 
 
 def print_json(data: Any) -> None:  # noqa: ANN401
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """JSON on stdout; every time in it in the one JSON shape (ISO 8601 in UTC, `+00:00`)."""
+    sys.stdout.write(json.dumps(data, indent=2, default=_json_value) + "\n")
 
 
-def parse_moment(text: str, zone_name: str, *, end_of_day: bool = True) -> datetime:
-    """A date means the end of that day (a midnight census) in the configured timezone."""
+def _json_value(value: Any) -> Any:  # noqa: ANN401 - what json cannot write itself
+    if isinstance(value, datetime):
+        return json_moment(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    return str(value)
+
+
+def parse_moment(
+    text: str, zone_name: str, *, end_of_day: bool = True, now: datetime | None = None, name: str = "time",
+) -> datetime:
+    """`services.moments.parse_moment` (the API reads moments with it too); a mistake is a one-line UsageError."""
     try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        msg = f"unknown timezone {zone_name!r} in CONTINUUM_TIMEZONE"
-        raise UsageError(msg) from None
-    try:
-        if len(text) == len("2026-01-31"):
-            day = date.fromisoformat(text)
-            moment = datetime.combine(day, time.max if end_of_day else time.min, tzinfo=zone)
-        else:
-            moment = datetime.fromisoformat(text)
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=zone)
-    except ValueError:
-        msg = f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time"
-        raise UsageError(msg) from None
-    return moment.astimezone(UTC)
+        return moments.parse_moment(text, zone_name, end_of_day=end_of_day, now=now, name=name)
+    except moments.MomentError as problem:
+        raise UsageError(str(problem)) from None
 
 
-def day_after(moment: datetime) -> datetime:
-    return moment + timedelta(microseconds=1)
+def now(wired: Continuum) -> datetime:
+    """The clock's reading: the journey service's clock, which tests replace."""
+    return wired.service.clock()
+
+
+def shown(moment: datetime | str, settings: Settings, *, seconds: bool = False, label: bool = True) -> str:
+    """A time for a person, in the configured zone (see `services.moments.shown`)."""
+    return moments.shown(moment, settings.timezone, seconds=seconds, label=label)
+
+
+def heading(title: str, settings: Settings) -> str:
+    """A table column of times in the configured zone: `occurred (America/New_York)`."""
+    return moments.heading(title, settings.timezone)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -19,15 +18,19 @@ from services.cli.base import (
     command,
     console,
     continuum,
+    heading,
+    now,
     open_store,
     parse_moment,
     print_json,
     reader,
     settings_for,
+    shown,
 )
+from services.moments import json_moment, recording_clock
 
 if TYPE_CHECKING:
-    from projections.census import CensusClient, CensusLine
+    from projections.census import CensusLine
     from services.bootstrap import Continuum
     from services.census_filters import Levels
     from services.reads import Reads
@@ -102,47 +105,45 @@ def census(  # noqa: PLR0913 - the census's filters are its options
     """Who is at which level of care, site and track: now, on a past date, or as recorded at a time."""
     settings = settings_for(database_url, actor=actor, role=role)
     levels, track = level_filter(level), track_filter(track)  # a mistake is said before the store is opened
-    at = parse_moment(on, settings.timezone) if on else None
-    recorded = parse_moment(as_recorded, settings.timezone) if as_recorded else None
-    if recorded is not None and (clients or track):
+    zone = settings.timezone
+    for text, name in ((on, "--on"), (as_recorded, "--as-recorded")):
+        if text:
+            parse_moment(text, zone, name=name)
+    if as_recorded and (clients or track):
         msg = "--as-recorded gives counts by level and site; it takes no --clients or --track"
-        raise UsageError(msg)
-    if at is not None and at.date() > datetime.now(tz=UTC).date():
-        msg = f"--on {on} is in the future: the census is of what has happened"
         raise UsageError(msg)
     single = levels.single if levels else None
     with open_store(settings) as wired:
+        clock = now(wired)  # the census is of what has happened: nothing after now; today means so far
+        at = parse_moment(on, zone, now=clock, name="--on") if on else None
+        recorded = parse_moment(as_recorded, zone, now=recording_clock(), name="--as-recorded") if as_recorded else None
         reads = current(wired)
         site = site_filter(wired, site)
         if recorded is not None:
-            result = reads.census_as_recorded(at or datetime.now(tz=UTC), recorded, level=single, site=site)
+            result = reads.census_as_recorded(at or clock, recorded, level=single, site=site)
         else:
             result = reads.census(at, level=single, site=site, track=track, with_clients=clients)
         result = levels.keep(result) if levels else result
         if clients:
-            shown = "census client list" + (" now" if at is None else f" at {result.at.isoformat()}") + "".join(
+            what = "census client list" + (" now" if at is None else f" at {json_moment(result.at)}") + "".join(
                 f" {name} {value}" for name, value in (("level", level), ("site", site), ("track", track)) if value
             )
-            reads.record_listing(reader(wired, purpose), [c.client_ref for c in result.clients], shown)
+            reads.record_listing(reader(wired, purpose), [c.client_ref for c in result.clients], what)
     if as_json:
         print_json({
-            "at": result.at.isoformat(), "position": result.position, "total": result.total,
-            **({"as_recorded": recorded.isoformat()} if recorded else {}),
+            "at": result.at, "position": result.position, "total": result.total,
+            **({"as_recorded": recorded} if recorded else {}),
             "counts": [vars(line) for line in result.lines],
-            **({"clients": [_client_json(c) for c in result.clients]} if clients else {}),
+            **({"clients": [vars(c) for c in result.clients]} if clients else {}),
         })
         return
-    title = f"Census at {result.at:%Y-%m-%d %H:%M} UTC" + (f", as recorded at {recorded:%Y-%m-%d %H:%M} UTC" if recorded else "")
+    title = f"Census at {shown(result.at, settings)}" + (f", as recorded at {shown(recorded, settings)}" if recorded else "")
     console.print(census_table(result.lines, title))
     if clients:
-        table = Table("client", "level", "site", "track", "since", "days in level")
+        table = Table("client", "level", "site", "track", heading("since", settings), "days in level")
         for c in result.clients:
-            table.add_row(c.client_ref, c.level, c.site, c.track, f"{c.since:%Y-%m-%d}", str(c.days_in_level))
+            table.add_row(c.client_ref, c.level, c.site, c.track, shown(c.since, settings, label=False), str(c.days_in_level))
         console.print(table)
-
-
-def _client_json(client: CensusClient) -> dict[str, Any]:
-    return {**vars(client), "since": client.since.isoformat()}
 
 
 @command("history")
@@ -154,13 +155,13 @@ def history(
     with continuum(database_url, actor=actor, role=role) as wired:
         transitions = current(wired).history(client, reader(wired, purpose))
     if as_json:
-        print_json({"client": client, "transitions": [
-            {**vars(t), "occurred_at": t.occurred_at.isoformat()} for t in transitions
-        ]})
+        print_json({"client": client, "transitions": [vars(t) for t in transitions]})
         return
-    table = Table("when (UTC)", "change", "from", "to", "reason", title=f"Step history of {client}")
+    settings = wired.settings
+    table = Table(heading("when", settings), "change", "from", "to", "reason", title=f"Step history of {client}")
     for t in transitions:
-        table.add_row(f"{t.occurred_at:%Y-%m-%d %H:%M}", t.kind.replace("_", " "), t.from_level or "", t.to_level or "", t.reason)
+        table.add_row(shown(t.occurred_at, settings, label=False), t.kind.replace("_", " "), t.from_level or "", t.to_level or "",
+                      t.reason)
     console.print(table)
 
 
@@ -183,17 +184,20 @@ def matrix(
     database_url: DatabaseOption = None,
 ) -> None:
     """The step matrix: how many clients stepped from each level to each other level in a period."""
-    with continuum(database_url) as wired:
-        zone = wired.settings.timezone
-        start = parse_moment(since, zone, end_of_day=False) if since else None
-        end = parse_moment(until, zone) if until else None
+    settings = settings_for(database_url)
+    start = parse_moment(since, settings.timezone, end_of_day=False, name="--since") if since else None
+    end = parse_moment(until, settings.timezone, name="--until") if until else None
+    with open_store(settings) as wired:
         counts = current(wired).matrix(start, end)
     if as_json:
-        print_json({"since": since, "until": until, "steps": [
+        print_json({"since": start, "until": end, "steps": [
             {"from": f, "to": t, "count": n} for (f, t), n in sorted(counts.items())
         ]})
         return
-    console.print(matrix_table(counts, "Steps from (rows) to (columns)"))
+    period = "".join(part for part in (
+        f" from {shown(start, settings)}" if start else "", f" up to {shown(end, settings)}" if end else "",
+    ))
+    console.print(matrix_table(counts, f"Steps from (rows) to (columns){period}"))
 
 
 @command("audit")
@@ -215,16 +219,19 @@ def audit(
     if as_json:
         print_json({"client": client, "journey_id": str(journey_id), "entries": [e.as_json() for e in entries]})
         return
-    table = Table("#", "event", "occurred (UTC)", "recorded (UTC)", "by", "details", title=f"Audit trail of {client}")
+    settings = wired.settings
+    table = Table("#", "event", heading("occurred", settings), heading("recorded", settings), "by", "details",
+                  title=f"Audit trail of {client}")
     for entry in entries:
         table.add_row(
-            str(entry.version), entry.event_type, f"{entry.occurred_at:%Y-%m-%d %H:%M}", f"{entry.recorded_at:%Y-%m-%d %H:%M:%S}",
-            f"{entry.actor_id} ({entry.actor_role})", _summary(entry.details),
+            str(entry.version), entry.event_type, shown(entry.occurred_at, settings, label=False),
+            shown(entry.recorded_at, settings, seconds=True, label=False), f"{entry.actor_id} ({entry.actor_role})",
+            _summary(entry.details),
         )
         for fix in entry.corrections:
             label = "voided" if fix.event_type == "EntryVoided" else "corrected"
             table.add_row(
-                "", f"[yellow]↳ {label} by #{fix.version}[/yellow]", "", f"{fix.recorded_at:%Y-%m-%d %H:%M:%S}",
+                "", f"[yellow]↳ {label} by #{fix.version}[/yellow]", "", shown(fix.recorded_at, settings, seconds=True, label=False),
                 f"{fix.actor_id} ({fix.actor_role})", correction_text(fix.details),
             )
     console.print(table)

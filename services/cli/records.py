@@ -18,9 +18,11 @@ from services.cli.base import (
     console,
     continuum,
     errors,
+    heading,
     parse_moment,
     print_json,
     reader,
+    shown,
 )
 
 
@@ -92,7 +94,8 @@ def flags(
             for r in rows
         ]})
         return
-    table = Table("client", "#", "entry", "occurred (UTC)", "site", "flag", title=f"Flags ({len(rows)})")
+    settings = wired.settings
+    table = Table("client", "#", "entry", heading("occurred", settings), "site", "flag", title=f"Flags ({len(rows)})")
     for r in rows:
-        table.add_row(r.client_ref, str(r.version), r.event_type, f"{r.occurred_at:%Y-%m-%d %H:%M}", r.site, r.text)
+        table.add_row(r.client_ref, str(r.version), r.event_type, shown(r.occurred_at, settings, label=False), r.site, r.text)
     console.print(table)

@@ -19,9 +19,11 @@ from services.cli.base import (
     console,
     continuum,
     errors,
+    heading,
     print_json,
     require_store,
     settings_for,
+    shown,
 )
 
 MAX_PORT = 65535
@@ -95,9 +97,11 @@ def token_list(
     if as_json:
         print_json({"tokens": [vars(info) for info in infos]})
         return
-    table = Table("name", "role", "site", "created", "revoked", title="API tokens")
+    settings = wired.settings
+    table = Table("name", "role", "site", heading("created", settings), heading("revoked", settings), title="API tokens")
     for info in infos:
-        table.add_row(info.name, info.role, info.site or "", info.created_at[:19], (info.revoked_at or "")[:19])
+        revoked = shown(info.revoked_at, settings, label=False) if info.revoked_at else ""
+        table.add_row(info.name, info.role, info.site or "", shown(info.created_at, settings, label=False), revoked)
     console.print(table)
 
 

@@ -24,6 +24,7 @@ from services.cli.base import (
     continuum,
     errors,
     print_json,
+    shown,
 )
 from services.cli.reads import census_table, matrix_table
 
@@ -215,18 +216,19 @@ def _show_demo(wired: Continuum, end: datetime) -> None:
             cursor.execute("SELECT client_ref FROM census_clients ORDER BY client_ref LIMIT 1")
             row = cursor.fetchone()
         entries = trail_query(cursor, ClientJourney.create_id(row[0]), limit=8) if row else []
-    console.print(census_table(census_lines, f"Census at the end of the cohort ({end:%Y-%m-%d %H:%M} UTC)"))
+    settings = wired.settings
+    console.print(census_table(census_lines, f"Census at the end of the cohort ({shown(end, settings)})"))
     console.print(matrix_table(steps, "Steps in the cohort, from (rows) to (columns)"))
     if row:
         console.print(f"\nFirst audit lines of {row[0]} (see `continuum audit {row[0]}`):")
         for entry in entries:
             fixes = "".join(
                 f"\n      ↳ corrected by #{fix.version}: {fix.details['field']} {fix.details['previous_value']}"
-                f" → {fix.details['corrected_value']} ({fix.actor_id}, {fix.recorded_at:%Y-%m-%d %H:%M:%S})"
+                f" → {fix.details['corrected_value']} ({fix.actor_id}, {shown(fix.recorded_at, settings, seconds=True)})"
                 for fix in entry.corrections
             )
             console.print(
-                f"  #{entry.version} {entry.event_type:<28} occurred {entry.occurred_at:%Y-%m-%d %H:%M}"
-                f"  recorded {entry.recorded_at:%Y-%m-%d %H:%M:%S} by {entry.actor_id} ({entry.actor_role}){fixes}",
+                f"  #{entry.version} {entry.event_type:<28} occurred {shown(entry.occurred_at, settings)}"
+                f"  recorded {shown(entry.recorded_at, settings, seconds=True)} by {entry.actor_id} ({entry.actor_role}){fixes}",
                 highlight=False,
             )

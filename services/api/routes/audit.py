@@ -28,7 +28,7 @@ def access_log(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> AccessLogPublic:
     """Every recorded read of a client's record: who, with which role, what, when and why."""
-    start = moment(since, "since", api.settings.timezone, end_of_day=False)
+    start = moment(api, since, "since", end_of_day=False)
     position = api.wired.runner.head()
     records: list[AccessRecord] = api.reads.access.query(client_ref=client, actor_id=actor, since=start, limit=limit)
     mark(response, position)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -39,12 +38,16 @@ from services.api.schemas import (
 )
 from services.api.tokens import Principal, Role
 from services.census_filters import Levels
+from services.moments import json_moment
 from services.reads import Census
 
 router = APIRouter(tags=["census"])
 
 Track = Annotated[Literal["day", "evening", "residential", "alumni"] | None, Query()]
-On = Annotated[str | None, Query(description="A past date (YYYY-MM-DD, end of that day) or ISO 8601 time; default now")]
+On = Annotated[str | None, Query(
+    description="A date (YYYY-MM-DD: the end of that day in the configured zone; today: so far) or ISO 8601 time,"
+                " not in the future; default now",
+)]
 AsRecorded = Annotated[str | None, Query(
     alias="as_recorded", description="Auditors: the census as the record stood at this time (replays the store; counts only)",
 )]
@@ -96,27 +99,27 @@ def census(  # noqa: PLR0913 - the census's filters are its query parameters
 ) -> CensusPublic | Response:
     """Counts by level of care, site and track; with `clients=true` the clients and their days in level."""
     _may_list(principal, clients=clients)
-    zone = api.settings.timezone
-    at, recorded = moment(on, "on", zone), moment(as_recorded, "as_recorded", zone)
+    if as_recorded is not None and principal.role is not Role.AUDITOR:
+        raise HTTPException(403, "the census as recorded replays every record: auditors only")
+    at = moment(api, on, "on", up_to_now=True)
+    recorded = moment(api, as_recorded, "as_recorded", up_to_now=True, recorded=True)
     single = level.single if level else None
     if recorded is not None:
-        if principal.role is not Role.AUDITOR:
-            raise HTTPException(403, "the census as recorded replays every record: auditors only")
         if clients or track:
             raise InvalidParameter("query", "as_recorded", "gives counts by level and site: leave out clients and track")
         position = api.wired.runner.head()
-        result = api.reads.census_as_recorded(at or datetime.now(tz=UTC), recorded, level=single, site=site)
+        result = api.reads.census_as_recorded(at or api.wired.service.clock(), recorded, level=single, site=site)
     else:
         result = api.reads.census(at, level=single, site=site, track=track, with_clients=clients)
     result = level.keep(result) if level else result
     listed = _visible(api, principal, result.clients) if clients else []
     if listed:  # recorded before the answer is sent, even when it is a 304
-        what = "GET /census clients" + (" now" if at is None else f" at {result.at.isoformat()}") + "".join(
+        what = "GET /census clients" + (" now" if at is None else f" at {json_moment(result.at)}") + "".join(
             f" {name} {value}" for name, value in (("level", level.asked if level else None), ("site", site), ("track", track))
             if value
         )
         api.reads.record_listing(reader(principal, purpose), [c.client_ref for c in listed], what)
-    today = datetime.now(tz=UTC).date() if at is None else None  # days in level move with the clock
+    today = api.wired.service.clock().date() if at is None else None  # days in level move with the clock
     tag = etag("census", position, principal.role.value, principal.site, today)
     if matches(if_none_match, tag):
         return not_modified(position, tag)
@@ -145,8 +148,7 @@ def matrix(
     if_none_match: IfNoneMatch = None,
 ) -> MatrixPublic | Response:
     """How many steps went from each level to each other level, by clinical time."""
-    zone = api.settings.timezone
-    start, end = moment(since, "since", zone, end_of_day=False), moment(until, "until", zone)
+    start, end = moment(api, since, "since", end_of_day=False), moment(api, until, "until")
     tag = etag("matrix", position, principal.role.value)
     if matches(if_none_match, tag):
         return not_modified(position, tag)

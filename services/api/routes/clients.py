@@ -3,6 +3,7 @@ the audit trail, a replay and the audit package. Every read is recorded in the a
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
@@ -95,12 +96,15 @@ def replay(
     purpose: Purpose = None,
 ) -> ReplayPublic:
     """The client's state and events replayed from the store (not a projection), bitemporally."""
-    zone = api.settings.timezone
-    of, recorded = moment(as_of, "as_of", zone), moment(as_recorded, "as_recorded", zone)
+    of = moment(api, as_of, "as_of", up_to_now=True)
+    recorded = moment(api, as_recorded, "as_recorded", up_to_now=True, recorded=True)
     position = api.wired.runner.head()
     result = api.reads.replay(client, reader(principal, purpose), as_of=of, as_recorded=recorded)
     mark(response, position)
-    return ReplayPublic(client=client, as_of=of, as_recorded=recorded, position=position, state=result.state, entries=result.entries)
+    return ReplayPublic(
+        client=client, as_of=of, as_recorded=recorded, position=position, state=asdict(result.state),
+        entries=[asdict(entry) for entry in result.entries],
+    )
 
 
 @router.get("/audit-package", summary="A client's self-contained audit package (auditors)", responses=responses(401, 403, 404, 422))

@@ -3,7 +3,6 @@ Clinicians see their own site's, auditors every site's; each client listed leave
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
@@ -12,6 +11,7 @@ from pydantic import BaseModel, Field
 from services.api.deps import ApiDep, Purpose, RecordReader, moment, reader
 from services.api.freshness import mark
 from services.api.problems import responses
+from services.api.schemas import Moment
 
 router = APIRouter(tags=["clients"])
 
@@ -24,7 +24,7 @@ class FlagPublic(BaseModel):
     level: str
     site: str
     planned_hours_per_week: float
-    occurred_at: datetime
+    occurred_at: Moment
     text: str = Field(description="The flag as a clinician reads it")
 
 
@@ -48,8 +48,7 @@ def flags(
     purpose: Purpose = None,
 ) -> FlagsPublic:
     """Planned hours outside the level's band and ambulatory admissions against a withdrawal need."""
-    zone = api.settings.timezone
-    start, end = moment(since, "since", zone, end_of_day=False), moment(until, "until", zone, end_of_day=False)
+    start, end = moment(api, since, "since", end_of_day=False), moment(api, until, "until", end_of_day=False)
     position = api.wired.runner.positions()["flags"]
     rows = api.reads.flags(reader(principal, purpose), client_ref=client, site=principal.site or site, since=start, until=end)
     mark(response, position)
