@@ -107,6 +107,8 @@ def _growth(g: dict[str, Any]) -> list[str]:
 
 
 def main() -> None:
+    if len(sys.argv) != 2:  # noqa: PLR2004
+        sys.exit("usage: python -m bench.markdown FILE (the JSON of `continuum bench --out FILE`)")
     print(render(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))  # noqa: T201
 
 
