@@ -28,8 +28,8 @@ import httpx
 from bench.broker import free_port
 from bench.stats import percentile
 from infra.config import Settings
-from services.api.tokens import Role, TokenStore
 from services.bootstrap import bootstrap
+from services.tokens import Role, TokenStore
 
 
 @dataclass(frozen=True)

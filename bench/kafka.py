@@ -29,7 +29,6 @@ from domain.journey import ClientJourney
 from domain.values import Actor
 from infra.config import Settings
 from infra.kafka.clients import KafkaSettings, kafka_settings, reader
-from infra.kafka.relay import Relay
 from services.bootstrap import Continuum, bootstrap
 from services.commands import parse_command
 from services.demo import cohort_lines
@@ -71,7 +70,7 @@ def measure_kafka(
         try:
             end = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(days=1)
             import_lines(wired.service, cohort_lines(clients, 7, start=end - timedelta(days=365), end=end), ACTOR)
-            relayed = measure_relay(wired.app, wired.views, bootstrap_servers, _fresh(settings).topic, partitions=partitions)
+            relayed = measure_relay(wired, bootstrap_servers, _fresh(settings).topic, partitions=partitions)
             events, relay_seconds = int(relayed["events"]), relayed["seconds"]
             bare_events, bare_seconds = time_bare_producer(wired, _fresh(settings))
             latencies = _latencies(wired, _fresh(settings), latency_samples)
@@ -93,7 +92,7 @@ def _fresh(settings: Settings) -> KafkaSettings:
 
 def _latencies(wired: Continuum, settings: KafkaSettings, samples: int) -> list[float]:
     """Milliseconds from a command's save returning to a plain consumer receiving its message."""
-    relay = Relay(wired.app, wired.views, settings)
+    relay = wired.relay(settings)
     relay.publish_pending()  # the backlog: the topic now holds the demo; only new events are timed
     stop = threading.Event()
     relaying = threading.Thread(target=relay.run, args=(stop, wired.wait_for_events, wired.settings.poll_interval), daemon=True)

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from bench.stats import percentile
 from projections.audit_trail import trail_query
+from projections.census import client_count, journey_ids
 from services.bootstrap import Continuum
 from services.reads import Reads
 
@@ -24,7 +25,7 @@ TARGET_CLIENTS = 100_000
 
 
 def queries_stage(wired: Continuum, scales: tuple[int, ...], runs: int, end: datetime, seed: int = 7) -> dict[str, Any]:
-    reads = Reads(wired)
+    reads = wired.reads
     results: dict[str, Any] = {}
     for clients in scales:
         made = grow_to(wired, clients)
@@ -74,8 +75,7 @@ def latency(query: Callable[[], object], runs: int, warmup: int = 5) -> dict[str
 
 def _journey_ids(wired: Continuum) -> list[str]:
     with wired.views.transaction() as cursor:
-        cursor.execute("SELECT journey_id FROM census_clients")
-        return [row[0] for row in cursor.fetchall()]
+        return [str(journey_id) for journey_id in journey_ids(cursor)]
 
 
 def grow_to(wired: Continuum, clients: int) -> int:
@@ -86,11 +86,10 @@ def grow_to(wired: Continuum, clients: int) -> int:
         cursor.execute(f"CREATE TABLE IF NOT EXISTS {ORIGINALS} (journey_id TEXT PRIMARY KEY)")
         cursor.execute(f"SELECT COUNT(*) FROM {ORIGINALS}")  # noqa: S608
         if cursor.fetchone()[0] == 0:
-            cursor.execute(f"INSERT INTO {ORIGINALS} SELECT journey_id FROM census_clients")  # noqa: S608
+            cursor.executemany(f"INSERT INTO {ORIGINALS} (journey_id) VALUES (?)", [(str(j),) for j in journey_ids(cursor)])  # noqa: S608
         cursor.execute(f"SELECT COUNT(*) FROM {ORIGINALS}")  # noqa: S608
         base = int(cursor.fetchone()[0])
-        cursor.execute("SELECT COUNT(*) FROM census_clients")
-        present = int(cursor.fetchone()[0])
+        present = client_count(cursor)
     copies_made, copies_wanted = present // base - 1, -(-clients // base) - 1
     if copies_wanted <= copies_made:
         return present

@@ -12,23 +12,19 @@ import time
 import uuid
 from typing import Any
 
-from eventsourcing.application import Application
-
 from bench.broker import kafka_broker
 from infra.kafka.clients import KafkaSettings, producer
 from infra.kafka.envelope import encode, kafka_headers
-from infra.kafka.relay import Relay
-from infra.views import ViewStore
 from services.bootstrap import Continuum
 
 RELAY_TARGET = 0.8
 
 
-def measure_relay(app: Application[Any], views: ViewStore, bootstrap_servers: str, topic: str, limit: int | None = None,
+def measure_relay(wired: Continuum, bootstrap_servers: str, topic: str, limit: int | None = None,
                   partitions: int = 6) -> dict[str, float]:
     """The relay's throughput over an existing store into a new `topic` (its position row is kept under
     that topic's name), from the first event (or the first `limit`)."""
-    relay = Relay(app, views, KafkaSettings(bootstrap_servers, topic, f"{topic}.DLT", partitions=partitions))
+    relay = wired.relay(KafkaSettings(bootstrap_servers, topic, f"{topic}.DLT", partitions=partitions))
     relay._connected()  # noqa: SLF001 - connect and create the topic before the clock starts
     started = time.perf_counter()
     events = relay.publish_pending(limit=limit)
@@ -42,7 +38,7 @@ def time_bare_producer(wired: Continuum, settings: KafkaSettings, limit: int | N
     producer configured like the relay's: (messages, seconds from the first send to the last acknowledgement)."""
     notifications = wired.app.recorder.select_notifications(start=0, limit=limit or 10**9, inclusive_of_start=False)
     messages = [encode(wired.app.mapper.to_domain_event(n), n.id, None) for n in notifications]
-    relay = Relay(wired.app, wired.views, settings)
+    relay = wired.relay(settings)
     relay._connected()  # noqa: SLF001 - the same topic creation as the relay's
     relay.close()
     bare = producer(settings, client_id="bare-producer")
@@ -62,7 +58,7 @@ def relay_stage(wired: Continuum, limit: int) -> dict[str, Any]:
         if servers is None:
             return {"status": "skipped", "reason": problem}
         topic = f"bench-relay-{uuid.uuid4().hex[:8]}"
-        ours = measure_relay(wired.app, wired.views, servers, topic, limit)
+        ours = measure_relay(wired, servers, topic, limit)
         bare_topic = f"{topic}-bare"
         events, seconds = time_bare_producer(wired, KafkaSettings(servers, bare_topic, f"{bare_topic}.DLT"), limit)
     bare_rate = events / seconds

@@ -123,3 +123,10 @@ def trail_query(cursor: Cursor, journey_id: UUID, *, after: int = 0, limit: int 
             if correction.corrects_version in by_version:
                 by_version[correction.corrects_version].corrections.append(correction)
     return entries
+
+
+def first_corrected_journey(cursor: Cursor) -> UUID | None:
+    """A journey with a correction, for showing what a correction looks like (the demo)."""
+    cursor.execute("SELECT journey_id FROM audit_entries WHERE event_type = 'EntryCorrected' ORDER BY journey_id LIMIT 1")
+    row = cursor.fetchone()
+    return UUID(row[0]) if row else None

@@ -283,3 +283,14 @@ def known_sites(cursor: Cursor) -> list[str]:
     """Every site a client has been registered or treated at."""
     cursor.execute("SELECT site FROM census_clients UNION SELECT site FROM census_intervals")
     return sorted(str(row[0]) for row in cursor.fetchall() if row[0])
+
+
+def client_ref(cursor: Cursor, journey_id: UUID) -> str | None:
+    cursor.execute("SELECT client_ref FROM census_clients WHERE journey_id = ?", (str(journey_id),))
+    row = cursor.fetchone()
+    return str(row[0]) if row else None
+
+
+def client_count(cursor: Cursor) -> int:
+    cursor.execute("SELECT COUNT(*) FROM census_clients")
+    return int(cursor.fetchone()[0])

@@ -1,12 +1,19 @@
-"""The composition root: settings in, a wired care-continuum out. Nothing connects at import."""
+"""The composition root: settings in, one wired application out, which the CLI, the API and the
+benchmarks use alike (they parse, call it and render). Nothing connects at import.
+
+`Continuum` holds the store, the journey service (commands), the projection runner, the reads of
+the projections, the auditors' service and the API tokens, and makes the Kafka relay and projection
+worker on demand. `read_side` wires a projection worker's database alone (it needs no event store).
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
@@ -18,6 +25,15 @@ from projections.catalogue import all_projections
 from projections.runner import ProjectionRunner
 from services.journeys import CareContinuum, JourneyService
 
+if TYPE_CHECKING:
+    from infra.kafka.clients import KafkaSettings
+    from infra.kafka.relay import Relay
+    from projections.base import Projection
+    from services.audit import Audit
+    from services.projection_worker import ProjectionWorker
+    from services.reads import Reads
+    from services.tokens import TokenStore
+
 
 @dataclass
 class Continuum:
@@ -27,7 +43,37 @@ class Continuum:
     service: JourneyService
     views: SQLiteViews | PostgresViews
     runner: ProjectionRunner
-    _listener: Any = None
+    _listener: Any = field(default=None, repr=False)
+
+    @property
+    def journeys(self) -> JourneyService:
+        """Commands in: loads journeys, applies commands in a unit of work, saves (with a clinician's site check)."""
+        return self.service
+
+    @cached_property
+    def reads(self) -> Reads:
+        from services.reads import Reads
+
+        return Reads(self)
+
+    @cached_property
+    def audit(self) -> Audit:
+        from services.audit import Audit
+
+        return Audit(self, self.reads)
+
+    @cached_property
+    def tokens(self) -> TokenStore:
+        from services.tokens import TokenStore
+
+        return TokenStore(self.views)
+
+    def relay(self, kafka: KafkaSettings | None = None) -> Relay:
+        """The Kafka relay of this store, configured by the settings (`CONTINUUM_KAFKA_*`) unless `kafka` is given."""
+        from infra.kafka.clients import kafka_settings
+        from infra.kafka.relay import Relay
+
+        return Relay(self.app, self.views, kafka or kafka_settings(self.settings), batch_size=self.settings.kafka_relay_batch_size)
 
     def wait_for_events(self, timeout: float) -> None:
         """Return when new events may have been recorded: LISTEN/NOTIFY on PostgreSQL, a poll on SQLite."""
@@ -95,4 +141,30 @@ def _check_readable(app: CareContinuum, *, encrypted: bool, views: SQLiteViews |
         raise ConfigurationError(msg) from None
 
 
-__all__ = ["ConfigurationError", "Continuum", "DatabaseUnavailable", "bootstrap"]
+
+
+@dataclass
+class ReadSide:
+    """A projection worker's database: the projection tables built from the topic, no event store."""
+
+    settings: Settings
+    views: SQLiteViews | PostgresViews
+
+    def worker(self, projections: Sequence[Projection] | None = None, *, name: str) -> ProjectionWorker:
+        from infra.kafka.clients import kafka_settings
+        from services.projection_worker import ProjectionWorker
+
+        return ProjectionWorker(
+            self.views, list(projections or all_projections()), kafka_settings(self.settings),
+            group=self.settings.kafka_consumer_group, name=name,
+        )
+
+    def close(self) -> None:
+        self.views.close()
+
+
+def read_side(settings: Settings) -> ReadSide:
+    return ReadSide(settings, open_views(parse_database_url(settings.database_url), settings.connect_timeout))
+
+
+__all__ = ["ConfigurationError", "Continuum", "DatabaseUnavailable", "ReadSide", "bootstrap", "read_side"]

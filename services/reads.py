@@ -1,24 +1,36 @@
-"""What can be read, for every entry point (CLI now, the API too): projections for dashboards,
-the store for auditors. Every read of one client's record leaves an access record first."""
+"""What can be read from the projections, for every entry point (CLI, API, benchmarks): counts for
+dashboards, one client's history, audit trail and flags for clinicians and auditors. Every read of a
+client's record leaves an access record first. Replays and packages are in `services/audit.py`."""
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from domain.errors import UnknownClient
 from domain.journey import ClientJourney
-from domain.replay import Replay, replay
+from domain.replay import replay
 from infra.access_log import AccessLog, AccessRecord
-from projections.audit_trail import AuditEntry, trail_query
-from projections.census import CensusClient, CensusLine, census_query, client_exists, journey_ids, level_rank
+from projections.audit_trail import AuditEntry, first_corrected_journey, trail_query
+from projections.census import (
+    CensusClient,
+    CensusLine,
+    census_query,
+    client_exists,
+    client_ref,
+    clients_at,
+    journey_ids,
+    level_rank,
+)
+from projections.census import home_site as census_home_site
 from projections.flags import FlagRow, flags_query
 from projections.step_history import Transition, history_query, matrix_query
-from services.audit_package import build_package
-from services.bootstrap import Continuum
+
+if TYPE_CHECKING:
+    from services.bootstrap import Continuum
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,21 @@ class Reads:
 
     # -- one client's record (each read is recorded) ----------------------------------------
 
+    def home_site(self, client_ref: str) -> str | None:
+        """The site a client is registered at, or None for a client the census does not know (yet)."""
+        with self.wired.views.transaction() as cursor:
+            return census_home_site(cursor, ClientJourney.create_id(client_ref))
+
+    def clients_at(self, site: str) -> set[str]:
+        with self.wired.views.transaction() as cursor:
+            return set(clients_at(cursor, site))
+
+    def example_client(self) -> str | None:
+        """A client whose record shows a correction if any has one, else the first client (the demo shows it)."""
+        with self.wired.views.transaction() as cursor:
+            journey_id = first_corrected_journey(cursor) or next(iter(journey_ids(cursor)), None)
+            return client_ref(cursor, journey_id) if journey_id else None
+
     def journey_id(self, client_ref: str) -> UUID:
         journey_id = ClientJourney.create_id(client_ref)
         with self.wired.views.transaction() as cursor:
@@ -96,7 +123,7 @@ class Reads:
             at=datetime.now(tz=UTC),
         )
 
-    def _record(self, reader: Reader, client_ref: str, what: str) -> AccessRecord:
+    def record_read(self, reader: Reader, client_ref: str, what: str) -> AccessRecord:
         return self.access.record(
             actor_id=reader.actor_id, role=reader.role, client_ref=client_ref, what=what, purpose=reader.purpose,
             at=datetime.now(tz=UTC),
@@ -104,28 +131,15 @@ class Reads:
 
     def history(self, client_ref: str, reader: Reader) -> list[Transition]:
         journey_id = self.journey_id(client_ref)
-        self._record(reader, client_ref, "history")
+        self.record_read(reader, client_ref, "history")
         with self.wired.views.transaction() as cursor:
             return history_query(cursor, journey_id)
 
     def audit(self, client_ref: str, reader: Reader, *, after: int = 0, limit: int | None = None) -> list[AuditEntry]:
         journey_id = self.journey_id(client_ref)
-        self._record(reader, client_ref, f"audit trail after {after}" + (f" limit {limit}" if limit else ""))
+        self.record_read(reader, client_ref, f"audit trail after {after}" + (f" limit {limit}" if limit else ""))
         with self.wired.views.transaction() as cursor:
             return trail_query(cursor, journey_id, after=after, limit=limit)
-
-    def replay(self, client_ref: str, reader: Reader, *, as_of: datetime | None, as_recorded: datetime | None) -> Replay:
-        journey_id = self.journey_id(client_ref)
-        what = "replay" + (f" as-of {as_of.isoformat()}" if as_of else "")
-        what += f" as-recorded {as_recorded.isoformat()}" if as_recorded else ""
-        self._record(reader, client_ref, what)
-        return replay(list(self.wired.app.events.get(journey_id)), as_of=as_of, as_recorded=as_recorded)
-
-    def export(self, client_ref: str, reader: Reader) -> dict[str, Any]:
-        self.journey_id(client_ref)
-        self._record(reader, client_ref, "export-audit")
-        records = self.access.query(client_ref=client_ref)
-        return build_package(self.wired, client_ref, exported_by=f"{reader.actor_id} ({reader.role})", access=records)
 
     def flags(
         self, reader: Reader, *, client_ref: str | None = None, site: str | None = None, since: datetime | None = None,

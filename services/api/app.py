@@ -16,9 +16,7 @@ from services.api.follower import ProjectionFollower
 from services.api.freshness import Freshness
 from services.api.observability import Metrics, Observe, StoreCollector
 from services.api.routes import audit, census, clients, commands, flags, operations
-from services.api.tokens import TokenStore
 from services.bootstrap import Continuum
-from services.reads import Reads
 
 TITLE = "care-continuum"
 DESCRIPTION = """Journeys through the continuum of substance-use-disorder care, event-sourced.
@@ -47,8 +45,7 @@ def create_app(wired: Continuum, *, follow: bool | None = None) -> FastAPI:
     """`follow` (default: the `api_follow` setting) keeps the projections current in this process."""
     settings = wired.settings
     wired.runner.setup()
-    tokens = TokenStore(wired.views)
-    tokens.setup()
+    wired.tokens.setup()
     following = settings.api_follow if follow is None else follow
     waiter = wired.wait_for_events if wired.database.kind == "postgres" else None
     follower = ProjectionFollower(wired.runner, waiter, settings.poll_interval) if following else None
@@ -71,7 +68,7 @@ def create_app(wired: Continuum, *, follow: bool | None = None) -> FastAPI:
                 follower.stop()
 
     app = _assemble(lifespan)
-    app.state.api = Api(wired, Reads(wired), tokens, Freshness(wired.runner, follower, settings.api_consistency_timeout), follower,
+    app.state.api = Api(wired, wired.reads, wired.tokens, Freshness(wired.runner, follower, settings.api_consistency_timeout), follower,
                         metrics)
     problems.install(app, settings.api_retry_after)
     app.add_middleware(Observe, metrics=metrics)

@@ -11,17 +11,16 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Path, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from domain.journey import ClientJourney
 from infra.config import Settings
 from services.api.follower import ProjectionFollower
 from services.api.freshness import Freshness
 from services.api.observability import Metrics
 from services.api.problems import InvalidParameter
-from services.api.tokens import Principal, Role, TokenStore
 from services.bootstrap import Continuum
 from services.census_filters import Levels, census_levels, census_site
 from services.moments import MomentError, parse_moment, recording_clock
 from services.reads import Reader, Reads
+from services.tokens import Principal, Role, TokenStore
 
 CLIENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"  # as services.commands.ClientRef
 
@@ -108,10 +107,8 @@ TrailPosition = Annotated[int, Depends(at_least("census", "audit_trail"))]
 def readable_client(client: ClientPath, principal: RecordReader, api: ApiDep) -> str:
     """A clinician reads the clients registered at its site; an auditor reads any client."""
     if principal.role is Role.CLINICIAN:
-        with api.wired.views.transaction() as cursor:
-            cursor.execute("SELECT site FROM census_clients WHERE journey_id = ?", (str(ClientJourney.create_id(client)),))
-            row = cursor.fetchone()
-        if row is not None and row[0] != principal.site:
+        site = api.reads.home_site(client)
+        if site is not None and site != principal.site:
             raise HTTPException(403, f"client {client} is not registered at site {principal.site}")
     return client
 

@@ -60,7 +60,8 @@ def replay(
         clock = now(wired)  # a replay is of what has happened: nothing after now; today means so far
         of = parse_moment(as_of, settings.timezone, now=clock, name="--as-of") if as_of else None
         recorded = parse_moment(as_recorded, settings.timezone, now=recording_clock(), name="--as-recorded") if as_recorded else None
-        result = current(wired).replay(client, reader(wired, purpose), as_of=of, as_recorded=recorded)
+        current(wired)
+        result = wired.audit.replay(client, reader(wired, purpose), as_of=of, as_recorded=recorded)
     if as_json:
         print_json({"client": client, "as_of": of, "as_recorded": recorded, **_replay_json(result)})
         return
@@ -105,15 +106,12 @@ def verify(
 ) -> None:
     """Recompute the hash chains of the events and of the access log; report the first broken link."""
     from domain.errors import UnknownClient
-    from domain.journey import ClientJourney
-    from services.verification import verify_store
 
     if file is not None:
         _verify_file(file, as_json=as_json)
         return
     with continuum(database_url, decode_check=False) as wired:  # hashes need no key and no decodable row
-        journey = ClientJourney.create_id(client) if client else None
-        report = verify_store(wired.views, journey=journey)
+        report = wired.audit.verify(client)
     events, access, broken = report.events, report.access, report.broken
     if client and events.checked == 0 and broken is None:
         raise UnknownClient(client)
@@ -207,7 +205,7 @@ def access_log(
     settings = settings_for(database_url)
     start = parse_moment(since, settings.timezone, end_of_day=False, name="--since") if since else None
     with open_store(settings) as wired:
-        records = current(wired).access.query(client_ref=client, actor_id=actor, since=start)
+        records = wired.audit.access_log(client_ref=client, actor_id=actor, since=start)
     if as_json:
         print_json({"records": [record.as_json() for record in records]})
         return
@@ -230,7 +228,8 @@ def export_audit(
     """Write a client's events, hash links and access records as one self-contained JSON document."""
     writable(out, "--out")  # before the export is read and recorded in the access log
     with continuum(database_url, actor=actor, role=role) as wired:
-        package = current(wired).export(client, reader(wired, purpose))
+        current(wired)
+        package = wired.audit.export(client, reader(wired, purpose))
     try:
         out.write_text(json.dumps(package, indent=2, default=str), encoding="utf-8")
     except OSError as problem:

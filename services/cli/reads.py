@@ -68,10 +68,8 @@ def site_filter(wired: Continuum, value: str | None) -> str | None:
 
 def current(wired: Continuum) -> Reads:
     """Reads show the store as recorded: bring the projections up to the head first."""
-    from services.reads import Reads
-
     wired.runner.catch_up()
-    return Reads(wired)
+    return wired.reads
 
 
 def census_table(lines: list[CensusLine], title: str) -> Table:

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from services.api.tokens import Role, TokenProblem, TokenStore  # light: the web stack is not imported
 from services.cli.admin import schema_app
 from services.cli.base import (
     DatabaseOption,
@@ -25,6 +24,7 @@ from services.cli.base import (
     settings_for,
     shown,
 )
+from services.tokens import Role, TokenProblem  # light: the web stack is not imported
 
 MAX_PORT = 65535
 
@@ -55,10 +55,8 @@ def serve(
     wired = bootstrap(settings)
     try:
         app = create_app(wired, follow=follow)
-        with wired.views.transaction() as cursor:
-            cursor.execute("SELECT COUNT(*) FROM api_tokens WHERE revoked_at IS NULL")
-            if not cursor.fetchone()[0]:
-                structlog.get_logger("continuum.api").warning("no API tokens: every request gets 401 until `continuum token add`")
+        if not wired.tokens.list():
+            structlog.get_logger("continuum.api").warning("no API tokens: every request gets 401 until `continuum token add`")
         uvicorn.run(
             app, host=host or settings.api_host, port=port or settings.api_port, access_log=False, log_config=None,
             proxy_headers=False, server_header=False,
@@ -79,7 +77,7 @@ def token_add(
     """Make a token and print it once: only its hash is kept."""
     with continuum(database_url) as wired:
         try:
-            token = TokenStore(wired.views).add(name, role, site)
+            token = wired.tokens.add(name, role, site)
         except TokenProblem as problem:
             raise UsageError(str(problem)) from None
     errors.print(f"token for {name} ({role.value}{', site ' + site if site else ''}); shown once, keep it secret:")
@@ -93,7 +91,7 @@ def token_list(
 ) -> None:
     """Names, roles and sites of the tokens (never the tokens)."""
     with continuum(database_url) as wired:
-        infos = TokenStore(wired.views).list(include_revoked=all_)
+        infos = wired.tokens.list(include_revoked=all_)
     if as_json:
         print_json({"tokens": [vars(info) for info in infos]})
         return
@@ -109,7 +107,7 @@ def token_revoke(name: Annotated[str, typer.Argument()], database_url: DatabaseO
     """Revoke a name's active token; its next request gets 401."""
     with continuum(database_url) as wired:
         try:
-            TokenStore(wired.views).revoke(name)
+            wired.tokens.revoke(name)
         except TokenProblem as problem:
             raise UsageError(str(problem)) from None
     console.print(f"revoked the token of {name}")

@@ -65,12 +65,11 @@ def relay(
 
     from infra.kafka.clients import kafka_settings
     from infra.kafka.envelope import ContractViolation
-    from infra.kafka.relay import Relay
 
     _logging(verbose)
     with continuum(database_url, kafka_bootstrap_servers=bootstrap_servers, kafka_topic=topic) as wired:
         settings = kafka_settings(wired.settings)
-        publisher = Relay(wired.app, wired.views, settings, batch_size=wired.settings.kafka_relay_batch_size)
+        publisher = wired.relay()
         try:
             if follow:
                 stop = stop_on_signals()
@@ -106,11 +105,8 @@ def consume(
     """Build projection tables from the topic into --database-url (the read side), in a consumer group."""
     from kafka.errors import KafkaError
 
-    from infra.config import parse_database_url
-    from infra.kafka.clients import kafka_settings
-    from infra.kafka.worker import ProjectionWorker
-    from infra.views import open_views
     from projections.catalogue import all_projections
+    from services.bootstrap import read_side
 
     _logging(verbose)
     settings = settings_for(database_url, kafka_bootstrap_servers=bootstrap_servers, kafka_topic=topic, kafka_consumer_group=group)
@@ -119,20 +115,17 @@ def consume(
     if unknown:
         msg = f"no projection named {', '.join(unknown)} (known: {', '.join(known)})"
         raise UsageError(msg)
-    views = open_views(parse_database_url(settings.database_url), settings.connect_timeout)
-    worker = ProjectionWorker(
-        views, [known[p] for p in projections or known], kafka_settings(settings),
-        group=settings.kafka_consumer_group, name=name or f"{socket.gethostname()}-{os.getpid()}",
-    )
+    side = read_side(settings)
+    worker = side.worker([known[p] for p in projections or known], name=name or f"{socket.gethostname()}-{os.getpid()}")
     stop = stop_on_signals()
     errors.print(f"consuming {settings.kafka_topic} at {settings.kafka_bootstrap_servers} as {worker.name} in group"
-                 f" {worker.group} into {views.database.display}")
+                 f" {worker.group} into {side.views.database.display}")
     try:
         counts = worker.run(stop, until_caught_up=not follow)
     except KafkaError as error:
         raise _broker_error(settings.kafka_bootstrap_servers, error) from None
     finally:
-        views.close()
+        side.close()
     console.print(f"applied {counts.applied} events, dropped {counts.duplicates} duplicates, dead-lettered"
                   f" {counts.dead_lettered}; partitions {sorted(counts.partitions)}")
 

@@ -204,18 +204,12 @@ def _show_demo(wired: Continuum, end: datetime) -> None:
     from projections.census import census_query
     from projections.step_history import matrix_query
 
+    example = wired.reads.example_client()
+    row = (example,) if example else None
     with wired.views.transaction() as cursor:
         census_lines, _ = census_query(cursor, end, now=False)
         steps = matrix_query(cursor, None, None)
-        cursor.execute(
-            "SELECT c.client_ref FROM census_clients c JOIN audit_entries a ON a.journey_id = c.journey_id"
-            " WHERE a.event_type = 'EntryCorrected' ORDER BY c.client_ref LIMIT 1",
-        )
-        row = cursor.fetchone()
-        if row is None:
-            cursor.execute("SELECT client_ref FROM census_clients ORDER BY client_ref LIMIT 1")
-            row = cursor.fetchone()
-        entries = trail_query(cursor, ClientJourney.create_id(row[0]), limit=8) if row else []
+        entries = trail_query(cursor, ClientJourney.create_id(example), limit=8) if example else []
     settings = wired.settings
     console.print(census_table(census_lines, f"Census at the end of the cohort ({shown(end, settings)})"))
     console.print(matrix_table(steps, "Steps in the cohort, from (rows) to (columns)"))

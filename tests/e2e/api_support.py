@@ -18,8 +18,8 @@ with warnings.catch_warnings():
 
 from infra.config import Settings
 from services.api import create_app
-from services.api.tokens import Role, TokenStore
 from services.bootstrap import Continuum, bootstrap
+from services.tokens import Role, TokenStore
 from tests.support.clock import NOW, fixed_clock
 
 # Clinical times from a fixed day before the tests' clock reading, which the service reads.

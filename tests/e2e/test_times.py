@@ -28,9 +28,9 @@ with warnings.catch_warnings():
 from domain.values import Actor
 from infra.config import Settings
 from services.api import create_app
-from services.api.tokens import Role, TokenStore
 from services.bootstrap import bootstrap
 from services.importer import import_lines
+from services.tokens import Role, TokenStore
 from tests.e2e.cli_support import COHORT, END_OF_MARCH, clean_environment, cli, plain, read_json, recorded
 
 CLOCK = datetime(2025, 4, 1, 2, 0, tzinfo=UTC)

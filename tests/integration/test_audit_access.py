@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from infra.access_log import record_hash
 from infra.chain import GENESIS
-from services.reads import Reader, Reads
+from services.reads import Reader
 from tests.integration.audit_builders import cli, cli_json, correction_history, cut, day, plain, small_clinic
 
 
@@ -102,12 +102,12 @@ def test_the_access_log_filters_by_client_actor_and_time(wired, database_url):
 def test_reads_through_the_service_leave_access_records_first(wired):
     history = correction_history(wired)
     wired.runner.catch_up()
-    reads = Reads(wired)
+    reads = wired.reads
     reader = Reader("api-client-7", "payer", "claim review")
     reads.history(history.client, reader)
     reads.audit(history.client, reader, after=2, limit=1)
-    reads.replay(history.client, reader, as_of=None, as_recorded=history.before_correction)
-    package = reads.export(history.client, reader)
+    wired.audit.replay(history.client, reader, as_of=None, as_recorded=history.before_correction)
+    package = wired.audit.export(history.client, reader)
     records = reads.access.query(client_ref=history.client)
     assert [r.what for r in records] == [
         "history", "audit trail after 2 limit 1", f"replay as-recorded {history.before_correction.isoformat()}", "export-audit",

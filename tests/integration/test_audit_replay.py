@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from domain.replay import Replay
 from services.bootstrap import Continuum
-from services.reads import Reader, Reads
+from services.reads import Reader
 from tests.integration.audit_builders import (
     LAB,
     SUPERVISOR,
@@ -33,7 +33,7 @@ SURVEYOR = Reader("surveyor-2", "surveyor", "state licensing survey")
 
 def replayed(wired: Continuum, client: str, *, as_of: datetime | None = None, as_recorded: datetime | None = None) -> Replay:
     wired.runner.catch_up()
-    return Reads(wired).replay(client, SURVEYOR, as_of=as_of, as_recorded=as_recorded)
+    return wired.audit.replay(client, SURVEYOR, as_of=as_of, as_recorded=as_recorded)
 
 
 def versions(result: Replay) -> list[int]:
@@ -221,7 +221,7 @@ def counts(lines: list) -> dict[tuple[str, str, str], int]:
 def test_census_of_a_past_day_as_known_at_a_time(wired):
     recorded, later = census_history(wired)
     wired.runner.catch_up()
-    reads = Reads(wired)
+    reads = wired.reads
 
     as_known_then = reads.census_as_recorded(day(12), recorded)
     assert counts(as_known_then.lines) == {("2.1", "north", "evening"): 2, ("3.5", "south", "residential"): 1}
@@ -257,6 +257,6 @@ def test_census_as_recorded_now_agrees_with_the_census_for_alumni(wired):
     send(wired, "discharge", "L-1", 5, reason="completed")
     send(wired, "enrol_alumni", "L-1", 6, program="alumni")
     wired.runner.catch_up()
-    reads = Reads(wired)
+    reads = wired.reads
     now = datetime.now(UTC)
     assert counts(reads.census_as_recorded(day(7), now).lines) == counts(reads.census(day(7)).lines)

@@ -18,7 +18,7 @@ import pytest
 from infra.chain import GENESIS, stream_chain, stream_events
 from infra.config import Settings
 from services.bootstrap import Continuum, bootstrap
-from services.reads import Reader, Reads
+from services.reads import Reader
 from services.verification import ChainReport, verify_events
 from tests.integration.audit_builders import Raw, cli, cli_json, jid, located, plain, raw, send, small_clinic
 
@@ -106,7 +106,7 @@ def test_a_store_written_and_read_by_concurrent_processes_verifies(clinic, datab
             barrier.wait(timeout=30)
             for n in range(8):
                 send(wired, "attend_session", "A" if number % 2 else "C", 4 + n / 10, session_id=f"w{number}-{n}", minutes=30)
-                Reads(wired).history("B", Reader(f"reader-{number}", "auditor"))
+                wired.reads.history("B", Reader(f"reader-{number}", "auditor"))
         except BaseException as problem:  # noqa: BLE001 - reported below
             problems.append(problem)
 
@@ -294,10 +294,10 @@ def test_a_consistently_rewritten_chain_is_detected_only_by_the_kept_head(clinic
 
 
 def read_three_times(wired: Continuum) -> None:
-    reads = Reads(wired)
+    reads = wired.reads
     reads.history("A", Reader("dr-ames", "clinician", "treatment review"))
     reads.audit("B", Reader("aud-1", "auditor", "payer audit"))
-    reads.replay("A", Reader("surveyor-2", "surveyor", None), as_of=datetime.now(UTC), as_recorded=None)
+    wired.audit.replay("A", Reader("surveyor-2", "surveyor", None), as_of=datetime.now(UTC), as_recorded=None)
 
 
 @pytest.mark.parametrize(("tamper", "problem"), [

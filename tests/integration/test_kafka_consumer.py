@@ -16,11 +16,11 @@ from infra.config import Settings, parse_database_url
 from infra.kafka.clients import producer
 from infra.kafka.envelope import encode, kafka_headers
 from infra.kafka.relay import Relay
-from infra.kafka.worker import ProjectionWorker
 from infra.views import open_views
 from projections.catalogue import all_projections
 from services import example_consumer
 from services.bootstrap import bootstrap
+from services.projection_worker import ProjectionWorker
 from tests.integration.kafka_support import header, projection_dump, read_topic, record_demo, wait_until
 
 pytestmark = pytest.mark.kafka

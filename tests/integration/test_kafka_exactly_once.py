@@ -20,10 +20,10 @@ import pytest
 from domain.events import event_id
 from infra.config import Settings, parse_database_url
 from infra.kafka.clients import KafkaSettings
-from infra.kafka.worker import ProjectionWorker
 from infra.views import open_views
 from projections.catalogue import all_projections
 from services.bootstrap import bootstrap
+from services.projection_worker import ProjectionWorker
 from tests.integration.kafka_support import header, projection_dump, read_topic, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]

@@ -13,7 +13,6 @@ from domain.record import Status
 from domain.replay import fold, replay
 from services.demo import cohort_lines
 from services.importer import import_lines
-from services.reads import Reads
 from tests.projections.builders import CLINICIAN, line, send
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -77,7 +76,7 @@ def test_the_replayed_state_equals_the_journey_after_the_events_up_to_that_momen
 
 
 def test_the_census_as_recorded_now_equals_the_census_on_each_day(cohort):
-    reads = Reads(cohort)
+    reads = cohort.reads
     now = datetime.now(tz=UTC) + timedelta(seconds=1)  # after everything recorded
     counted = 0
     for moment in [*MOMENTS, datetime(2025, 3, 20, tzinfo=UTC), datetime(2025, 6, 5, tzinfo=UTC)]:
@@ -89,7 +88,7 @@ def test_the_census_as_recorded_now_equals_the_census_on_each_day(cohort):
 
 
 def test_a_client_in_ambulatory_detox_is_on_the_day_track_both_ways(cohort):
-    reads = Reads(cohort)
+    reads = cohort.reads
     moment = datetime(2025, 2, 3, tzinfo=UTC)
     now = datetime.now(tz=UTC) + timedelta(seconds=1)
     projected = {(c.level, c.track) for c in reads.census(moment).lines}

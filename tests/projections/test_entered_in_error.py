@@ -12,7 +12,7 @@ from domain import errors
 from infra.kafka.envelope import encode
 from projections.catalogue import all_projections
 from services.commands import parse_command
-from services.reads import Reader, Reads
+from services.reads import Reader
 from tests.projections.builders import (
     CLINICIAN,
     admit,
@@ -36,7 +36,7 @@ def on(day: float) -> str:
 
 
 def census(wired, day: float) -> list[tuple[str, str, str, int]]:
-    result = Reads(wired).census(DAY0 + timedelta(days=day))
+    result = wired.reads.census(DAY0 + timedelta(days=day))
     return [(c.level, c.site, c.track, c.clients) for c in result.lines]
 
 
@@ -71,10 +71,10 @@ def test_a_mistaken_history_is_put_right_and_the_originals_stay_visible(wired):
     assert census(wired, 80.5) == []
     assert census(wired, 90) == [("alumni", "north", "alumni", 1)]
 
-    history = [(h.version, h.kind, h.to_level) for h in Reads(wired).history("D-1", AUDITOR)]
+    history = [(h.version, h.kind, h.to_level) for h in wired.reads.history("D-1", AUDITOR)]
     assert history == [(2, "admission", "3.7-WM"), (8, "step_down", "2.1"), (9, "discharge", None), (10, "alumni", "alumni")]
 
-    trail = {e.version: e for e in Reads(wired).audit("D-1", AUDITOR)}
+    trail = {e.version: e for e in wired.reads.audit("D-1", AUDITOR)}
     assert trail[4].event_type == "Discharged"
     assert trail[4].voided
     assert [(fix.event_type, fix.version) for fix in trail[4].corrections] == [("EntryVoided", 7)]
@@ -82,16 +82,16 @@ def test_a_mistaken_history_is_put_right_and_the_originals_stay_visible(wired):
     assert trail[6].details["voided_version"] == 5
     assert not trail[9].voided
 
-    replayed = Reads(wired).replay("D-1", AUDITOR, as_of=None, as_recorded=None)
+    replayed = wired.audit.replay("D-1", AUDITOR, as_of=None, as_recorded=None)
     voided = {entry.version: entry.voided for entry in replayed.entries}
     assert voided[4] is not None
     assert voided[4].reason == "the IOP step on day 4 was refused"
     assert voided[9] is None
     assert (replayed.state.status, replayed.state.level) == ("alumni", "alumni")
-    earlier = Reads(wired).replay("D-1", AUDITOR, as_of=DAY0 + timedelta(days=30), as_recorded=None).state
+    earlier = wired.audit.replay("D-1", AUDITOR, as_of=DAY0 + timedelta(days=30), as_recorded=None).state
     assert (earlier.level, earlier.track, earlier.medication) == ("2.1", "evening", "buprenorphine")
 
-    as_known_then = Reads(wired).census_as_recorded(DAY0 + timedelta(days=30), before_void)
+    as_known_then = wired.reads.census_as_recorded(DAY0 + timedelta(days=30), before_void)
     assert [(c.level, c.clients) for c in as_known_then.lines] == [("3.7-WM", 1)]
 
     live = dump(wired)
@@ -132,8 +132,8 @@ def test_a_change_of_track_is_not_a_step_and_the_census_follows_it(wired):
     wired.runner.catch_up()
     assert census(wired, 10) == [("2.1", "north", "day", 1)]
     assert census(wired, 30) == [("2.1", "north", "evening", 1)]
-    assert Reads(wired).matrix(None, None) == {}
-    kinds = [h.kind for h in Reads(wired).history("T-1", AUDITOR)]
+    assert wired.reads.matrix(None, None) == {}
+    kinds = [h.kind for h in wired.reads.history("T-1", AUDITOR)]
     assert kinds == ["admission", "track_change"]
 
     send(wired, line("T-1:undo", "void", "T-1", on(31), versions=[3], reason="the job fell through"))
@@ -146,13 +146,13 @@ def test_planned_hours_outside_the_band_are_flagged_and_listed(wired, level, hou
     register(wired, "F-1", on(0), "north", birth_year=1980)
     admit(wired, "F-1", on(1), level, "north", "day", planned_hours_per_week=hours)
     wired.runner.catch_up()
-    rows = Reads(wired).flags(AUDITOR)
+    rows = wired.reads.flags(AUDITOR)
     assert [(r.client_ref, r.version, r.flag) for r in rows] == ([("F-1", 2, "hours_outside_adult_band")] if flagged else [])
     if flagged:
         assert f"planned {hours:g} h/week is outside the {level} band for adults" in rows[0].text
         correct(wired, "F-1", 2, "planned_hours_per_week", 9 if level == "2.1" else 20, on(2))
         wired.runner.catch_up()
-        assert Reads(wired).flags(AUDITOR) == []
+        assert wired.reads.flags(AUDITOR) == []
 
 
 def test_a_voided_admission_loses_its_flags(wired):
@@ -160,10 +160,10 @@ def test_a_voided_admission_loses_its_flags(wired):
     send(wired, line("F-2:assess", "assess", "F-2", on(1), ratings=[3, 1, 1, 1, 1, 1], recommended_level="3.7-WM", clinician="dr-k"))
     admit(wired, "F-2", on(2), "2.1", "north", "day", planned_hours_per_week=9)
     wired.runner.catch_up()
-    assert [r.flag for r in Reads(wired).flags(AUDITOR, client_ref="F-2")] == ["withdrawal_need_at_ambulatory_admission"]
+    assert [r.flag for r in wired.reads.flags(AUDITOR, client_ref="F-2")] == ["withdrawal_need_at_ambulatory_admission"]
     send(wired, line("F-2:void", "void", "F-2", on(3), versions=[3], reason="admitted the wrong client"))
     wired.runner.catch_up()
-    assert Reads(wired).flags(AUDITOR, client_ref="F-2") == []
+    assert wired.reads.flags(AUDITOR, client_ref="F-2") == []
     assert census(wired, 5) == []
 
 

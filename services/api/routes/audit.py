@@ -7,12 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from infra.access_log import AccessRecord
-from infra.chain import CHAIN_TABLE, GENESIS
 from services.api.deps import ApiDep, Auditor, moment
 from services.api.freshness import mark
 from services.api.problems import responses
 from services.api.schemas import AccessLogPublic, ChainHeadPublic, VerificationPublic
-from services.verification import verify_store
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 
@@ -30,7 +28,7 @@ def access_log(
     """Every recorded read of a client's record: who, with which role, what, when and why."""
     start = moment(api, since, "since", end_of_day=False)
     position = api.wired.runner.head()
-    records: list[AccessRecord] = api.reads.access.query(client_ref=client, actor_id=actor, since=start, limit=limit)
+    records: list[AccessRecord] = api.wired.audit.access_log(client_ref=client, actor_id=actor, since=start, limit=limit)
     mark(response, position)
     return AccessLogPublic(position=position, records=records)
 
@@ -38,18 +36,9 @@ def access_log(
 @router.get("/chain-head", response_model=ChainHeadPublic, summary="The hash-chain heads (auditors)", responses=responses(401, 403))
 def chain_head(_: Auditor, api: ApiDep, response: Response) -> ChainHeadPublic:
     """The last links of the event chain and the access-log chain, as written; `/audit/verify` recomputes them."""
-    with api.wired.views.transaction() as cursor:
-        cursor.execute(f"SELECT notification_id, global_link FROM {CHAIN_TABLE} ORDER BY notification_id DESC LIMIT 1")  # noqa: S608
-        last = cursor.fetchone()
-        api.reads.access.setup(cursor)
-        cursor.execute("SELECT seq, hash FROM access_log ORDER BY seq DESC LIMIT 1")
-        access = cursor.fetchone()
-    position, head = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+    position, head, access_records, access_head = api.wired.audit.heads()
     mark(response, position)
-    return ChainHeadPublic(
-        position=position, chain_head=head, access_records=int(access[0]) if access else 0,
-        access_head=str(access[1]) if access else GENESIS,
-    )
+    return ChainHeadPublic(position=position, chain_head=head, access_records=access_records, access_head=access_head)
 
 
 @router.get("/verify", response_model=VerificationPublic, summary="Recompute every hash chain (auditors)", responses=responses(401, 403))
@@ -57,7 +46,7 @@ def verify(_: Auditor, api: ApiDep, response: Response) -> VerificationPublic:
     """As `continuum verify`: streams every stored event and access record and reports the first broken link."""
     wired = api.wired
     position = wired.runner.head()
-    report = verify_store(wired.views)
+    report = wired.audit.verify()
     events, access, broken = report.events, report.access, report.broken
     mark(response, position)
     return VerificationPublic(

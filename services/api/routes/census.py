@@ -36,10 +36,10 @@ from services.api.schemas import (
     StatusPublic,
     StepCount,
 )
-from services.api.tokens import Principal, Role
 from services.census_filters import Levels
 from services.moments import json_moment
 from services.reads import Census
+from services.tokens import Principal, Role
 
 router = APIRouter(tags=["census"])
 
@@ -69,9 +69,7 @@ def _visible(api: Api, principal: Principal, listed: list[CensusClient]) -> list
     """A clinician sees the clients registered at its site, wherever they are treated now."""
     if principal.role is not Role.CLINICIAN or not listed:
         return listed
-    with api.wired.views.transaction() as cursor:
-        cursor.execute("SELECT client_ref FROM census_clients WHERE site = ?", (principal.site,))
-        own = {row[0] for row in cursor.fetchall()}
+    own = api.reads.clients_at(principal.site or "")
     return [client for client in listed if client.client_ref in own]
 
 

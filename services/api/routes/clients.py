@@ -99,7 +99,7 @@ def replay(
     of = moment(api, as_of, "as_of", up_to_now=True)
     recorded = moment(api, as_recorded, "as_recorded", up_to_now=True, recorded=True)
     position = api.wired.runner.head()
-    result = api.reads.replay(client, reader(principal, purpose), as_of=of, as_recorded=recorded)
+    result = api.wired.audit.replay(client, reader(principal, purpose), as_of=of, as_recorded=recorded)
     mark(response, position)
     return ReplayPublic(
         client=client, as_of=of, as_recorded=recorded, position=position, state=asdict(result.state),
@@ -111,6 +111,6 @@ def replay(
 def audit_package(client: ReadableClient, principal: Auditor, api: ApiDep, response: Response, purpose: Purpose = None) -> dict[str, Any]:
     """Events with both times, stored bytes, hash links and access records: `continuum verify --file` checks it offline."""
     position = api.wired.runner.head()
-    package = api.reads.export(client, reader(principal, purpose))
+    package = api.wired.audit.export(client, reader(principal, purpose))
     mark(response, position)
     return package

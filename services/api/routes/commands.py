@@ -15,8 +15,8 @@ from services.api.deps import Api, ApiDep, Clinician
 from services.api.freshness import mark
 from services.api.problems import InvalidParameter, responses
 from services.api.schemas import CommandAccepted, RecordedEventPublic
-from services.api.tokens import Principal
 from services.commands import COMMANDS, Command
+from services.tokens import Principal
 
 router = APIRouter(prefix="/commands", tags=["commands"])
 log = structlog.get_logger("continuum.api.commands")
