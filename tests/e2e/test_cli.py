@@ -391,7 +391,7 @@ def test_status_json_shows_lag_0_for_every_projection_after_an_import(populated)
 
     assert status["database"].startswith("sqlite:///")
     assert {(p["name"], p["position"], p["head"], p["lag"]) for p in status["projections"]} == {
-        (name, EVENTS, EVENTS, 0) for name in ("census", "step_history", "audit_trail", "flags")
+        (name, EVENTS, EVENTS, 0) for name in ("census", "step_history", "audit_trail", "flags", "outcomes", "attendance", "drug_tests")
     }
 
 
@@ -402,8 +402,8 @@ def test_project_brings_every_projection_up_to_the_head_and_prints_the_lags(sqli
     result = cli("project", "--database-url", sqlite_url)
 
     assert result.exit_code == 0, result.output
-    assert plain(result.stdout) == "projected 2 events; census at 2 (lag 0), step_history at 2 (lag 0), audit_trail at 2 (lag 0), flags at 2 (lag 0)"
-    assert heads(sqlite_url) == dict.fromkeys(("census", "step_history", "audit_trail", "flags"), (2, 2))
+    assert plain(result.stdout) == "projected 2 events; census at 2 (lag 0), step_history at 2 (lag 0), audit_trail at 2 (lag 0), flags at 2 (lag 0), outcomes at 2 (lag 0), attendance at 2 (lag 0), drug_tests at 2 (lag 0)"
+    assert heads(sqlite_url) == dict.fromkeys(("census", "step_history", "audit_trail", "flags", "outcomes", "attendance", "drug_tests"), (2, 2))
 
 
 def test_rebuild_census_rebuilds_a_damaged_census_from_the_events(populated):
@@ -430,7 +430,7 @@ def test_rebuild_all_leaves_every_read_unchanged(populated):
     result = cli("rebuild", "--all", "--database-url", populated)
 
     assert result.exit_code == 0, result.output
-    assert plain(result.stdout).startswith(f"rebuilt census, step_history, audit_trail, flags from {EVENTS} events")
+    assert plain(result.stdout).startswith(f"rebuilt census, step_history, audit_trail, flags, outcomes, attendance, drug_tests from {EVENTS} events")
     after = [read_json(*args, "--database-url", populated) for args in reads]
     before[0].pop("at")
     after[0].pop("at")
@@ -727,7 +727,7 @@ def test_project_follow_on_sqlite_picks_up_events_from_another_process_and_stops
         _kill(follower)
     assert follower.returncode == 0, err
     assert "Traceback" not in err
-    assert plain(out).endswith("stopped; census at 2 (lag 0), step_history at 2 (lag 0), audit_trail at 2 (lag 0), flags at 2 (lag 0)")
+    assert plain(out).endswith("stopped; census at 2 (lag 0), step_history at 2 (lag 0), audit_trail at 2 (lag 0), flags at 2 (lag 0), outcomes at 2 (lag 0), attendance at 2 (lag 0), drug_tests at 2 (lag 0)")
 
 
 @pytest.mark.postgres
@@ -748,7 +748,7 @@ def test_project_follow_on_postgres_is_woken_by_notify_and_stops_on_sigterm(pg_u
         _kill(follower)
     assert follower.returncode == 0, err
     assert "Traceback" not in err
-    assert plain(out).endswith("stopped; census at 2 (lag 0), step_history at 2 (lag 0), audit_trail at 2 (lag 0), flags at 2 (lag 0)")
+    assert plain(out).endswith("stopped; census at 2 (lag 0), step_history at 2 (lag 0), audit_trail at 2 (lag 0), flags at 2 (lag 0), outcomes at 2 (lag 0), attendance at 2 (lag 0), drug_tests at 2 (lag 0)")
 
 
 # -- demo ----------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from tests.projections.builders import (
     register,
 )
 
-NAMES = ["census", "step_history", "audit_trail", "flags"]
+NAMES = ["census", "step_history", "audit_trail", "flags", "outcomes", "attendance", "drug_tests"]
 
 
 def event_count(wired) -> int:
@@ -119,7 +119,7 @@ def test_census_rebuild_after_more_events_matches_catch_up(wired):
     admit(wired, "N-2", "2026-11-02T10:00:00Z", "3.1", "west")
     wired.runner.rebuild(["census"])  # census from zero, the others still behind by two events
     by_name = {s.name: s.lag for s in wired.runner.status()}
-    assert by_name == {"census": 0, "step_history": 2, "audit_trail": 2, "flags": 2}
+    assert by_name == {"census": 0, "step_history": 2, "audit_trail": 2, "flags": 2, "outcomes": 2, "attendance": 2, "drug_tests": 2}
     wired.runner.catch_up()
     live = dump(wired)
     wired.runner.rebuild(NAMES)

@@ -1,0 +1,177 @@
+"""Drug tests: one row per specimen (collected when, where, at which level, its overall result) and
+one per analyte of its result, with expected medication positives (the client's MAT) kept apart from
+non-prescribed positives.
+
+A voided collection drops its specimen, a voided result empties the specimen's result and drops its
+analytes; a corrected time or result changes them; a corrected or voided change of level files the
+journey's specimens again under the level in force when each was collected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.dispatch import singledispatchmethod
+
+from domain import events as ev
+from infra.views import Cursor
+from projections.base import Projection, from_utc, id_type, utc
+from projections.placements import Placements
+
+PLACEMENTS = Placements("drug_test_placements")
+
+
+class DrugTests(Projection):
+    name = "drug_tests"
+    handles = (
+        ev.WithdrawalManagementStarted, ev.AdmittedToLevel, ev.SteppedUp, ev.SteppedDown, ev.TrackChanged, ev.Discharged,
+        ev.DrugTestCollected, ev.DrugTestResulted, ev.EntryCorrected, ev.EntryVoided,
+    )
+    tables = ("drug_test_placements", "drug_specimens", "drug_analytes")
+
+    def ddl(self, dialect: str) -> list[str]:
+        version = id_type(dialect)
+        return [
+            *PLACEMENTS.ddl(dialect),
+            f"""CREATE TABLE IF NOT EXISTS drug_specimens (
+                journey_id TEXT NOT NULL, specimen_id TEXT NOT NULL, collected_by {version} NOT NULL, collected_at TEXT NOT NULL,
+                specimen TEXT NOT NULL, observed INTEGER NOT NULL, random INTEGER NOT NULL, level TEXT NOT NULL,
+                site TEXT NOT NULL, track TEXT NOT NULL, hours REAL NOT NULL, stay {version} NOT NULL, episode {version} NOT NULL,
+                result TEXT, resulted_by {version}, resulted_at TEXT, PRIMARY KEY (journey_id, specimen_id))""",
+            "CREATE INDEX IF NOT EXISTS drug_specimens_time ON drug_specimens (collected_at)",
+            """CREATE TABLE IF NOT EXISTS drug_analytes (
+                journey_id TEXT NOT NULL, specimen_id TEXT NOT NULL, analyte TEXT NOT NULL, outcome TEXT NOT NULL,
+                expected INTEGER NOT NULL, PRIMARY KEY (journey_id, specimen_id, analyte))""",
+        ]
+
+    @singledispatchmethod
+    def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401
+        """Events the drug tests do not handle only move the position."""
+
+    @process.register
+    def _detox(self, event: ev.WithdrawalManagementStarted, cursor: Cursor, position: int) -> None:
+        track = "residential" if event.level.is_24_hour else "day"
+        PLACEMENTS.enter(cursor, event, event.level.code, event.site, track, 0.0, kind="episode")
+
+    @process.register
+    def _admitted(self, event: ev.AdmittedToLevel, cursor: Cursor, position: int) -> None:
+        PLACEMENTS.enter(cursor, event, event.level.code, event.site, event.track.value, event.planned_hours_per_week,
+                         kind="episode")
+
+    @process.register
+    def _stepped(self, event: ev.LevelChange, cursor: Cursor, position: int) -> None:
+        PLACEMENTS.enter(cursor, event, event.to_level.code, event.site, event.track.value, event.planned_hours_per_week,
+                         kind="stay")
+
+    @process.register
+    def _track_changed(self, event: ev.TrackChanged, cursor: Cursor, position: int) -> None:
+        PLACEMENTS.enter(cursor, event, event.level.code, event.site, event.track.value, event.planned_hours_per_week,
+                         kind="track")
+
+    @process.register
+    def _discharged(self, event: ev.Discharged, cursor: Cursor, position: int) -> None:
+        PLACEMENTS.leave(cursor, event)
+
+    @process.register
+    def _collected(self, event: ev.DrugTestCollected, cursor: Cursor, position: int) -> None:
+        journey, at = str(event.originator_id), utc(event.occurred_at)
+        placed = PLACEMENTS.at(cursor, journey, at)
+        where = (placed.level, placed.site, placed.track, placed.hours, placed.stay, placed.episode) if placed else (
+            "", "", "", 0.0, 0, 0)
+        cursor.execute(
+            "INSERT INTO drug_specimens (journey_id, specimen_id, collected_by, collected_at, specimen, observed, random,"
+            " level, site, track, hours, stay, episode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (journey, event.specimen_id, event.originator_version, at, event.specimen.value, int(event.observed),
+             int(event.random), *where),
+        )
+
+    @process.register
+    def _resulted(self, event: ev.DrugTestResulted, cursor: Cursor, position: int) -> None:
+        journey = str(event.originator_id)
+        cursor.execute(
+            "UPDATE drug_specimens SET result = ?, resulted_by = ?, resulted_at = ? WHERE journey_id = ? AND specimen_id = ?",
+            (event.result.value, event.originator_version, utc(event.occurred_at), journey, event.specimen_id),
+        )
+        expected = set(event.expected_medications)
+        for analyte, outcome in sorted(event.substances.items()):
+            cursor.execute(
+                "INSERT INTO drug_analytes (journey_id, specimen_id, analyte, outcome, expected) VALUES (?, ?, ?, ?, ?)",
+                (journey, event.specimen_id, analyte, outcome, int(analyte in expected)),
+            )
+
+    @process.register
+    def _corrected(self, event: ev.EntryCorrected, cursor: Cursor, position: int) -> None:
+        journey, version = str(event.originator_id), event.corrects_version
+        if event.corrects_type in ("DrugTestCollected", "DrugTestResulted"):
+            resulted = event.corrects_type == "DrugTestResulted"
+            column = {"occurred_at": "resulted_at" if resulted else "collected_at", "result": "result",
+                      "observed": "observed", "random": "random"}.get(event.field)
+            if column is None:
+                return
+            value: object = event.corrected_value
+            if event.field == "occurred_at":
+                value = utc(datetime.fromisoformat(str(value)))
+            elif column in ("observed", "random"):
+                value = int(str(value).lower() in ("true", "1"))
+            by = "resulted_by" if resulted else "collected_by"
+            cursor.execute(
+                f"UPDATE drug_specimens SET {column} = ? WHERE journey_id = ? AND {by} = ?",  # noqa: S608
+                (value, journey, version),
+            )
+            if column == "collected_at":
+                PLACEMENTS.refile(cursor, journey, "drug_specimens", "collected_at")
+        elif PLACEMENTS.corrected(cursor, event):
+            PLACEMENTS.refile(cursor, journey, "drug_specimens", "collected_at")
+
+    @process.register
+    def _voided(self, event: ev.EntryVoided, cursor: Cursor, position: int) -> None:
+        journey, version = str(event.originator_id), event.voided_version
+        if event.voided_type == "DrugTestResulted":
+            cursor.execute("SELECT specimen_id FROM drug_specimens WHERE journey_id = ? AND resulted_by = ?", (journey, version))
+            row = cursor.fetchone()
+            if row is not None:
+                cursor.execute("DELETE FROM drug_analytes WHERE journey_id = ? AND specimen_id = ?", (journey, row[0]))
+            cursor.execute(
+                "UPDATE drug_specimens SET result = NULL, resulted_by = NULL, resulted_at = NULL"
+                " WHERE journey_id = ? AND resulted_by = ?",
+                (journey, version),
+            )
+        elif event.voided_type == "DrugTestCollected":
+            cursor.execute("DELETE FROM drug_specimens WHERE journey_id = ? AND collected_by = ?", (journey, version))
+        elif PLACEMENTS.voided(cursor, event):
+            PLACEMENTS.refile(cursor, journey, "drug_specimens", "collected_at")
+
+
+@dataclass(frozen=True)
+class Specimen:
+    journey_id: str
+    specimen_id: str
+    collected_at: datetime
+    level: str
+    site: str
+    result: str | None
+    expected_positives: int  # analytes positive for the client's own medication
+    other_positives: int  # analytes positive and not prescribed
+
+
+def specimens_query(cursor: Cursor, since: datetime | None, until: datetime | None) -> list[Specimen]:
+    """Specimens collected in [since, until), with their positive analytes counted, expected apart."""
+    where, params = ["1 = 1"], []
+    if since is not None:
+        where.append("s.collected_at >= ?")
+        params.append(utc(since))
+    if until is not None:
+        where.append("s.collected_at < ?")
+        params.append(utc(until))
+    cursor.execute(
+        "SELECT s.journey_id, s.specimen_id, s.collected_at, s.level, s.site, s.result,"  # noqa: S608
+        " COALESCE(SUM(CASE WHEN a.outcome = 'positive' AND a.expected = 1 THEN 1 ELSE 0 END), 0),"
+        " COALESCE(SUM(CASE WHEN a.outcome = 'positive' AND a.expected = 0 THEN 1 ELSE 0 END), 0)"
+        " FROM drug_specimens s LEFT JOIN drug_analytes a ON a.journey_id = s.journey_id AND a.specimen_id = s.specimen_id"
+        f" WHERE {' AND '.join(where)}"
+        " GROUP BY s.journey_id, s.specimen_id, s.collected_at, s.level, s.site, s.result ORDER BY s.collected_at, s.journey_id",
+        params,
+    )
+    return [Specimen(j, sp, from_utc(at), lv, s, r, int(e), int(o)) for j, sp, at, lv, s, r, e, o in cursor.fetchall()]

@@ -1,0 +1,325 @@
+"""Outcomes: treatment episodes and service stays, with how each ended and what came next.
+
+A treatment episode runs from an admission (or the start of withdrawal management) to the
+discharge; its id is the journey's version of the entry that opened it (`Entry.episode` in
+`domain/record.py`), shown as `episode_id` = `"<journey id>:<opener version>"` and as an ordinal
+`episode` (1, 2, ... per client, in order). A readmission opens the next episode.
+
+A service stay is one level of care inside an episode: from the admission or step that entered the
+level to the next step or the discharge (a change of track does not end it). Its end reason is in the
+TEDS-D `REASON` categories: a step down on meeting goals ends it `completed`, a step up `transferred`,
+a discharge with the discharge's own reason; a stay not ended yet has no reason (`open` in reports).
+
+Each stay and episode row also holds the next level the client entered and when (a step: at once; a
+discharge: the first level of the readmission, if any), so continuity of care and readmission are
+range queries. Referrals and assessments are kept as first contacts (initiation of treatment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.dispatch import singledispatchmethod
+
+from domain import events as ev
+from domain.levels import Level
+from domain.record import OPENERS, STEPS
+from infra.views import Cursor
+from projections.base import Projection, from_utc, id_type, utc
+
+ENDINGS = frozenset({*OPENERS, *STEPS, "Discharged"})
+"""Entries that open or end a stay; only the latest of them may be voided."""
+CONTACTS = frozenset({"ReferralReceived", "AssessmentCompleted"})
+STEP_REASON = {"SteppedDown": "completed", "SteppedUp": "transferred"}
+
+
+class Outcomes(Projection):
+    name = "outcomes"
+    handles = (
+        ev.ReferralReceived, ev.AssessmentCompleted, ev.WithdrawalManagementStarted, ev.AdmittedToLevel, ev.SteppedUp,
+        ev.SteppedDown, ev.Discharged, ev.EntryCorrected, ev.EntryVoided,
+    )
+    tables = ("outcome_stays", "outcome_episodes", "outcome_contacts")
+
+    def ddl(self, dialect: str) -> list[str]:
+        version = id_type(dialect)
+        return [
+            f"""CREATE TABLE IF NOT EXISTS outcome_stays (
+                journey_id TEXT NOT NULL, opened_by {version} NOT NULL, episode_opened_by {version} NOT NULL,
+                episode INTEGER NOT NULL, level TEXT NOT NULL, level_rank INTEGER NOT NULL, site TEXT NOT NULL,
+                track TEXT NOT NULL, started_at TEXT NOT NULL, ended_at TEXT, closed_by {version}, end_event TEXT,
+                end_reason TEXT, next_level TEXT, next_started_at TEXT, next_by {version},
+                PRIMARY KEY (journey_id, opened_by))""",
+            "CREATE INDEX IF NOT EXISTS outcome_stays_ended ON outcome_stays (ended_at)",
+            "CREATE INDEX IF NOT EXISTS outcome_stays_started ON outcome_stays (started_at)",
+            f"""CREATE TABLE IF NOT EXISTS outcome_episodes (
+                journey_id TEXT NOT NULL, opened_by {version} NOT NULL, episode INTEGER NOT NULL, level TEXT NOT NULL,
+                site TEXT NOT NULL, track TEXT NOT NULL, started_at TEXT NOT NULL, ended_at TEXT, closed_by {version},
+                end_reason TEXT, next_level TEXT, next_started_at TEXT, next_by {version},
+                PRIMARY KEY (journey_id, opened_by))""",
+            "CREATE INDEX IF NOT EXISTS outcome_episodes_started ON outcome_episodes (started_at)",
+            f"""CREATE TABLE IF NOT EXISTS outcome_contacts (
+                journey_id TEXT NOT NULL, version {version} NOT NULL, kind TEXT NOT NULL, occurred_at TEXT NOT NULL,
+                PRIMARY KEY (journey_id, version))""",
+        ]
+
+    @singledispatchmethod
+    def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401
+        """Events the outcomes do not handle only move the position."""
+
+    @process.register
+    def _referred(self, event: ev.ReferralReceived, cursor: Cursor, position: int) -> None:
+        _contact(cursor, event, "referral")
+
+    @process.register
+    def _assessed(self, event: ev.AssessmentCompleted, cursor: Cursor, position: int) -> None:
+        _contact(cursor, event, "assessment")
+
+    @process.register
+    def _detox(self, event: ev.WithdrawalManagementStarted, cursor: Cursor, position: int) -> None:
+        self._open_episode(cursor, event, event.level, event.site, "residential" if event.level.is_24_hour else "day")
+
+    @process.register
+    def _admitted(self, event: ev.AdmittedToLevel, cursor: Cursor, position: int) -> None:
+        self._open_episode(cursor, event, event.level, event.site, event.track.value)
+
+    @process.register
+    def _stepped(self, event: ev.LevelChange, cursor: Cursor, position: int) -> None:
+        journey, version, at = str(event.originator_id), event.originator_version, utc(event.occurred_at)
+        cursor.execute(
+            "UPDATE outcome_stays SET ended_at = ?, closed_by = ?, end_event = ?, end_reason = ?, next_level = ?,"
+            " next_started_at = ?, next_by = ? WHERE journey_id = ? AND ended_at IS NULL RETURNING episode_opened_by, episode",
+            (at, version, ev.event_name(event), STEP_REASON[ev.event_name(event)], event.to_level.code, at, version, journey),
+        )
+        row = cursor.fetchone()
+        if row is None:  # not reached: a step needs an open stay
+            return
+        _insert_stay(cursor, journey, version, int(row[0]), int(row[1]), event.to_level, event.site, event.track.value, at)
+
+    @process.register
+    def _discharged(self, event: ev.Discharged, cursor: Cursor, position: int) -> None:
+        journey, version, at = str(event.originator_id), event.originator_version, utc(event.occurred_at)
+        for table, extra in (("outcome_stays", ", end_event = 'Discharged'"), ("outcome_episodes", "")):
+            cursor.execute(
+                f"UPDATE {table} SET ended_at = ?, closed_by = ?, end_reason = ?{extra}"  # noqa: S608
+                " WHERE journey_id = ? AND ended_at IS NULL",
+                (at, version, event.reason.value, journey),
+            )
+
+    @process.register
+    def _voided(self, event: ev.EntryVoided, cursor: Cursor, position: int) -> None:
+        """Only the latest opener, step or discharge is voided: its rows go, what it ended opens again."""
+        key = (str(event.originator_id), event.voided_version)
+        if event.voided_type in CONTACTS:
+            cursor.execute("DELETE FROM outcome_contacts WHERE journey_id = ? AND version = ?", key)
+            return
+        if event.voided_type not in ENDINGS:
+            return
+        for table, extra in (("outcome_stays", ", end_event = NULL"), ("outcome_episodes", "")):
+            cursor.execute(f"DELETE FROM {table} WHERE journey_id = ? AND opened_by = ?", key)  # noqa: S608
+            cursor.execute(
+                f"UPDATE {table} SET ended_at = NULL, closed_by = NULL, end_reason = NULL{extra}"  # noqa: S608
+                " WHERE journey_id = ? AND closed_by = ?",
+                key,
+            )
+            cursor.execute(
+                f"UPDATE {table} SET next_level = NULL, next_started_at = NULL, next_by = NULL"  # noqa: S608
+                " WHERE journey_id = ? AND next_by = ?",
+                key,
+            )
+
+    @process.register
+    def _corrected(self, event: ev.EntryCorrected, cursor: Cursor, position: int) -> None:
+        key = (str(event.originator_id), event.corrects_version)
+        if event.corrects_type in CONTACTS:
+            if event.field == "occurred_at":
+                moment = utc(datetime.fromisoformat(str(event.corrected_value)))
+                cursor.execute("UPDATE outcome_contacts SET occurred_at = ? WHERE journey_id = ? AND version = ?", (moment, *key))
+            return
+        if event.corrects_type in ENDINGS:
+            _correct_ending(cursor, event, key)
+
+    @staticmethod
+    def _open_episode(cursor: Cursor, event: ev.JourneyEvent, level: Level, site: str, track: str) -> None:
+        """A new episode and its first stay; the previous episode and stay learn what came next."""
+        journey, version, at = str(event.originator_id), event.originator_version, utc(event.occurred_at)
+        cursor.execute("SELECT COUNT(*) FROM outcome_episodes WHERE journey_id = ?", (journey,))
+        number = int(cursor.fetchone()[0]) + 1
+        for table in ("outcome_stays", "outcome_episodes"):
+            cursor.execute(
+                f"UPDATE {table} SET next_level = ?, next_started_at = ?, next_by = ?"  # noqa: S608
+                f" WHERE journey_id = ? AND next_by IS NULL AND opened_by = (SELECT MAX(opened_by) FROM {table} WHERE journey_id = ?)",
+                (level.code, at, version, journey, journey),
+            )
+        cursor.execute(
+            "INSERT INTO outcome_episodes (journey_id, opened_by, episode, level, site, track, started_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (journey, version, number, level.code, site, track, at),
+        )
+        _insert_stay(cursor, journey, version, version, number, level, site, track, at)
+
+
+def _correct_ending(cursor: Cursor, event: ev.EntryCorrected, key: tuple[str, int]) -> None:
+    """A corrected time, site or track of an opener or step, or reason of a discharge."""
+    if event.field == "occurred_at":
+        moment = utc(datetime.fromisoformat(str(event.corrected_value)))
+        for table in ("outcome_stays", "outcome_episodes"):
+            for column, by in (("started_at", "opened_by"), ("ended_at", "closed_by"), ("next_started_at", "next_by")):
+                cursor.execute(
+                    f"UPDATE {table} SET {column} = ? WHERE journey_id = ? AND {by} = ?",  # noqa: S608
+                    (moment, *key),
+                )
+    elif event.field in ("site", "track"):
+        for table in ("outcome_stays", "outcome_episodes"):
+            cursor.execute(
+                f"UPDATE {table} SET {event.field} = ? WHERE journey_id = ? AND opened_by = ?",  # noqa: S608
+                (str(event.corrected_value), *key),
+            )
+    elif event.field == "reason" and event.corrects_type == "Discharged":
+        for table in ("outcome_stays", "outcome_episodes"):
+            cursor.execute(
+                f"UPDATE {table} SET end_reason = ? WHERE journey_id = ? AND closed_by = ?",  # noqa: S608
+                (str(event.corrected_value), *key),
+            )
+
+
+def _insert_stay(
+    cursor: Cursor, journey: str, version: int, episode_opened_by: int, episode: int, level: Level, site: str, track: str,
+    at: str,
+) -> None:
+    cursor.execute(
+        "INSERT INTO outcome_stays (journey_id, opened_by, episode_opened_by, episode, level, level_rank, site, track,"
+        " started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (journey, version, episode_opened_by, episode, level.code, level.rank, site, track, at),
+    )
+
+
+def _contact(cursor: Cursor, event: ev.JourneyEvent, kind: str) -> None:
+    cursor.execute(
+        "INSERT INTO outcome_contacts (journey_id, version, kind, occurred_at) VALUES (?, ?, ?, ?)",
+        (str(event.originator_id), event.originator_version, kind, utc(event.occurred_at)),
+    )
+
+
+def days_between(start: datetime, end: datetime) -> int:
+    """Whole calendar days (UTC) from one moment to a later one, as TEDS counts a length of stay."""
+    return (end.date() - start.date()).days
+
+
+@dataclass(frozen=True)
+class Stay:
+    """One service stay: one level of care inside an episode."""
+
+    journey_id: str
+    opened_by: int
+    episode_opened_by: int
+    episode: int
+    level: str
+    site: str
+    track: str
+    started_at: datetime
+    ended_at: datetime | None
+    end_event: str | None
+    end_reason: str | None  # None: still open
+    next_level: str | None
+    next_started_at: datetime | None
+
+    @property
+    def episode_id(self) -> str:
+        return f"{self.journey_id}:{self.episode_opened_by}"
+
+    @property
+    def length_of_stay(self) -> int | None:
+        return None if self.ended_at is None else days_between(self.started_at, self.ended_at)
+
+    @property
+    def days_to_next(self) -> int | None:
+        if self.ended_at is None or self.next_started_at is None:
+            return None
+        return days_between(self.ended_at, self.next_started_at)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One treatment episode: an admission until its discharge."""
+
+    journey_id: str
+    opened_by: int
+    episode: int
+    level: str  # the first level of care
+    site: str
+    track: str
+    started_at: datetime
+    ended_at: datetime | None
+    end_reason: str | None
+    next_level: str | None  # the first level of the readmission
+    next_started_at: datetime | None
+
+    @property
+    def episode_id(self) -> str:
+        return f"{self.journey_id}:{self.opened_by}"
+
+    @property
+    def length_of_stay(self) -> int | None:
+        return None if self.ended_at is None else days_between(self.started_at, self.ended_at)
+
+    @property
+    def days_to_next(self) -> int | None:
+        if self.ended_at is None or self.next_started_at is None:
+            return None
+        return days_between(self.ended_at, self.next_started_at)
+
+
+@dataclass(frozen=True)
+class Contact:
+    journey_id: str
+    version: int
+    kind: str
+    occurred_at: datetime
+
+
+def _moment(text: str | None) -> datetime | None:
+    return None if text is None else from_utc(text)
+
+
+def stays_query(cursor: Cursor, *, started_before: datetime | None = None, ended_from: datetime | None = None) -> list[Stay]:
+    """Stays that started before `started_before` and had not ended before `ended_from` (either may be left out)."""
+    where, params = ["1 = 1"], []
+    if started_before is not None:
+        where.append("started_at < ?")
+        params.append(utc(started_before))
+    if ended_from is not None:
+        where.append("(ended_at IS NULL OR ended_at >= ?)")
+        params.append(utc(ended_from))
+    cursor.execute(
+        "SELECT journey_id, opened_by, episode_opened_by, episode, level, site, track, started_at, ended_at, end_event,"  # noqa: S608
+        f" end_reason, next_level, next_started_at FROM outcome_stays WHERE {' AND '.join(where)}"
+        " ORDER BY journey_id, started_at, opened_by",
+        params,
+    )
+    return [
+        Stay(j, int(o), int(e), int(n), lv, s, tr, from_utc(st), _moment(en), ee, er, nl, _moment(ns))
+        for j, o, e, n, lv, s, tr, st, en, ee, er, nl, ns in cursor.fetchall()
+    ]
+
+
+def episodes_query(cursor: Cursor, *, started_before: datetime | None = None) -> list[Episode]:
+    where, params = "1 = 1", []
+    if started_before is not None:
+        where, params = "started_at < ?", [utc(started_before)]
+    cursor.execute(
+        "SELECT journey_id, opened_by, episode, level, site, track, started_at, ended_at, end_reason, next_level,"  # noqa: S608
+        f" next_started_at FROM outcome_episodes WHERE {where} ORDER BY journey_id, started_at, opened_by",
+        params,
+    )
+    return [
+        Episode(j, int(o), int(n), lv, s, tr, from_utc(st), _moment(en), er, nl, _moment(ns))
+        for j, o, n, lv, s, tr, st, en, er, nl, ns in cursor.fetchall()
+    ]
+
+
+def contacts_query(cursor: Cursor) -> list[Contact]:
+    cursor.execute("SELECT journey_id, version, kind, occurred_at FROM outcome_contacts ORDER BY journey_id, occurred_at, version")
+    return [Contact(j, int(v), k, from_utc(at)) for j, v, k, at in cursor.fetchall()]
