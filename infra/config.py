@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -136,9 +137,12 @@ class Database:
     password: str = ""
     name: str = ""
     schema: str = "public"
+    memory: bool = False  # sqlite:///:memory: - one private in-memory store for this process (tests, trials)
 
     @property
     def display(self) -> str:
+        if self.memory:
+            return "sqlite:///:memory:"
         if self.kind == "sqlite":
             return f"sqlite:///{self.path}"
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.name} (schema {self.schema})"
@@ -153,7 +157,9 @@ def parse_database_url(url: str) -> Database:
         if parts.netloc or not path:
             msg = f"malformed database URL {url!r}: expected sqlite:///relative/path.db or sqlite:////absolute/path.db"
             raise ConfigurationError(msg)
-        if path != ":memory:" and not Path(path).parent.exists():
+        if path == ":memory:":  # shared by the store's and the views' connections by its unique name
+            return Database(kind="sqlite", path=f"file:continuum-{uuid.uuid4().hex}?mode=memory&cache=shared", memory=True)
+        if not Path(path).parent.exists():
             msg = f"database URL {url!r}: folder {Path(path).parent} does not exist"
             raise ConfigurationError(msg)
         return Database(kind="sqlite", path=path)

@@ -102,13 +102,19 @@ class SQLiteViews(_ConnectionPerThread):
         with self.transaction() as cursor:  # opens the file now: a bad path fails here, once
             cursor.execute("SELECT 1")
 
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(
+            self.database.path, timeout=30, isolation_level=None, check_same_thread=False, uri=self.database.memory,
+        )
+
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
             try:
-                connection = sqlite3.connect(self.database.path, timeout=30, isolation_level=None, check_same_thread=False)
-                connection.execute("PRAGMA journal_mode=WAL")
-                connection.execute("PRAGMA synchronous=NORMAL")
+                connection = self._connect()
+                if not self.database.memory:
+                    connection.execute("PRAGMA journal_mode=WAL")
+                    connection.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as error:
                 msg = f"cannot open database {self.database.display}: {error}"
                 raise DatabaseUnavailable(msg) from None
@@ -133,7 +139,7 @@ class SQLiteViews(_ConnectionPerThread):
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
         """One read transaction on its own connection: in WAL mode it sees one moment while writers go on."""
-        connection = sqlite3.connect(self.database.path, timeout=30, isolation_level=None, check_same_thread=False)
+        connection = self._connect()
         try:
             connection.execute("BEGIN")
             yield _SQLiteSnapshot(connection)

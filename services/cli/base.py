@@ -148,7 +148,7 @@ def require_store(settings: Settings) -> None:
     from infra.config import parse_database_url
 
     database = parse_database_url(settings.database_url)
-    if database.kind == "sqlite" and database.path != ":memory:" and not Path(database.path).exists():
+    if database.kind == "sqlite" and not database.memory and not Path(database.path).exists():
         msg = (
             f"no store at {database.display} (file {database.path} does not exist): give the --database-url"
             " (or CONTINUUM_DATABASE_URL) of an existing store; `continuum import` or `continuum demo` creates one"
