@@ -16,7 +16,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from bench.instrument import TIMER
 from domain.values import Actor
-from infra.chain import events_table
+from infra.raw import events_table
 from infra.views import PostgresViews
 from services.bootstrap import Continuum
 from services.demo import generate_cohort

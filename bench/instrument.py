@@ -10,7 +10,7 @@ from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 
-from infra.chain import ChainedPostgresRecorder, ChainedSQLiteRecorder
+from infra.recorders import ChainedPostgresRecorder, ChainedSQLiteRecorder
 
 
 @dataclass

@@ -10,7 +10,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from bench.stock import stock_run
-from infra.chain import events_table
+from infra.raw import events_table
 from services.bootstrap import Continuum
 
 RAW_TABLE = "bench_raw_projection"

@@ -24,7 +24,8 @@ from eventsourcing.sqlite import SQLiteTrackingRecorder
 from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
-from infra.chain import ChainedSQLiteRecorder, events_table
+from infra.raw import events_table
+from infra.recorders import ChainedSQLiteRecorder
 from infra.store import store_environment
 from projections.base import Projection
 from services.bootstrap import Continuum

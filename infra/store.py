@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 
-from infra.chain import recorder_topic
 from infra.config import ConfigurationError, Database
+from infra.recorders import recorder_topic
 
 AES_KEY_SIZES = (16, 24, 32)
 

@@ -15,7 +15,8 @@ from eventsourcing.persistence import StoredEvent
 from domain import events as ev
 from domain.journey import ClientJourney
 from infra.access_log import AccessRecord
-from infra.chain import GENESIS, chain_head, journey_links, link, row_hash, stream_events
+from infra.chain import GENESIS, chain_head, journey_links, link, row_hash
+from infra.raw import stream_events
 from services.bootstrap import Continuum
 
 FORMAT = "care-continuum audit package"

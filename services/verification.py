@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from infra.access_log import AccessLog, AccessRecord
-from infra.chain import GENESIS, ChainRow, link, row_hash, stream_chain, stream_events
+from infra.chain import GENESIS, ChainRow, link, row_hash, stream_chain
+from infra.raw import stream_events
 from infra.views import ViewStore
 
 StoredRow = tuple[int, UUID, int, str, bytes]  # position, journey, version, topic, state

@@ -15,8 +15,9 @@ from uuid import UUID
 
 import pytest
 
-from infra.chain import GENESIS, stream_chain, stream_events
+from infra.chain import GENESIS, stream_chain
 from infra.config import Settings
+from infra.raw import stream_events
 from services.bootstrap import Continuum, bootstrap
 from services.reads import Reader
 from services.verification import ChainReport, verify_events
