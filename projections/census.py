@@ -294,3 +294,15 @@ def client_ref(cursor: Cursor, journey_id: UUID) -> str | None:
 def client_count(cursor: Cursor) -> int:
     cursor.execute("SELECT COUNT(*) FROM census_clients")
     return int(cursor.fetchone()[0])
+
+
+def intervals_query(
+    cursor: Cursor, since: datetime, until: datetime, *, site: str | None = None,
+) -> list[tuple[str, datetime, datetime | None]]:
+    """(level, started, ended) of every interval that overlaps [since, until), for a census trend."""
+    where, params = ["started_at < ?", "(ended_at IS NULL OR ended_at > ?)"], [utc(until), utc(since)]
+    if site is not None:
+        where.append("site = ?")
+        params.append(site)
+    cursor.execute(f"SELECT level, started_at, ended_at FROM census_intervals WHERE {' AND '.join(where)}", params)  # noqa: S608
+    return [(str(level), from_utc(start), None if end is None else from_utc(end)) for level, start, end in cursor.fetchall()]
