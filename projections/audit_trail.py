@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.domain import DomainEventProtocol
+
 from domain import events as ev
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
@@ -30,7 +32,9 @@ class AuditTrail(Projection):
             "CREATE INDEX IF NOT EXISTS audit_corrections ON audit_entries (journey_id, corrects_version)",
         ]
 
-    def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401
+    def process(self, event: DomainEventProtocol[UUID], cursor: Cursor, position: int) -> None:
+        if not isinstance(event, ev.JourneyEvent | ev.ClientRegistered):  # every event of the catalogue is one
+            raise TypeError(f"not an event of the catalogue: {type(event).__name__}")
         facts = _payload(event)
         actor = facts.pop("recorded_by")
         facts.pop("occurred_at")
@@ -50,7 +54,7 @@ _FIELDS: dict[type, tuple[str, ...]] = {}
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
-def _payload(event: Any) -> dict[str, Any]:  # noqa: ANN401
+def _payload(event: ev.JourneyEvent | ev.ClientRegistered) -> dict[str, Any]:
     """`domain.events.payload`, without its per-event cost: the field names are looked up once per
     event class, and values that are already plain JSON are not walked."""
     names = _FIELDS.get(type(event))
@@ -105,7 +109,7 @@ def _entry(row: tuple[Any, ...]) -> AuditEntry:
 def trail_query(cursor: Cursor, journey_id: UUID, *, after: int = 0, limit: int | None = None) -> list[AuditEntry]:
     """Entries in order, from version `after` + 1 (keyset paging), each with its corrections."""
     sql = f"SELECT {_COLUMNS} FROM audit_entries WHERE journey_id = ? AND version > ? ORDER BY version"  # noqa: S608
-    params: list[Any] = [str(journey_id), after]
+    params: list[str | int] = [str(journey_id), after]
     if limit is not None:
         sql += " LIMIT ?"
         params.append(limit)

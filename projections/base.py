@@ -7,9 +7,10 @@ produce and the projection's new position are committed together or not at all.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import ClassVar
+from uuid import UUID
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.utils import get_topic
 
 from domain.journey import ClientJourney
@@ -41,7 +42,7 @@ class Projection:
     def ddl(self, dialect: str) -> list[str]:
         raise NotImplementedError
 
-    def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401
+    def process(self, event: DomainEventProtocol[UUID], cursor: Cursor, position: int) -> None:
         raise NotImplementedError
 
 

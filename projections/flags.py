@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.dispatch import singledispatchmethod
+from eventsourcing.domain import DomainEventProtocol
 
 from domain import events as ev
 from domain.flags import describe
@@ -38,7 +38,7 @@ class Flags(Projection):
         ]
 
     @singledispatchmethod
-    def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401
+    def process(self, event: DomainEventProtocol[UUID], cursor: Cursor, position: int) -> None:
         """Events without flags only move the position."""
 
     @process.register

@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from threading import Event
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.domain import DomainEventProtocol
 
 from infra.views import Cursor, Params, ViewStore
 from projections.base import Projection
@@ -124,7 +126,7 @@ class ProjectionStatus:
 
 
 class ProjectionRunner:
-    def __init__(self, app: Application[Any], views: ViewStore, projections: Sequence[Projection], batch_size: int = 1000) -> None:
+    def __init__(self, app: Application[UUID], views: ViewStore, projections: Sequence[Projection], batch_size: int = 1000) -> None:
         self.app = app
         self.views = views
         self.projections = {projection.name: projection for projection in projections}
@@ -182,7 +184,7 @@ class ProjectionRunner:
             last = notifications[-1].id
             with self.views.transaction() as cursor:
                 current = self.positions(cursor, lock=True)
-                decoded: dict[int, Any] = {}
+                decoded: dict[int, DomainEventProtocol[UUID]] = {}
                 writes = GatheredInserts(cursor)
                 for notification in notifications:
                     for projection in chosen:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 from eventsourcing.dispatch import singledispatchmethod
+from eventsourcing.domain import DomainEventProtocol
 
 from domain import events as ev
 from domain.levels import ALUMNI
@@ -36,7 +36,7 @@ class StepHistory(Projection):
         ]
 
     @singledispatchmethod
-    def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401
+    def process(self, event: DomainEventProtocol[UUID], cursor: Cursor, position: int) -> None:
         """Events the step history does not handle only move its position."""
 
     @process.register
