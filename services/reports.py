@@ -199,7 +199,7 @@ class _Cells:
     def stat(self, values: Sequence[float], pick: Callable[[Sequence[float]], float]) -> float | None:
         if not values or self.n(len(values)) is None:
             return None
-        return round(pick(values), 2)
+        return round(float(pick(values)), 2)
 
 
 def _quartiles(values: Sequence[float]) -> tuple[float, float]:
@@ -271,10 +271,9 @@ class Reports:
             if not mine:
                 continue
             counts = {reason: sum(1 for r in ended if r == reason) for reason in REASONS}
-            rows.append(EndReasonRow(
-                GROUP_NAMES[group], cells.n(len(ended)), cells.n(still), *(cells.n(counts[r]) for r in REASONS),
-                *(cells.rate(counts[r], len(ended), 100, 1) for r in REASONS),
-            ))
+            values: dict[str, Any] = {r: cells.n(counts[r]) for r in REASONS}
+            values |= {f"{r}_pct": cells.rate(counts[r], len(ended), 100, 1) for r in REASONS}
+            rows.append(EndReasonRow(group=GROUP_NAMES[group], ended=cells.n(len(ended)), open=cells.n(still), **values))
         return self._report("end-reasons", "End reasons of service stays (TEDS-D REASON), % of stays ended", scope, rows, cells)
 
     def completion(self, scope: Scope) -> Report:

@@ -15,7 +15,7 @@ from services.api.deps import Api
 from services.api.follower import ProjectionFollower
 from services.api.freshness import Freshness
 from services.api.observability import Metrics, Observe, StoreCollector
-from services.api.routes import audit, census, clients, commands, flags, operations
+from services.api.routes import audit, census, clients, commands, flags, operations, reports
 from services.bootstrap import Continuum
 
 TITLE = "care-continuum"
@@ -36,7 +36,7 @@ about 2 s). Every read says the position it reflects in `X-Position`, and has an
 
 def _assemble(lifespan: Any = None) -> FastAPI:  # noqa: ANN401 - FastAPI's lifespan type
     app = FastAPI(title=TITLE, description=DESCRIPTION, version="1", lifespan=lifespan)
-    for router in (commands.router, census.router, clients.router, flags.router, audit.router, operations.router):
+    for router in (commands.router, census.router, clients.router, flags.router, audit.router, operations.router, reports.router):
         app.include_router(router)
     return app
 
