@@ -173,17 +173,19 @@ class ProjectionRunner:
         self.setup()
         chosen = [self.projections[name] for name in (names or self.projections)]
         head = self.head()
-        start = min(self.positions()[p.name] for p in chosen)
         processed = 0
-        while start < head:
-            notifications = self.app.recorder.select_notifications(
-                start=start, limit=self.batch_size, inclusive_of_start=False,
-            )
-            if not notifications:
-                break
-            last = notifications[-1].id
+        while True:
             with self.views.transaction() as cursor:
+                # The page is chosen from the positions as locked in this transaction: a rebuild that
+                # reset a position meanwhile is seen here, never skipped past.
                 current = self.positions(cursor, lock=True)
+                start = min(current[p.name] for p in chosen)
+                notifications = self.app.recorder.select_notifications(
+                    start=start, limit=self.batch_size, inclusive_of_start=False,
+                ) if start < head else []
+                if not notifications:
+                    break
+                last = notifications[-1].id
                 decoded: dict[int, DomainEventProtocol[UUID]] = {}
                 writes = GatheredInserts(cursor)
                 for notification in notifications:
@@ -198,15 +200,15 @@ class ProjectionRunner:
                     [(last, _now(), p.name, last) for p in chosen],
                 )
             processed += len(notifications)
-            start = last
             if progress is not None:
-                progress(start, head)
+                progress(last, head)
         return processed
 
     def rebuild(self, names: Sequence[str], progress: Progress | None = None) -> int:
         """Drop the projections' tables, start them from position zero and catch up."""
         self.setup()
         with self.views.transaction() as cursor:
+            self.positions(cursor, lock=True)  # positions first, then tables: the order every runner locks in
             for name in names:
                 projection = self.projections[name]
                 for table in projection.tables:

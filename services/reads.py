@@ -63,7 +63,7 @@ class Reads:
         self, at: datetime | None = None, *, level: str | None = None, site: str | None = None, track: str | None = None,
         with_clients: bool = False,
     ) -> Census:
-        moment = at or datetime.now(tz=UTC)
+        moment = at or self.wired.service.clock()  # the clinical clock: days in level count to it
         with self.wired.views.transaction() as cursor:
             lines, clients = census_query(
                 cursor, moment, now=at is None, level=level, site=site, track=track, with_clients=with_clients,

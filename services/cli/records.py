@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -46,7 +45,7 @@ def void(
     from services.commands import parse_command
 
     with continuum(database_url, actor=actor, role=role) as wired:
-        at = parse_moment(occurred_at, wired.settings.timezone) if occurred_at else datetime.now(tz=UTC)
+        at = parse_moment(occurred_at, wired.settings.timezone) if occurred_at else wired.journeys.clock()
         line = {"command": "void", "client": client, "occurred_at": at.isoformat(), "versions": versions, "reason": reason}
         outcome = wired.service.execute(parse_command(line), Actor(wired.settings.actor, wired.settings.role))
         if outcome.error is not None:
