@@ -41,6 +41,7 @@ class ViewStore(Protocol):
     def stream(self, sql: str, params: Params = (), batch: int = 5000) -> Iterator[tuple[Any, ...]]: ...
     def snapshot(self) -> Any: ...  # context manager yielding a Snapshot  # noqa: ANN401
     def lock_for_ddl(self, cursor: Cursor) -> None: ...
+    def creating(self) -> Any: ...  # context manager: the DDL lock held while another creates tables  # noqa: ANN401
     def close(self) -> None: ...
 
 
@@ -137,6 +138,11 @@ class SQLiteViews(_ConnectionPerThread):
         """BEGIN IMMEDIATE already holds SQLite's single write lock."""
 
     @contextmanager
+    def creating(self) -> Iterator[None]:
+        """SQLite serialises writers itself."""
+        yield
+
+    @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
         """One read transaction on its own connection: in WAL mode it sees one moment while writers go on."""
         connection = self._connect()
@@ -176,6 +182,12 @@ class _PGCursor:
         return self._cursor.fetchall()
 
 
+DDL_LOCK = 4711
+"""The advisory lock every creator of tables takes on PostgreSQL: concurrent CREATE ... IF NOT EXISTS race
+on the catalog ("tuple concurrently updated"), so first starts are serialised. `bootstrap` holds it
+while the event store creates its tables: code run inside that (the recorders) must not take it again."""
+
+
 class PostgresViews(_ConnectionPerThread):
     dialect = "postgres"
 
@@ -184,7 +196,19 @@ class PostgresViews(_ConnectionPerThread):
         self.connect_timeout = connect_timeout
         super().__init__()
         with self.transaction() as cursor:
+            self.lock_for_ddl(cursor)
             cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{database.schema}"')
+
+    @contextmanager
+    def creating(self) -> Iterator[None]:
+        """Hold the DDL lock on a connection of its own while others (the event store) create their tables."""
+        with self.connect() as connection:
+            connection.autocommit = True
+            connection.execute(f"SELECT pg_advisory_lock({DDL_LOCK})")
+            try:
+                yield
+            finally:
+                connection.execute(f"SELECT pg_advisory_unlock({DDL_LOCK})")
 
     def connect(self) -> psycopg.Connection[Any]:
         """A new connection with the search path set to the configured schema."""
@@ -219,7 +243,7 @@ class PostgresViews(_ConnectionPerThread):
 
     def lock_for_ddl(self, cursor: Cursor) -> None:
         """Concurrent CREATE TABLE IF NOT EXISTS races on PostgreSQL's catalog: one creator at a time."""
-        cursor.execute("SELECT pg_advisory_xact_lock(4711)")
+        cursor.execute(f"SELECT pg_advisory_xact_lock({DDL_LOCK})")
 
     @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:

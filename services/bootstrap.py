@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import psycopg
 from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
@@ -26,6 +26,8 @@ from projections.runner import ProjectionRunner
 from services.journeys import CareContinuum, JourneyService
 
 if TYPE_CHECKING:
+    from psycopg.rows import TupleRow
+
     from infra.kafka.clients import KafkaSettings
     from infra.kafka.relay import Relay
     from projections.base import Projection
@@ -43,7 +45,7 @@ class Continuum:
     service: JourneyService
     views: SQLiteViews | PostgresViews
     runner: ProjectionRunner
-    _listener: Any = field(default=None, repr=False)
+    _listener: psycopg.Connection[TupleRow] | None = field(default=None, repr=False)
 
     @property
     def journeys(self) -> JourneyService:
@@ -83,6 +85,7 @@ class Continuum:
         if self._listener is None:
             self._listener = self.views.connect()
             self._listener.autocommit = True
+            # the views are PostgreSQL's, so the recorder is too: typed as the library's base, which has no channel
             channel = self.app.recorder.channel_name  # type: ignore[attr-defined]
             self._listener.execute(f'LISTEN "{channel}"')
         for _ in self._listener.notifies(timeout=timeout, stop_after=1):
@@ -111,7 +114,8 @@ def bootstrap(
         database, cipher_key=cipher_key, connect_timeout=settings.connect_timeout, cache_size=settings.journey_cache_size,
     ) | (store_overrides or {})
     try:
-        app = CareContinuum(env=env)
+        with views.creating():  # the store creates its tables on a first start: one process at a time
+            app = CareContinuum(env=env)
     except (PersistenceError, psycopg.Error) as error:
         views.close()
         msg = f"cannot open the event store in {database.display}: {error}"

@@ -69,6 +69,7 @@ class TokenStore:
             with self.views.transaction() as own:
                 self.setup(own)
             return
+        self.views.lock_for_ddl(cursor)
         for statement in DDL:
             cursor.execute(statement)
         self._ready = True
