@@ -33,7 +33,7 @@ class Audit:
         return verify_store(self.wired.views, journey=ClientJourney.create_id(client_ref) if client_ref else None)
 
     @staticmethod
-    def verify_package(package: Any) -> PackageReport:  # noqa: ANN401 - a package is JSON of any shape until checked
+    def verify_package(package: dict[str, Any]) -> PackageReport:
         return verify_package(package)
 
     def replay(self, client_ref: str, reader: Reader, *, as_of: datetime | None, as_recorded: datetime | None) -> Replay:

@@ -36,7 +36,9 @@ def build_package(wired: Continuum, client_ref: str, *, exported_by: str, access
     links = _links(wired, journey_id)
     events = []
     for position, journey, version, topic, state in stream_events(wired.views, wired.database.kind, journey=journey_id):
-        event: Any = wired.app.mapper.to_domain_event(StoredEvent(journey, version, topic, state))
+        event = wired.app.mapper.to_domain_event(StoredEvent(journey, version, topic, state))
+        if not isinstance(event, ev.JourneyEvent | ev.ClientRegistered):  # every event of the catalogue is one
+            raise TypeError(f"not an event of the catalogue: {type(event).__name__}")
         facts = ev.payload(event)
         chain = links.get(position, {})
         events.append({

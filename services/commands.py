@@ -62,6 +62,10 @@ class Command(BaseModel):
     def apply(self, journey: ClientJourney, ctx: Context) -> None:
         raise NotImplementedError
 
+    def create(self, ctx: Context) -> ClientJourney:
+        """The new journey, for a command that `creates` one."""
+        raise NotImplementedError
+
 
 class Register(Command):
     command: Literal["register"] = "register"
@@ -322,7 +326,7 @@ AnyCommand = Annotated[
 command_adapter: TypeAdapter[Command] = TypeAdapter(AnyCommand)
 
 
-def parse_command(data: Any) -> Command:  # noqa: ANN401 - JSON of any shape comes in here
+def parse_command(data: object) -> Command:  # JSON of any shape comes in here
     return command_adapter.validate_python(data)
 
 

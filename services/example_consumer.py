@@ -27,7 +27,7 @@ import signal
 import sqlite3
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import Protocol
 
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
 from kafka import KafkaConsumer
@@ -37,6 +37,18 @@ ADMISSION = "org.carecontinuum.journey.AdmittedToLevel.v1"
 IDLE_POLLS = 3
 
 
+class Record(Protocol):
+    """What this consumer reads of a kafka-python ConsumerRecord (the library has no type hints); every
+    record of the topic has a value."""
+
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes: ...
+    @property
+    def headers(self) -> list[tuple[str, bytes]]: ...
+
+
 def open_store(path: str) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("CREATE TABLE IF NOT EXISTS applied_events (ce_id TEXT PRIMARY KEY)")
@@ -44,7 +56,7 @@ def open_store(path: str) -> sqlite3.Connection:
     return db
 
 
-def apply(db: sqlite3.Connection, records: Iterable[Any]) -> int:
+def apply(db: sqlite3.Connection, records: Iterable[Record]) -> int:
     """Apply a batch of records in one transaction; returns how many were new."""
     applied = 0
     db.execute("BEGIN")

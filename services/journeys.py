@@ -185,7 +185,7 @@ class JourneyService:
             if journey is None:
                 if not command.creates:
                     raise errors.UnknownClient(command.client)
-                journey = command.create(ctx)  # type: ignore[attr-defined]
+                journey = command.create(ctx)
             elif command.creates:
                 if ctx.command_id not in journey.commands:
                     raise errors.AlreadyRegistered(command.client, registered_site=journey.home_site)

@@ -17,13 +17,15 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from threading import Event
-from typing import Any
+from typing import Protocol
+from uuid import UUID
 
 import psycopg
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.utils import get_topic
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
@@ -31,7 +33,7 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from infra.kafka.clients import KafkaSettings, ensure_topics, group_consumer, producer
-from infra.kafka.envelope import Envelope, PoisonMessage, decode
+from infra.kafka.envelope import Envelope, Headers, PoisonMessage, decode
 from infra.views import Cursor, ViewStore
 from projections.base import Projection
 
@@ -49,6 +51,27 @@ DDL = (
 )
 REFUSALS = (sqlite3.IntegrityError, psycopg.IntegrityError, ValueError, KeyError, TypeError)
 """What a projection raises for an event it cannot apply: the message is dead-lettered, not retried."""
+
+
+class ConsumedRecord(Protocol):
+    """What the worker reads of a kafka-python ConsumerRecord (the library has no type hints)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Headers | None: ...
+
+
+Decoded = tuple[ConsumedRecord, Envelope | None, DomainEventProtocol[UUID] | None]
+"""A record, and its envelope and event; neither when it was dead-lettered."""
 
 
 @dataclass
@@ -102,8 +125,8 @@ class ProjectionWorker:
     def assignment(self) -> set[int]:
         return {tp.partition for tp in self._consumer.assignment()} if self._consumer else set()
 
-    def handle(self, partition: TopicPartition, records: Sequence[Any]) -> None:
-        decoded: list[tuple[Any, Envelope | None, Any]] = []
+    def handle(self, partition: TopicPartition, records: Sequence[ConsumedRecord]) -> None:
+        decoded: list[Decoded] = []
         for record in records:
             try:
                 envelope, event = decode(record.headers or [], record.key, record.value)
@@ -128,13 +151,13 @@ class ProjectionWorker:
             except (CommitFailedError, KafkaError) as error:  # the database holds the truth; Kafka's copy is for lag tools
                 LOG.info("offset commit to Kafka skipped (%s); the database has it", error)
 
-    def _apply(self, partition: TopicPartition, decoded: Sequence[tuple[Any, Envelope | None, Any]]) -> None:
+    def _apply(self, partition: TopicPartition, decoded: Sequence[Decoded]) -> None:
         applied = duplicates = 0
         with self.views.transaction() as cursor:
             next_offset = self.stored_offset(cursor, partition, lock=True)
             versions: dict[str, int] = {}
             for record, envelope, event in decoded:
-                if record.offset < next_offset or envelope is None:
+                if record.offset < next_offset or envelope is None or event is None:
                     continue
                 journey = str(envelope.journey_id)
                 if journey not in versions:
@@ -182,7 +205,7 @@ class ProjectionWorker:
         row = cursor.fetchone()
         return int(row[0]) if row else 0
 
-    def _dead_letter(self, record: Any, reason: str) -> None:  # noqa: ANN401 - a kafka-python ConsumerRecord
+    def _dead_letter(self, record: ConsumedRecord, reason: str) -> None:
         """Publish the original record, with why and from where, and wait for the acknowledgement."""
         if self._dead_letters is None:
             self._dead_letters = producer(self.settings, client_id=f"{self.name}-dlt")
@@ -214,11 +237,11 @@ class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]  # kafka-p
     def __init__(self, worker: ProjectionWorker) -> None:
         self.worker = worker
 
-    def on_partitions_revoked(self, revoked: Any) -> None:  # noqa: ANN401
+    def on_partitions_revoked(self, revoked: Collection[TopicPartition]) -> None:
         if revoked:
             LOG.info("%s: partitions revoked: %s", self.worker.name, sorted(tp.partition for tp in revoked))
 
-    def on_partitions_assigned(self, assigned: Any) -> None:  # noqa: ANN401
+    def on_partitions_assigned(self, assigned: Collection[TopicPartition]) -> None:
         consumer = self.worker._consumer  # noqa: SLF001 - the listener is the worker's own
         if consumer is None:
             return

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, cast
 from uuid import UUID
 
 from eventsourcing.application import project_aggregate
+from eventsourcing.domain import DomainEventProtocol
 
 from domain.journey import ClientJourney
 
@@ -42,11 +43,11 @@ class UnitOfWork:
             self._read.update({journey_id: self._load(journey_id) for journey_id in wanted})
             return
         taken = {journey_id: journey for journey_id in wanted if (journey := self._take(journey_id)) is not None}
-        newer: dict[UUID, list[object]] = {}
+        newer: dict[UUID, list[DomainEventProtocol[UUID]]] = {}
         for stored_event in select_after([(j, taken[j].version if j in taken else 0) for j in wanted]):
             newer.setdefault(stored_event.originator_id, []).append(self.app.mapper.to_domain_event(stored_event))
         for journey_id in wanted:
-            self._read[journey_id] = project_aggregate(taken.get(journey_id), newer.get(journey_id, []))  # type: ignore[arg-type]
+            self._read[journey_id] = project_aggregate(taken.get(journey_id), newer.get(journey_id, []))
 
     def journey(self, journey_id: UUID) -> ClientJourney | None:
         """The journey to apply the next command to: as changed in this unit of work, else as stored.
@@ -85,6 +86,7 @@ class UnitOfWork:
         if cache is None:
             return None
         try:
+            # the library's cache holds Any; this application caches its journeys alone
             return cast("ClientJourney", cache.get(journey_id, evict=True))
         except KeyError:
             return None

@@ -15,7 +15,6 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
@@ -30,7 +29,7 @@ LATENCY_BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5
 
 def configure_logging(level: str = "info") -> None:
     """structlog and the standard library (uvicorn) both write one JSON object per line to stderr."""
-    shared: list[Any] = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

@@ -160,6 +160,7 @@ class ReplayPublic(BaseModel):
     as_of: Moment | None
     as_recorded: Moment | None
     position: int
+    # built at import by public_model: classes at run time, variables to mypy
     state: JourneyStatePublic  # type: ignore[valid-type]
     entries: list[ReplayedEntryPublic]  # type: ignore[valid-type]
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import json
 import os
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from services.cli.base import DatabaseOption, UsageError, command, console, continuum, errors, following, stop_on_signals
+
+if TYPE_CHECKING:
+    from projections.runner import ProjectionStatus
 
 
 @command("project")
@@ -29,7 +32,7 @@ def project(
         console.print(f"stopped; {_lags(wired.runner.status())}")
 
 
-def _lags(statuses: list[Any]) -> str:
+def _lags(statuses: list[ProjectionStatus]) -> str:
     return ", ".join(f"{s.name} at {s.position} (lag {s.lag})" for s in statuses)
 
 

@@ -38,6 +38,7 @@ from services.moments import recording_clock
 
 if TYPE_CHECKING:
     from domain.replay import Replay
+    from services.verification import Break
 
 
 @command("replay")
@@ -112,11 +113,12 @@ def verify(
         return
     with continuum(database_url, decode_check=False) as wired:  # hashes need no key and no decodable row
         report = wired.audit.verify(client)
-    events, access, broken = report.events, report.access, report.broken
+    events, access = report.events, report.access
+    broken: Break | str | None = report.broken
     if client and events.checked == 0 and broken is None:
         raise UnknownClient(client)
     if broken is None and expect_head and expect_head != events.head:
-        broken = f"the chain head {events.head} is not the head you kept ({expect_head}): history was rewritten"  # type: ignore[assignment]
+        broken = f"the chain head {events.head} is not the head you kept ({expect_head}): history was rewritten"
     if as_json:
         print_json({"ok": broken is None, "events_checked": events.checked, "journeys": events.journeys,
                     "chain_head": events.head, "access_records_checked": access.checked, "access_head": access.head,
@@ -140,7 +142,7 @@ EVENT_FIELDS = (
 ACCESS_FIELDS = ("seq", "at", "actor_id", "role", "client_ref", "what", "purpose", "prev_hash", "hash")
 
 
-def package_shape_problem(package: Any) -> str | None:  # noqa: ANN401, PLR0911 - any JSON; one check after another
+def package_shape_problem(package: object) -> str | None:  # noqa: PLR0911 - any JSON; one check after another
     """Why a JSON document cannot be checked as an audit package (wrong kind, or parts missing), or None."""
     from services.audit_package import FORMAT
 

@@ -14,7 +14,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, is_dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec, TypeGuard, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,6 +24,8 @@ from services import moments
 from services.moments import json_moment
 
 if TYPE_CHECKING:  # the web stack, the store and the drivers load when a command runs, not at start
+    from pydantic import ValidationError
+
     from infra.config import Settings
     from services.bootstrap import Continuum
     from services.reads import Reader
@@ -94,6 +96,11 @@ def _loaded(module: str, name: str) -> type[BaseException] | tuple[()]:
     return found if isinstance(found, type) else ()
 
 
+def _invalid(problem: BaseException) -> TypeGuard[ValidationError]:
+    """A pydantic ValidationError (pydantic is not imported for the test)."""
+    return isinstance(problem, _loaded("pydantic", "ValidationError"))
+
+
 def explain(problem: BaseException) -> tuple[int, str] | None:
     """The exit code and the one line for an error a user can act on; None for a bug (a traceback)."""
     if isinstance(problem, _loaded("domain.errors", "CareRuleViolation")):
@@ -104,12 +111,12 @@ def explain(problem: BaseException) -> tuple[int, str] | None:
     )
     if isinstance(problem, usage):
         return EXIT_USAGE, str(problem)
-    if isinstance(problem, _loaded("pydantic", "ValidationError")):
-        if getattr(problem, "title", None) == "Settings":
+    if _invalid(problem):
+        if problem.title == "Settings":
             from infra.config import describe
 
-            return EXIT_USAGE, describe(problem)  # type: ignore[arg-type]
-        return EXIT_USAGE, f"invalid value: {problem.errors()[0]['msg']}"  # type: ignore[attr-defined]
+            return EXIT_USAGE, describe(problem)
+        return EXIT_USAGE, f"invalid value: {problem.errors()[0]['msg']}"
     database = (
         _loaded("eventsourcing.persistence", "PersistenceError"), _loaded("psycopg", "Error"), _loaded("sqlite3", "Error"),
     )
@@ -119,7 +126,7 @@ def explain(problem: BaseException) -> tuple[int, str] | None:
     return None
 
 
-def command(*args: Any, creates_store: bool = False, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:  # noqa: ANN401
+def command(*args: Any, creates_store: bool = False, **kwargs: Any) -> Callable[[Callable[P, R]], Callable[P, R]]:  # noqa: ANN401 - typer.Typer.command's
     """Register a command of `continuum`: `@command("name")` on a function of any module of this package.
 
     `creates_store=True` for a command that records (import, demo): it may create a new SQLite
@@ -133,7 +140,7 @@ def command(*args: Any, creates_store: bool = False, **kwargs: Any) -> Callable[
     return register
 
 
-def settings_for(database_url: str | None, **overrides: Any) -> Settings:  # noqa: ANN401
+def settings_for(database_url: str | None, **overrides: object) -> Settings:
     """The settings: the environment, with the options that were given on top; invalid ones refused in one line."""
     from infra.config import load_settings
 
@@ -171,7 +178,7 @@ def open_store(settings: Settings, *, decode_check: bool = True) -> Iterator[Con
 
 
 @contextmanager
-def continuum(database_url: str | None, *, decode_check: bool = True, **overrides: Any) -> Iterator[Continuum]:  # noqa: ANN401
+def continuum(database_url: str | None, *, decode_check: bool = True, **overrides: object) -> Iterator[Continuum]:
     with open_store(settings_for(database_url, **overrides), decode_check=decode_check) as wired:
         yield wired
 
@@ -208,12 +215,13 @@ def following(wired: Continuum) -> str:
     return "LISTEN/NOTIFY" if wired.database.kind == "postgres" else f"polling every {wired.settings.poll_interval} s"
 
 
-def print_json(data: Any) -> None:  # noqa: ANN401
+def print_json(data: object) -> None:
     """JSON on stdout; every time in it in the one JSON shape (ISO 8601 in UTC, `+00:00`)."""
     sys.stdout.write(json.dumps(data, indent=2, default=_json_value) + "\n")
 
 
-def _json_value(value: Any) -> Any:  # noqa: ANN401 - what json cannot write itself
+def _json_value(value: object) -> object:
+    """What json cannot write itself."""
     if isinstance(value, datetime):
         return json_moment(value)
     if isinstance(value, date):

@@ -4,10 +4,10 @@ through the very same importer."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the importer, the projections and the store load when a com
     from projections.runner import ProjectionRunner
     from services.bootstrap import Continuum
     from services.importer import ImportReport
+    from services.journeys import JourneyService
 
 MAX_SHOWN_ERRORS = 50
 
@@ -41,7 +42,10 @@ MAX_SHOWN_ERRORS = 50
 BYTE_ORDER_MARK = "\ufeff"
 
 
-def import_lines(service: Any, lines: Sequence[str], *args: Any, **kwargs: Any) -> ImportReport:  # noqa: ANN401 - as services.importer's
+def import_lines(
+    service: JourneyService, lines: Sequence[str], actor: Actor, *, chunk_size: int = 500,
+    on_chunk: Callable[[ImportReport], None] | None = None, dry_run: bool = False,
+) -> ImportReport:
     """`services.importer.import_lines`, imported when it is first called (it loads the domain and the store).
 
     A UTF-8 byte-order mark, which some editors write at the start of a file, is not part of the first line.
@@ -50,7 +54,7 @@ def import_lines(service: Any, lines: Sequence[str], *args: Any, **kwargs: Any) 
 
     if lines and lines[0].startswith(BYTE_ORDER_MARK):
         lines = [lines[0].removeprefix(BYTE_ORDER_MARK), *lines[1:]]
-    return run(service, lines, *args, **kwargs)
+    return run(service, lines, actor, chunk_size=chunk_size, on_chunk=on_chunk, dry_run=dry_run)
 
 
 def _progress() -> Progress:
