@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -34,11 +34,37 @@ about 2 s). Every read says the position it reflects in `X-Position`, and has an
 """
 
 
-def _assemble(lifespan: Any = None) -> FastAPI:  # noqa: ANN401 - FastAPI's lifespan type
+def _assemble(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None) -> FastAPI:
     app = FastAPI(title=TITLE, description=DESCRIPTION, version="1", lifespan=lifespan)
     for router in (commands.router, census.router, clients.router, flags.router, audit.router, operations.router, reports.router):
         app.include_router(router)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = as_openapi_31(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def as_openapi_31(document: dict[str, Any]) -> dict[str, Any]:
+    """Keep the document valid OpenAPI 3.1, as it declares: FastAPI describes a Server-Sent Events
+    stream with 3.2's `itemSchema`, and a streaming route's problems as the stream's content type."""
+    for methods in document.get("paths", {}).values():
+        for operation in methods.values():
+            for status, answer in operation.get("responses", {}).items():
+                content = answer.get("content", {})
+                stream = content.get("text/event-stream")
+                if stream is None:
+                    continue
+                if not status.startswith("2"):  # problems are sent as JSON, whatever the route streams
+                    answer["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+                elif "itemSchema" in stream:
+                    stream.pop("itemSchema")
+                    stream["schema"] = {"type": "string", "description": "Server-Sent Events; each event's data is the JSON named above"}
+    return document
 
 
 def create_app(wired: Continuum, *, follow: bool | None = None) -> FastAPI:

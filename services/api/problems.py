@@ -4,6 +4,7 @@ stack trace, SQL, or another client's data."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -12,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import CareRuleViolation, OtherSite, UnknownClient
@@ -57,12 +59,12 @@ class InvalidParameter(Exception):  # noqa: N818 - reads as what the caller is t
         self.location, self.name, self.message = location, name, message
 
 
-def problem(status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:  # noqa: ANN401
+def problem(status: int, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:  # noqa: ANN401 - fields of Problem, checked by it
     body = Problem(error=extra.pop("error", CODES.get(status, "error")), detail=detail, **extra)
     return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
 
 
-def field_problems(errors: Any) -> list[FieldProblem]:  # noqa: ANN401 - pydantic's error dicts
+def field_problems(errors: Iterable[ErrorDetails]) -> list[FieldProblem]:
     """`("body", "ratings", 2)` is field `ratings.2`; `("query", "min_position")` is `min_position`."""
     fields = []
     for error in errors:
@@ -112,12 +114,20 @@ def install(app: FastAPI, retry_after: int) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        return problem(error.status_code, str(error.detail), headers=dict(error.headers or {}))
+        return problem(error.status_code, _plain_detail(error), headers=dict(error.headers or {}))
+
+
+def _plain_detail(error: StarletteHTTPException) -> str:
+    """FastAPI's own words, put in the user's terms where they would not understand them."""
+    if str(error.detail) == "There was an error parsing the body":
+        return "the body is not JSON in UTF-8: send the command as UTF-8 encoded JSON"
+    return str(error.detail)
 
 
 def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the problem answers a route can give."""
     described = {
+        400: "The body is not JSON in UTF-8",
         401: "No valid token (Authorization: Bearer TOKEN or X-API-Key: TOKEN)",
         403: "The token's role or site does not allow this",
         404: "No such client",

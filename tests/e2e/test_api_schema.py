@@ -60,3 +60,14 @@ def test_fuzzing_every_operation_finds_no_server_error(api: ApiUnderTest):
     assert problems == []
     assert sum(statuses.values()) > 100, statuses
     assert {200, 403, 404, 422} <= set(statuses), statuses  # answers, site refusals, unknown clients, invalid input
+
+
+def test_the_committed_openapi_document_is_valid_openapi_3_1():
+    from openapi_spec_validator import validate
+
+    document = json.loads((Path(__file__).resolve().parents[2] / "openapi.json").read_text(encoding="utf-8"))
+    assert document["openapi"].startswith("3.1")
+    validate(document)  # raises with the first invalid part
+    stream = document["paths"]["/census/stream"]["get"]["responses"]
+    assert "text/event-stream" in stream["200"]["content"]
+    assert set(stream["401"]["content"]) == {"application/json"}  # problems are sent as JSON

@@ -71,3 +71,19 @@ def test_the_stream_needs_a_token(api: ApiUnderTest):
     unknown_level = api.client.get("/census/stream?level=9.9", headers=api.headers("dashboard"))
     assert unknown_level.status_code == 422
     assert unknown_level.json()["fields"][0]["field"] == "level"
+
+
+def test_resuming_after_a_position_beyond_the_head_is_refused_at_once(api: ApiUnderTest):
+    head = api.wired.runner.head()
+    beyond = api.client.get("/census/stream", headers=api.headers("dashboard", **{"Last-Event-ID": str(head + 1000)}))
+    assert beyond.status_code == 422
+    assert beyond.json()["fields"][0]["field"] == "Last-Event-ID"
+    assert f"beyond the last recorded position {head}" in beyond.json()["detail"]
+
+
+def test_a_body_that_is_not_utf8_gets_a_400_that_says_so(api: ApiUnderTest):
+    body = b'{"client": "A\\xff1", "occurred_at": "2025-01-01T00:00:00Z", "site": "north"}'.replace(b"\\xff", b"\xff")
+    answer = api.client.post("/commands/register", content=body,
+                             headers={**api.headers("north"), "Content-Type": "application/json"})
+    assert answer.status_code == 400
+    assert answer.json()["detail"] == "the body is not JSON in UTF-8: send the command as UTF-8 encoded JSON"

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from projections.census import CensusClient
@@ -168,6 +168,20 @@ def projections(_: CurrentPrincipal, api: ApiDep, response: Response) -> StatusP
     )
 
 
+def resume_after(
+    api: ApiDep,
+    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0, description="Resume after this position")] = None,
+) -> int | None:
+    """A position the stream can resume after: one beyond the head names nothing recorded (and would
+    hold the connection open with nothing to send), so it is refused."""
+    if last_event_id is not None and last_event_id > (head := api.wired.runner.head()):
+        raise InvalidParameter("header", "Last-Event-ID", f"{last_event_id} is beyond the last recorded position {head}")
+    return last_event_id
+
+
+ResumeAfter = Annotated[int | None, Depends(resume_after)]
+
+
 @router.get(
     "/census/stream", response_class=EventSourceResponse, summary="Live census (Server-Sent Events)",
     responses={200: {"description": "`census` events: id = position, data = CensusChange", "content": {
@@ -179,8 +193,8 @@ async def census_stream(
     api: ApiDep,
     level: CensusLevels,
     site: CensusSite,
+    last_event_id: ResumeAfter,
     track: Track = None,
-    last_event_id: Annotated[int | None, Header(alias="Last-Event-ID", ge=0, description="Resume after this position")] = None,
     max_events: Annotated[int | None, Query(ge=1, le=10_000, description="Close after this many events")] = None,
 ) -> AsyncIterator[ServerSentEvent]:
     """The census counts each time they change; an event's id is the position it reflects.

@@ -55,7 +55,7 @@ def execute(api: Api, principal: Principal, command: Command, key: str | None) -
 
 def _endpoint(model: type[Command]) -> Callable[..., CommandAccepted]:
     def endpoint(
-        command: Annotated[model, Body()],  # type: ignore[valid-type]
+        command: Annotated[model, Body()],  # type: ignore[valid-type]  # each command's own class, a variable to mypy
         principal: Clinician,
         api: ApiDep,
         response: Response,
@@ -81,5 +81,5 @@ for _model in COMMANDS:
             " the store position; 200 with the first result for a repeated command id."
         ),
         responses={200: {"model": CommandAccepted, "description": "A repeat: the first result, nothing recorded"},
-                   **responses(401, 403, 404, 409, 422, 503)},
+                   **responses(400, 401, 403, 404, 409, 422, 503)},
     )
