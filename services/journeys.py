@@ -240,4 +240,4 @@ def _check_site(command: Command, journey: ClientJourney | None, site: str | Non
         if getattr(command, "site", None) != site:
             raise errors.OtherSite(command.client, f"a clinician of site {site} registers clients at {site} only")
     elif journey is not None and journey.home_site != site:
-        raise errors.OtherSite(command.client, f"client is not registered at site {site}")
+        raise errors.UnknownClient(command.client)  # as if unknown: a site's token learns nothing of other sites' clients

@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Header, HTTPException, Path, Query, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from domain.errors import UnknownClient
 from infra.config import Settings
 from services.api.follower import ProjectionFollower
 from services.api.freshness import Freshness
@@ -104,12 +105,15 @@ HistoryPosition = Annotated[int, Depends(at_least("census", "step_history"))]
 TrailPosition = Annotated[int, Depends(at_least("census", "audit_trail"))]
 
 
-def readable_client(client: ClientPath, principal: RecordReader, api: ApiDep) -> str:
-    """A clinician reads the clients registered at its site; an auditor reads any client."""
-    if principal.role is Role.CLINICIAN:
-        site = api.reads.home_site(client)
-        if site is not None and site != principal.site:
-            raise HTTPException(403, f"client {client} is not registered at site {principal.site}")
+def readable_client(client: ClientPath, principal: RecordReader, api: ApiDep, request: Request) -> str:
+    """A clinician reads the clients registered at its site; an auditor reads any client.
+
+    To a clinician, a client of another site and a client that does not exist look the same (404),
+    so a token cannot learn who is in treatment elsewhere; the refused read is recorded all the same.
+    """
+    if principal.role is Role.CLINICIAN and api.reads.home_site(client) != principal.site:
+        api.reads.record_read(Reader(principal.name, principal.role.value, None), client, f"refused: {request.url.path}")
+        raise UnknownClient(client)
     return client
 
 

@@ -113,7 +113,9 @@ def test_dashboards_and_auditors_send_no_commands(api: ApiUnderTest):
 def test_a_clinician_acts_only_on_its_sites_clients(api: ApiUnderTest):
     api.admitted("C-9", site="north")
     elsewhere = api.send("south", "discharge", {"client": "C-9", "occurred_at": at(4), "reason": "completed"})
-    assert elsewhere.status_code == 403
+    assert elsewhere.status_code == 404  # as if there were no such client: other sites' clients are not disclosed
+    nowhere = api.send("south", "discharge", {"client": "C-99", "occurred_at": at(4), "reason": "completed"})
+    assert elsewhere.json()["detail"].replace("C-9", "C-X") == nowhere.json()["detail"].replace("C-99", "C-X")
     register_there = api.send("south", "register", {"client": "C-10", "occurred_at": at(0), "site": "north"})
     assert register_there.status_code == 403
     assert api.send("north", "discharge", {"client": "C-9", "occurred_at": at(4), "reason": "completed"}).status_code == 201

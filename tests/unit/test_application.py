@@ -78,7 +78,7 @@ def test_commands_reads_and_a_void_through_the_application(wired):
 def test_a_clinician_acts_only_on_its_own_sites_clients(wired):
     run(wired, line("A-1", "register", "01-02", site="north"))
     elsewhere = run(wired, line("A-1", "admit", "01-03", level="2.1", site="north", track="day"), site="south")[0]
-    assert isinstance(elsewhere.error, errors.OtherSite)
+    assert isinstance(elsewhere.error, errors.UnknownClient)  # another site's client looks like no client
     register_there = run(wired, line("B-1", "register", "01-02", site="north"), site="south")[0]
     assert isinstance(register_there.error, errors.OtherSite)
     own = run(wired, line("A-1", "admit", "01-03", level="2.1", site="north", track="day"), site="north")[0]
