@@ -81,11 +81,14 @@ class CommandAccepted(BaseModel):
     replayed: bool = Field(description="True when this command id had been applied before: the first result, nothing new recorded")
 
 
+SMALL_CELL_NOTE = "Counts under 11 are suppressed for the dashboard role (shown as null), and days are whole days."
+
+
 class CensusLinePublic(BaseModel):
     level: str
     site: str
     track: str
-    clients: int
+    clients: int | None = Field(description="null when suppressed: under 11, for the dashboard role")
 
 
 class CensusClientPublic(BaseModel):
@@ -101,15 +104,17 @@ class CensusPublic(BaseModel):
     at: Moment = Field(description="The moment counted: the end of the day asked for, or now (today, or no date)")
     as_recorded: Moment | None = None
     position: int = Field(description="The store position this census reflects")
-    total: int
+    total: int | None = Field(description="null when it would give away a suppressed count")
     counts: list[CensusLinePublic]
+    suppressed: bool = Field(default=False, description="Some counts are under 11 and not shown (the dashboard role)")
+    note: str | None = None
     clients: list[CensusClientPublic] | None = Field(default=None, description="With clients=true (clinicians: their site)")
 
 
 class StepCount(BaseModel):
     from_level: str
     to_level: str
-    count: int
+    count: int | None = Field(description="null when suppressed: under 11, for the dashboard role")
 
 
 class MatrixPublic(BaseModel):
@@ -117,6 +122,8 @@ class MatrixPublic(BaseModel):
     until: Moment | None
     position: int
     steps: list[StepCount]
+    suppressed: bool = False
+    note: str | None = None
 
 
 class TransitionPublic(BaseModel):
@@ -210,5 +217,6 @@ class CensusChange(BaseModel):
     """One event of the live census: the counts after a change, at a position."""
 
     position: int
-    total: int
+    total: int | None
     counts: list[CensusLinePublic]
+    suppressed: bool = False

@@ -14,7 +14,7 @@ from tests.e2e.api_support import ApiUnderTest, at
 
 def test_census_with_min_position_reflects_the_command(api: ApiUnderTest):
     position = api.admitted("C-1", level="2.1", track="evening")
-    response = api.get("dashboard", f"/census?min_position={position}")
+    response = api.get("auditor", f"/census?min_position={position}")
     assert response.status_code == 200
     body = response.json()
     assert body["position"] >= position
@@ -26,12 +26,12 @@ def test_census_with_min_position_reflects_the_command(api: ApiUnderTest):
 def test_census_filters_by_level_site_and_track(api: ApiUnderTest):
     api.admitted("C-1", level="2.1", track="day")
     position = api.admitted("C-2", site="south", level="2.5", track="evening")
-    by_level = api.get("dashboard", f"/census?min_position={position}&level=PHP").json()
+    by_level = api.get("auditor", f"/census?min_position={position}&level=PHP").json()
     assert by_level["total"] == 1
     assert by_level["counts"][0]["level"] == "2.5"
-    assert api.get("dashboard", "/census?site=north").json()["total"] == 1
-    assert api.get("dashboard", "/census?track=evening").json()["counts"][0]["site"] == "south"
-    past = api.get("dashboard", f"/census?on={at(0.5)[:10]}").json()
+    assert api.get("auditor", "/census?site=north").json()["total"] == 1
+    assert api.get("auditor", "/census?track=evening").json()["counts"][0]["site"] == "south"
+    past = api.get("auditor", f"/census?on={at(0.5)[:10]}").json()
     assert past["total"] == 0
     bad = api.get("dashboard", "/census?level=9.9")
     assert bad.status_code == 422
@@ -41,7 +41,7 @@ def test_census_filters_by_level_site_and_track(api: ApiUnderTest):
 
 def test_a_lagging_projection_answers_503_with_retry_after(lagging_api: ApiUnderTest):
     position = lagging_api.admitted("C-1")
-    response = lagging_api.get("dashboard", f"/census?min_position={position}")
+    response = lagging_api.get("auditor", f"/census?min_position={position}")
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "1"
     assert response.json()["error"] == "not_caught_up"
@@ -55,7 +55,7 @@ def test_a_query_waits_for_a_projection_that_catches_up_within_the_bound(lagging
     catch_up = threading.Timer(0.3, lagging_api.wired.runner.catch_up)
     catch_up.start()
     started = time.monotonic()
-    response = lagging_api.get("dashboard", f"/census?min_position={position}")
+    response = lagging_api.get("auditor", f"/census?min_position={position}")
     catch_up.join()
     assert response.status_code == 200
     assert response.json()["total"] == 1
@@ -63,21 +63,21 @@ def test_a_query_waits_for_a_projection_that_catches_up_within_the_bound(lagging
 
 
 def test_min_position_beyond_the_head_is_422(api: ApiUnderTest):
-    response = api.get("dashboard", "/census?min_position=999999")
+    response = api.get("auditor", "/census?min_position=999999")
     assert response.status_code == 422
     assert response.json()["fields"][0]["field"] == "min_position"
 
 
 def test_an_unchanged_read_is_304_with_its_etag(api: ApiUnderTest):
     position = api.admitted("C-1")
-    first = api.get("dashboard", f"/census?min_position={position}")
+    first = api.get("auditor", f"/census?min_position={position}")
     tag = first.headers["ETag"]
-    again = api.get("dashboard", "/census", **{"If-None-Match": tag})
+    again = api.get("auditor", "/census", **{"If-None-Match": tag})
     assert again.status_code == 304
     assert again.headers["ETag"] == tag
     assert again.headers["X-Position"] == first.headers["X-Position"]
     later = api.send("north", "discharge", {"client": "C-1", "occurred_at": at(3), "reason": "completed"}).json()["position"]
-    changed = api.get("dashboard", f"/census?min_position={later}", **{"If-None-Match": tag})
+    changed = api.get("auditor", f"/census?min_position={later}", **{"If-None-Match": tag})
     assert changed.status_code == 200
     assert changed.headers["ETag"] != tag
 
@@ -128,7 +128,7 @@ def test_history_and_matrix_show_the_steps(api: ApiUnderTest):
     assert [(t["kind"], t["from_level"], t["to_level"]) for t in history["transitions"]] == [
         ("admission", None, "2.5"), ("step_down", "2.5", "2.1"),
     ]
-    matrix = api.get("dashboard", f"/steps/matrix?since={at(0)[:10]}").json()
+    matrix = api.get("auditor", f"/steps/matrix?since={at(0)[:10]}").json()
     assert matrix["steps"] == [{"from_level": "2.5", "to_level": "2.1", "count": 1}]
 
 
@@ -215,3 +215,22 @@ def test_an_unexpected_error_is_a_bare_500(api: ApiUnderTest):
     assert "C-1" not in response.text
     assert "Traceback" not in response.text
     assert response.json()["error"] == "internal_error"
+
+
+def test_a_dashboard_sees_no_count_under_eleven_and_whole_days_only(api: ApiUnderTest):
+    for number in range(12):
+        position = api.admitted(f"N-{number}", site="north")
+    api.admitted("S-1", site="south")
+    position = api.admitted("S-2", site="south")
+    full = api.get("auditor", f"/census?min_position={position}").json()
+    seen = api.get("dashboard", f"/census?min_position={position}").json()
+    assert {(c["site"], c["clients"]) for c in full["counts"]} == {("north", 12), ("south", 2)}
+    assert {(c["site"], c["clients"]) for c in seen["counts"]} == {("north", 12), ("south", None)}
+    assert (full["total"], seen["total"]) == (14, None)  # the total would give the small cell away
+    assert seen["suppressed"] is True
+    assert "under 11" in seen["note"]
+    at_noon = api.get("dashboard", f"/census?on={at(1)[:10]}T12:00:00%2B00:00").json()
+    whole_day = api.get("dashboard", f"/census?on={at(1)[:10]}").json()
+    assert at_noon["at"] == whole_day["at"]  # a time of day counts as the end of that day
+    matrix = api.get("dashboard", "/steps/matrix").json()
+    assert all(step["count"] is None or step["count"] >= 11 for step in matrix["steps"])

@@ -13,7 +13,7 @@ from tests.e2e.api_support import ApiUnderTest, at
 def events(api: ApiUnderTest, count: int, **headers: str) -> list[dict[str, Any]]:
     """Read `count` events from the stream (max_events closes it after them)."""
     found: list[dict[str, Any]] = []
-    with api.client.stream("GET", f"/census/stream?max_events={count}", headers=api.headers("dashboard", **headers)) as stream:
+    with api.client.stream("GET", f"/census/stream?max_events={count}", headers=api.headers("auditor", **headers)) as stream:
         assert stream.status_code == 200
         assert stream.headers["content-type"].startswith("text/event-stream")
         current: dict[str, Any] = {}

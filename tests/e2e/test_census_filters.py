@@ -178,7 +178,7 @@ def api(database_url: str) -> Iterator[ApiUnderTest]:
 
 @pytest.mark.parametrize(("level", "expected"), LEVELS)
 def test_the_api_census_accepts_the_same_levels(api, level, expected):
-    answer = api.get("dashboard", f"/census?on={END_OF_MARCH}&level={level}")
+    answer = api.get("auditor", f"/census?on={END_OF_MARCH}&level={level}")
 
     assert answer.status_code == 200, answer.text
     assert [(c["level"], c["site"], c["track"], c["clients"]) for c in answer.json()["counts"]] == expected

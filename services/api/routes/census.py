@@ -27,6 +27,7 @@ from services.api.deps import (
 from services.api.freshness import etag, mark, matches, not_modified
 from services.api.problems import InvalidParameter, responses
 from services.api.schemas import (
+    SMALL_CELL_NOTE,
     CensusChange,
     CensusClientPublic,
     CensusLinePublic,
@@ -39,6 +40,7 @@ from services.api.schemas import (
 from services.census_filters import Levels
 from services.moments import json_moment
 from services.reads import Census
+from services.reports import SMALL_CELL
 from services.tokens import Principal, Role
 
 router = APIRouter(tags=["census"])
@@ -77,6 +79,24 @@ def _lines(census: Census) -> list[CensusLinePublic]:
     return [CensusLinePublic(level=x.level, site=x.site, track=x.track, clients=x.clients) for x in census.lines]
 
 
+def _small_cells(principal: Principal, lines: list[CensusLinePublic]) -> tuple[list[CensusLinePublic], int | None, bool]:
+    """What a reader may see of counts: the dashboard role sees none under 11 (the public-health
+    small-cell rule), nor a total that would give one away by subtraction."""
+    total = sum(line.clients or 0 for line in lines)
+    if principal.role is not Role.DASHBOARD:
+        return lines, total, False
+    small = [line for line in lines if line.clients is not None and line.clients < SMALL_CELL]
+    shown = [line.model_copy(update={"clients": None}) if line in small else line for line in lines]
+    return shown, None if len(small) == 1 or (small and total < SMALL_CELL) else total, bool(small)
+
+
+def _whole_day(principal: Principal, on: str | None) -> str | None:
+    """The dashboard role counts whole days: a time of day is read as the end of that day."""
+    if principal.role is Role.DASHBOARD and on is not None and len(on) > len("YYYY-MM-DD") and on[4:5] == "-":
+        return on[:10]
+    return on
+
+
 @router.get(
     "/census", response_model=CensusPublic, summary="Census now, on a date, or as recorded",
     responses={**CONDITIONAL, **responses(401, 403, 422, 503)},
@@ -99,7 +119,7 @@ def census(  # noqa: PLR0913 - the census's filters are its query parameters
     _may_list(principal, clients=clients)
     if as_recorded is not None and principal.role is not Role.AUDITOR:
         raise HTTPException(403, "the census as recorded replays every record: auditors only")
-    at = moment(api, on, "on", up_to_now=True)
+    at = moment(api, _whole_day(principal, on), "on", up_to_now=True)
     recorded = moment(api, as_recorded, "as_recorded", up_to_now=True, recorded=True)
     single = level.single if level else None
     if recorded is not None:
@@ -122,8 +142,10 @@ def census(  # noqa: PLR0913 - the census's filters are its query parameters
     if matches(if_none_match, tag):
         return not_modified(position, tag)
     mark(response, position, tag)
+    counts, total, suppressed = _small_cells(principal, _lines(result))
     return CensusPublic(
-        at=result.at, as_recorded=recorded, position=position, total=result.total, counts=_lines(result),
+        at=result.at, as_recorded=recorded, position=position, total=total, counts=counts, suppressed=suppressed,
+        note=SMALL_CELL_NOTE if principal.role is Role.DASHBOARD else None,
         clients=[
             CensusClientPublic(client=c.client_ref, level=c.level, site=c.site, track=c.track, since=c.since,
                                days_in_level=c.days_in_level)
@@ -152,8 +174,14 @@ def matrix(
         return not_modified(position, tag)
     counts = api.reads.matrix(start, end)
     mark(response, position, tag)
-    steps = [StepCount(from_level=f, to_level=t, count=n) for (f, t), n in sorted(counts.items())]
-    return MatrixPublic(since=start, until=end, position=position, steps=steps)
+    dashboard = principal.role is Role.DASHBOARD
+    steps = [
+        StepCount(from_level=f, to_level=t, count=None if dashboard and n < SMALL_CELL else n) for (f, t), n in sorted(counts.items())
+    ]
+    return MatrixPublic(
+        since=start, until=end, position=position, steps=steps, suppressed=any(s.count is None for s in steps),
+        note=SMALL_CELL_NOTE if dashboard else None,
+    )
 
 
 @router.get("/projections", response_model=StatusPublic, summary="Projection positions and lags", responses=responses(401))
@@ -189,7 +217,7 @@ ResumeAfter = Annotated[int | None, Depends(resume_after)]
     }}, **responses(401, 422)},
 )
 async def census_stream(
-    _: CurrentPrincipal,
+    principal: CurrentPrincipal,
     api: ApiDep,
     level: CensusLevels,
     site: CensusSite,
@@ -207,7 +235,8 @@ async def census_stream(
     while time.monotonic() < deadline:
         position, counts = await anyio.to_thread.run_sync(_snapshot, api, level, site, track)
         if (seen is None or position > seen) and counts != last_counts:
-            change = CensusChange(position=position, total=sum(c.clients for c in counts), counts=counts)
+            shown, total, suppressed = _small_cells(principal, counts)
+            change = CensusChange(position=position, total=total, counts=shown, suppressed=suppressed)
             yield ServerSentEvent(id=str(position), event="census", data=change, retry=int(api.settings.api_retry_after * 1000))
             last_counts, sent = counts, sent + 1
             if max_events is not None and sent >= max_events:
