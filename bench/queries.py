@@ -59,7 +59,7 @@ def _queries(wired: Continuum, reads: Reads, end: datetime, seed: int) -> dict[s
 
 def _trail(wired: Continuum, journey: str) -> object:
     with wired.views.transaction() as cursor:
-        return trail_query(cursor, UUID(journey))
+        return trail_query(cursor, UUID(journey), seal=wired.seal)
 
 
 def latency(query: Callable[[], object], runs: int, warmup: int = 5) -> dict[str, float]:

@@ -12,6 +12,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 
 from domain import events as ev
+from infra.sealing import PLAIN, FieldSeal
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
 
@@ -20,6 +21,10 @@ class AuditTrail(Projection):
     name = "audit_trail"
     handles = ev.EVENT_TYPES
     tables = ("audit_entries",)
+
+    def __init__(self, seal: FieldSeal = PLAIN) -> None:
+        super().__init__()
+        self.seal = seal  # the details hold goals, clinicians' names, reasons and substances
 
     def ddl(self, dialect: str) -> list[str]:
         ids = id_type(dialect)
@@ -44,7 +49,7 @@ class AuditTrail(Projection):
             " actor_role, command_id, details, corrects_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 str(event.originator_id), event.originator_version, position, ev.event_name(event), utc(event.occurred_at),
-                utc(event.timestamp), actor["id"], actor["role"], command_id, json.dumps(facts, sort_keys=True),
+                utc(event.timestamp), actor["id"], actor["role"], command_id, self.seal.seal(json.dumps(facts, sort_keys=True)),
                 facts.get("corrects_version", facts.get("voided_version")),
             ),
         )
@@ -98,15 +103,17 @@ class AuditEntry:
 _COLUMNS = "version, position, event_type, occurred_at, recorded_at, actor_id, actor_role, command_id, details, corrects_version"
 
 
-def _entry(row: tuple[Any, ...]) -> AuditEntry:
+def _entry(row: tuple[Any, ...], seal: FieldSeal) -> AuditEntry:
     version, position, kind, occurred, recorded, actor_id, role, command_id, details, corrects = row
     return AuditEntry(
         version, position, kind, from_utc(occurred), from_utc(recorded), actor_id, role, command_id,
-        json.loads(details), corrects,
+        json.loads(seal.open(details)), corrects,
     )
 
 
-def trail_query(cursor: Cursor, journey_id: UUID, *, after: int = 0, limit: int | None = None) -> list[AuditEntry]:
+def trail_query(
+    cursor: Cursor, journey_id: UUID, *, after: int = 0, limit: int | None = None, seal: FieldSeal = PLAIN,
+) -> list[AuditEntry]:
     """Entries in order, from version `after` + 1 (keyset paging), each with its corrections."""
     sql = f"SELECT {_COLUMNS} FROM audit_entries WHERE journey_id = ? AND version > ? ORDER BY version"  # noqa: S608
     params: list[str | int] = [str(journey_id), after]
@@ -114,7 +121,7 @@ def trail_query(cursor: Cursor, journey_id: UUID, *, after: int = 0, limit: int 
         sql += " LIMIT ?"
         params.append(limit)
     cursor.execute(sql, params)
-    entries = [_entry(row) for row in cursor.fetchall()]
+    entries = [_entry(row, seal) for row in cursor.fetchall()]
     if entries:
         versions = [e.version for e in entries]
         cursor.execute(
@@ -123,7 +130,7 @@ def trail_query(cursor: Cursor, journey_id: UUID, *, after: int = 0, limit: int 
             (str(journey_id), min(versions), max(versions)),
         )
         by_version = {e.version: e for e in entries}
-        for correction in map(_entry, cursor.fetchall()):
+        for correction in (_entry(row, seal) for row in cursor.fetchall()):
             if correction.corrects_version in by_version:
                 by_version[correction.corrects_version].corrections.append(correction)
     return entries

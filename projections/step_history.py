@@ -12,6 +12,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from domain import events as ev
 from domain.levels import ALUMNI
+from infra.sealing import PLAIN, FieldSeal
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
 
@@ -25,6 +26,10 @@ class StepHistory(Projection):
         ev.EnrolledInAlumni, ev.TrackChanged, ev.EntryCorrected, ev.EntryVoided,
     )
     tables = ("step_transitions",)
+
+    def __init__(self, seal: FieldSeal = PLAIN) -> None:
+        super().__init__()
+        self.seal = seal  # reasons are clinicians' free text
 
     def ddl(self, dialect: str) -> list[str]:
         return [
@@ -79,20 +84,20 @@ class StepHistory(Projection):
         if column is None:
             return
         value = event.corrected_value
-        text = utc(datetime.fromisoformat(str(value))) if column == "occurred_at" else str(value)
+        text = utc(datetime.fromisoformat(str(value))) if column == "occurred_at" else self.seal.seal(str(value))
         cursor.execute(
             f"UPDATE step_transitions SET {column} = ? WHERE journey_id = ? AND version = ?",  # noqa: S608
             (text, str(event.originator_id), event.corrects_version),
         )
 
-    @staticmethod
     def _insert(
-        cursor: Cursor, event: ev.JourneyEvent, kind: str, from_level: str | None, to_level: str | None, reason: str,
+        self, cursor: Cursor, event: ev.JourneyEvent, kind: str, from_level: str | None, to_level: str | None, reason: str,
     ) -> None:
         cursor.execute(
             "INSERT INTO step_transitions (journey_id, version, kind, from_level, to_level, occurred_at, reason)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (str(event.originator_id), event.originator_version, kind, from_level, to_level, utc(event.occurred_at), reason),
+            (str(event.originator_id), event.originator_version, kind, from_level, to_level, utc(event.occurred_at),
+             self.seal.seal(reason)),
         )
 
 
@@ -106,13 +111,13 @@ class Transition:
     reason: str
 
 
-def history_query(cursor: Cursor, journey_id: UUID) -> list[Transition]:
+def history_query(cursor: Cursor, journey_id: UUID, seal: FieldSeal = PLAIN) -> list[Transition]:
     cursor.execute(
         "SELECT version, kind, from_level, to_level, occurred_at, reason FROM step_transitions"
         " WHERE journey_id = ? ORDER BY occurred_at, version",
         (str(journey_id),),
     )
-    return [Transition(v, k, f, t, from_utc(at), r) for v, k, f, t, at, r in cursor.fetchall()]
+    return [Transition(v, k, f, t, from_utc(at), seal.open(r)) for v, k, f, t, at, r in cursor.fetchall()]
 
 
 def matrix_query(cursor: Cursor, since: datetime | None, until: datetime | None) -> dict[tuple[str, str], int]:

@@ -19,7 +19,8 @@ import psycopg
 from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
 
 from infra.config import ConfigurationError, Database, Settings, parse_database_url
-from infra.store import store_environment
+from infra.sealing import FieldSeal
+from infra.store import chained, store_environment
 from infra.views import DatabaseUnavailable, PostgresViews, SQLiteViews, open_views
 from projections.catalogue import all_projections
 from projections.runner import ProjectionRunner
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
     from infra.kafka.clients import KafkaSettings
     from infra.kafka.relay import Relay
-    from projections.base import Projection
     from services.audit import Audit
     from services.projection_worker import ProjectionWorker
     from services.reads import Reads
@@ -46,6 +46,11 @@ class Continuum:
     views: SQLiteViews | PostgresViews
     runner: ProjectionRunner
     _listener: psycopg.Connection[TupleRow] | None = field(default=None, repr=False)
+
+    @property
+    def seal(self) -> FieldSeal:
+        """The cipher of the free text some read models keep (the events' key, when set)."""
+        return _seal(self.settings)
 
     @property
     def journeys(self) -> JourneyService:
@@ -110,9 +115,13 @@ def bootstrap(
     database = parse_database_url(settings.database_url)
     views = open_views(database, settings.connect_timeout)  # reaches the database first: one clear error if not
     cipher_key = settings.cipher_key.get_secret_value() if settings.cipher_key else None
-    env = store_environment(
-        database, cipher_key=cipher_key, connect_timeout=settings.connect_timeout, cache_size=settings.journey_cache_size,
-    ) | (store_overrides or {})
+    try:
+        env = store_environment(
+            database, cipher_key=cipher_key, connect_timeout=settings.connect_timeout, cache_size=settings.journey_cache_size,
+        ) | (store_overrides or {})
+    except ConfigurationError:
+        views.close()
+        raise
     try:
         with views.creating():  # the store creates its tables on a first start: one process at a time
             app = CareContinuum(env=env)
@@ -120,9 +129,15 @@ def bootstrap(
         views.close()
         msg = f"cannot open the event store in {database.display}: {error}"
         raise DatabaseUnavailable(msg) from None
+    try:  # the recorder must be ours, chaining every row it stores, with the configured chain key
+        chained(app.recorder, settings.chain_key.get_secret_value() if settings.chain_key else None)
+    except ConfigurationError:
+        app.close()
+        views.close()
+        raise
     if decode_check:
         _check_readable(app, encrypted=cipher_key is not None, views=views)
-    runner = ProjectionRunner(app, views, all_projections(), settings.projection_batch_size)
+    runner = ProjectionRunner(app, views, all_projections(_seal(settings)), settings.projection_batch_size)
     return Continuum(settings, database, app, JourneyService(app, clock), views, runner)
 
 
@@ -154,17 +169,31 @@ class ReadSide:
     settings: Settings
     views: SQLiteViews | PostgresViews
 
-    def worker(self, projections: Sequence[Projection] | None = None, *, name: str) -> ProjectionWorker:
+    @property
+    def seal(self) -> FieldSeal:
+        return _seal(self.settings)
+
+    def worker(self, names: Sequence[str] | None = None, *, name: str) -> ProjectionWorker:
+        """A worker building the named projections (all by default); an unknown name is a ValueError naming the known."""
         from infra.kafka.clients import kafka_settings
         from services.projection_worker import ProjectionWorker
 
+        known = {projection.name: projection for projection in all_projections(self.seal)}
+        unknown = [n for n in names or [] if n not in known]
+        if unknown:
+            msg = f"no projection named {', '.join(unknown)} (known: {', '.join(known)})"
+            raise ValueError(msg)
         return ProjectionWorker(
-            self.views, list(projections or all_projections()), kafka_settings(self.settings),
+            self.views, [known[n] for n in names or known], kafka_settings(self.settings),
             group=self.settings.kafka_consumer_group, name=name,
         )
 
     def close(self) -> None:
         self.views.close()
+
+
+def _seal(settings: Settings) -> FieldSeal:
+    return FieldSeal(settings.cipher_key.get_secret_value() if settings.cipher_key else None)
 
 
 def read_side(settings: Settings) -> ReadSide:

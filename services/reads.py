@@ -133,13 +133,13 @@ class Reads:
         journey_id = self.journey_id(client_ref)
         self.record_read(reader, client_ref, "history")
         with self.wired.views.transaction() as cursor:
-            return history_query(cursor, journey_id)
+            return history_query(cursor, journey_id, self.wired.seal)
 
     def audit(self, client_ref: str, reader: Reader, *, after: int = 0, limit: int | None = None) -> list[AuditEntry]:
         journey_id = self.journey_id(client_ref)
         self.record_read(reader, client_ref, f"audit trail after {after}" + (f" limit {limit}" if limit else ""))
         with self.wired.views.transaction() as cursor:
-            return trail_query(cursor, journey_id, after=after, limit=limit)
+            return trail_query(cursor, journey_id, after=after, limit=limit, seal=self.wired.seal)
 
     def flags(
         self, reader: Reader, *, client_ref: str | None = None, site: str | None = None, since: datetime | None = None,

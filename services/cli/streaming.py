@@ -97,6 +97,9 @@ def consume(
     follow: Annotated[bool, typer.Option("--follow", help="Keep consuming; without it, stop once caught up")] = False,
     group: Annotated[str | None, typer.Option("--group", envvar="CONTINUUM_KAFKA_CONSUMER_GROUP", help="Consumer group")] = None,
     name: Annotated[str | None, typer.Option("--name", help="This worker's name (default host-pid)")] = None,
+    rebuild: Annotated[bool, typer.Option(
+        "--rebuild", help="Drop the projections' tables and the group's offsets first, and build them again from the beginning",
+    )] = False,
     bootstrap_servers: ServersOption = None,
     topic: TopicOption = None,
     verbose: VerboseOption = False,
@@ -107,27 +110,33 @@ def consume(
 
     from projections.catalogue import all_projections
     from services.bootstrap import read_side
+    from services.projection_worker import OffsetsMisfit
 
     _logging(verbose)
     settings = settings_for(database_url, kafka_bootstrap_servers=bootstrap_servers, kafka_topic=topic, kafka_consumer_group=group)
-    known = {projection.name: projection for projection in all_projections()}
+    known = [projection.name for projection in all_projections()]
     unknown = [p for p in projections or [] if p not in known]
     if unknown:
         msg = f"no projection named {', '.join(unknown)} (known: {', '.join(known)})"
         raise UsageError(msg)
     side = read_side(settings)
-    worker = side.worker([known[p] for p in projections or known], name=name or f"{socket.gethostname()}-{os.getpid()}")
+    worker = side.worker(projections, name=name or f"{socket.gethostname()}-{os.getpid()}")
     stop = stop_on_signals()
     errors.print(f"consuming {settings.kafka_topic} at {settings.kafka_bootstrap_servers} as {worker.name} in group"
                  f" {worker.group} into {side.views.database.display}")
     try:
+        if rebuild:
+            worker.rebuild()
+            errors.print(f"dropped the tables of {', '.join(p.name for p in worker.projections)} and group {worker.group}'s"
+                         f" offsets; building them from the beginning of {settings.kafka_topic}")
         counts = worker.run(stop, until_caught_up=not follow)
     except KafkaError as error:
         raise _broker_error(settings.kafka_bootstrap_servers, error) from None
+    except OffsetsMisfit as misfit:
+        raise UsageError(str(misfit)) from None
     finally:
         side.close()
-    console.print(f"applied {counts.applied} events, dropped {counts.duplicates} duplicates, dead-lettered"
-                  f" {counts.dead_lettered}; partitions {sorted(counts.partitions)}")
+    console.print(counts.summary())
 
 
 @schema_app.command("events")

@@ -213,7 +213,7 @@ def _show_demo(wired: Continuum, end: datetime) -> None:
     with wired.views.transaction() as cursor:
         census_lines, _ = census_query(cursor, end, now=False)
         steps = matrix_query(cursor, None, None)
-        entries = trail_query(cursor, ClientJourney.create_id(example), limit=8) if example else []
+        entries = trail_query(cursor, ClientJourney.create_id(example), limit=8, seal=wired.seal) if example else []
     settings = wired.settings
     console.print(census_table(census_lines, f"Census at the end of the cohort ({shown(end, settings)})"))
     console.print(matrix_table(steps, "Steps in the cohort, from (rows) to (columns)"))
