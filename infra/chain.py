@@ -7,21 +7,42 @@ notification log (`global_link`). The links live in `event_chain`, written by th
 subclasses below inside the event insert's transaction (on PostgreSQL after the library's
 EXCLUSIVE table lock, so the global order of links is the commit order; see infra/recorders.py). Editing, deleting,
 inserting or reordering a stored row breaks a recomputed link; rewriting the whole chain changes
-the head, which auditors keep outside the system.
+the head, which signed checkpoints keep outside the system (services/checkpoints.py).
+
+With `CONTINUUM_CHAIN_KEY` the global links are HMAC-SHA256 under that key (`ChainScheme`), so nobody
+without it can recompute the chain after editing a row; the journey links stay SHA-256, so an audit
+package is still checked offline without any key (every row is under the keyed global chain as well).
+`chain_meta` records the scheme (and the key's id) when a store is first written, and the last
+position ever chained: a keyed store refuses unkeyed writes and the reverse, and a position at or
+below the last one is never given again (the store is damaged: `continuum verify` says how).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import PersistenceError, StoredEvent
+
+from infra.config import ConfigurationError
 
 GENESIS = "0" * 64
 CHAIN_TABLE = "event_chain"
+META_TABLE = "chain_meta"
+UNKEYED, KEYED = "sha256", "hmac-sha256"
+RUN_VERIFY = "nothing was recorded: run `continuum verify`"
+
+
+class StoreDamaged(PersistenceError):  # noqa: N818 - reads as what the user is told
+    """The store lost rows the chain remembers: recording on would reuse a position or a version."""
+
+
+class ChainKeyMismatch(ConfigurationError):  # noqa: N818 - reads as what the user is told
+    """The configured chain key (or its absence) is not the one the store's chain was started with."""
 
 
 def row_hash(position: int, originator_id: UUID, version: int, topic: str, state: bytes) -> str:
@@ -33,6 +54,72 @@ def link(previous: str, hashed: str) -> str:
     return hashlib.sha256(f"{previous}{hashed}".encode()).hexdigest()
 
 
+class ChainScheme:
+    """How global links are made: SHA-256 without a key, HMAC-SHA256 under `CONTINUUM_CHAIN_KEY` with one."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self._mac = hmac.new(key, digestmod=hashlib.sha256) if key else None
+        self.name = KEYED if key else UNKEYED
+        self.key_id = hmac.new(key, b"care-continuum chain key id", hashlib.sha256).hexdigest()[:16] if key else ""
+
+    @property
+    def keyed(self) -> bool:
+        return self._mac is not None
+
+    def global_link(self, previous: str, hashed: str) -> str:
+        if self._mac is None:
+            return link(previous, hashed)
+        mac = self._mac.copy()
+        mac.update(f"{previous}{hashed}".encode())
+        return mac.hexdigest()
+
+    def __repr__(self) -> str:
+        return f"ChainScheme({self.name}{', key ' + self.key_id if self.key_id else ''})"
+
+
+UNKEYED_SCHEME = ChainScheme()
+
+
+@dataclass(frozen=True)
+class ChainMeta:
+    """What `chain_meta` says: the scheme and key id the chain was started with, and the last position
+    chained. All None in a store not written since `chain_meta` exists (or that was never written)."""
+
+    scheme: str | None = None
+    key_id: str = ""
+    last_position: int | None = None
+
+    @classmethod
+    def of(cls, rows: Iterable[tuple[Any, ...]]) -> ChainMeta:
+        values = {str(name): str(value) for name, value in rows}
+        last = values.get("last_position")
+        return cls(values.get("scheme"), values.get("key_id", ""), int(last) if last is not None and last.isdigit() else None)
+
+
+def read_meta(cursor: Any) -> ChainMeta:  # noqa: ANN401 - a DB-API cursor
+    cursor.execute(f"SELECT name, value FROM {META_TABLE}")  # noqa: S608
+    return ChainMeta.of(cursor.fetchall())
+
+
+def check_scheme(meta: ChainMeta, scheme: ChainScheme, last_position: int) -> None:
+    """A write with `scheme` into a chain started with `meta`'s: the same scheme and key, or refused."""
+    started = meta.scheme or (UNKEYED if last_position else None)  # a chain from before chain_meta is unkeyed
+    if started is None or (started == scheme.name and meta.key_id == scheme.key_id):
+        return
+    if started == KEYED and not scheme.keyed:
+        msg = "this store's hash chain is keyed (HMAC-SHA256): set CONTINUUM_CHAIN_KEY to its key to record in it; nothing was recorded"
+    elif started == UNKEYED:
+        msg = ("this store's hash chain was started without CONTINUUM_CHAIN_KEY (SHA-256 links) and a key cannot be added later:"
+               " unset CONTINUUM_CHAIN_KEY to record in it; nothing was recorded")
+    elif started == KEYED:
+        msg = (f"CONTINUUM_CHAIN_KEY is not the key this store's hash chain was started with (key id {meta.key_id},"
+               f" given {scheme.key_id}); nothing was recorded")
+    else:
+        msg = f"store damaged: chain_meta names an unknown scheme {started!r}; {RUN_VERIFY}"
+        raise StoreDamaged(msg)
+    raise ChainKeyMismatch(msg)
+
+
 @dataclass(frozen=True)
 class ChainRow:
     position: int
@@ -41,17 +128,19 @@ class ChainRow:
     row_hash: str
     journey_link: str
     global_link: str
+    previous_global: str | None = None  # the global link of the row before it (read for one journey's check)
 
 
 def chain_rows(
     positions: Sequence[int], stored: Sequence[StoredEvent], global_head: str, journey_heads: dict[UUID, str],
+    scheme: ChainScheme = UNKEYED_SCHEME,
 ) -> list[ChainRow]:
     rows = []
     for position, event in zip(positions, stored, strict=True):
         originator = UUID(str(event.originator_id))
         hashed = row_hash(position, originator, event.originator_version, event.topic, event.state)
         journey_link = link(journey_heads.get(originator, GENESIS), hashed)
-        global_head = link(global_head, hashed)
+        global_head = scheme.global_link(global_head, hashed)
         journey_heads[originator] = journey_link
         rows.append(ChainRow(position, originator, event.originator_version, hashed, journey_link, global_head))
     return rows
@@ -61,47 +150,79 @@ CHAIN_COLUMNS = "notification_id, originator_id, originator_version, row_hash, j
 LINKS_PER_SELECT = 400  # (id, version) pairs per lookup: well under SQLite's limit on bound parameters
 
 
-def previous_links(cursor: Any, stored: Sequence[StoredEvent], placeholder: str) -> tuple[str, dict[UUID, str]]:  # noqa: ANN401
-    cursor.execute(f"SELECT global_link FROM {CHAIN_TABLE} ORDER BY notification_id DESC LIMIT 1")  # noqa: S608
-    row = cursor.fetchone()
-    global_head = row[0] if row else GENESIS
-    heads: dict[UUID, str] = {}
+def append_chain(cursor: Any, positions: Sequence[int], stored: Sequence[StoredEvent], scheme: ChainScheme, placeholder: str) -> None:  # noqa: ANN401
+    """Chain the rows just stored at `positions`, in the transaction that stored them (the recorders call it
+    after the insert, holding the write lock). Refused, and so rolled back with the insert: a scheme or key
+    other than the chain's (ChainKeyMismatch), and a store that lost rows the chain remembers (StoreDamaged),
+    where recording on would give a position or a journey version again."""
+    meta = read_meta(cursor)
+    last_position, global_head = chain_head(cursor)
+    check_scheme(meta, scheme, last_position)
+    reached = max(last_position, meta.last_position or 0)
+    if reached > last_position:
+        msg = (f"store damaged: the event log reached position #{reached} but its hash chain ends at #{last_position}:"
+               f" the last events were deleted; {RUN_VERIFY}")
+        raise StoreDamaged(msg)
+    if min(positions) <= reached:
+        msg = (f"store damaged: position #{min(positions)} is already in the hash chain (which reaches #{reached}):"
+               f" a stored event was deleted and its position would be given again; {RUN_VERIFY}")
+        raise StoreDamaged(msg)
+    rows = chain_rows(positions, stored, global_head, previous_links(cursor, stored, placeholder), scheme)
+    marks = ", ".join(placeholder for _ in range(6))
+    cursor.executemany(f"INSERT INTO {CHAIN_TABLE} ({CHAIN_COLUMNS}) VALUES ({marks})", chain_params(rows))  # noqa: S608
+    written = [("last_position", str(max(positions)))]
+    if meta.scheme is None:
+        written += [("scheme", scheme.name), ("key_id", scheme.key_id)]
+    cursor.executemany(
+        f"INSERT INTO {META_TABLE} (name, value) VALUES ({placeholder}, {placeholder})"  # noqa: S608
+        " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        written,
+    )
+
+
+def previous_links(cursor: Any, stored: Sequence[StoredEvent], placeholder: str) -> dict[UUID, str]:  # noqa: ANN401
+    """The journey link before each journey's first event in this insert (GENESIS for a new journey).
+
+    StoreDamaged when the chain already holds one of the versions being stored: the insert of the
+    stored row succeeded, so its earlier row with that version was deleted behind the application's back.
+    """
     wanted: dict[UUID, int] = {}  # the version before each journey's first event in this insert
     for event in stored:
-        originator = UUID(str(event.originator_id))
-        if originator in heads or originator in wanted:
-            continue
-        if event.originator_version == 1:
-            heads[originator] = GENESIS
-        else:
-            wanted[originator] = event.originator_version - 1
+        wanted.setdefault(UUID(str(event.originator_id)), event.originator_version - 1)
+    heads: dict[UUID, str] = {}
     pairs = [(str(originator), version) for originator, version in wanted.items()]
     for start in range(0, len(pairs), LINKS_PER_SELECT):  # one statement for many journeys, not one each
         chunk = pairs[start:start + LINKS_PER_SELECT]
         values = ", ".join(f"({placeholder}, {placeholder})" for _ in chunk)
         cursor.execute(  # a join on VALUES, which both SQLite and PostgreSQL answer from the (id, version) index
             f"SELECT c.originator_id, c.originator_version, c.journey_link FROM (VALUES {values}) AS w"  # noqa: S608
-            f" JOIN {CHAIN_TABLE} c ON c.originator_id = w.column1 AND c.originator_version = w.column2",
+            f" JOIN {CHAIN_TABLE} c ON c.originator_id = w.column1 AND c.originator_version >= w.column2",
             [value for pair in chunk for value in pair],
         )
-        found = {(str(ref), int(number)): journey_link for ref, number, journey_link in cursor.fetchall()}
-        for ref, number in chunk:
-            heads[UUID(ref)] = found.get((ref, number), GENESIS)
-    return global_head, heads
+        for ref, number, journey_link in cursor.fetchall():
+            journey, version = UUID(str(ref)), int(number)
+            if version > wanted[journey]:
+                msg = (f"store damaged: the hash chain already holds journey {journey} version {version}, whose stored"
+                       f" event was deleted; {RUN_VERIFY}")
+                raise StoreDamaged(msg)
+            heads[journey] = str(journey_link)
+    return {journey: heads.get(journey, GENESIS) for journey in wanted}
 
 
 def chain_params(rows: Iterable[ChainRow]) -> list[tuple[Any, ...]]:
     return [(r.position, str(r.originator_id), r.version, r.row_hash, r.journey_link, r.global_link) for r in rows]
 
 
-def chain_ddl(table: str = CHAIN_TABLE) -> tuple[str, str]:
+def chain_ddl(prefix: str = "") -> tuple[str, ...]:
+    """The chain's tables; `prefix` is a PostgreSQL schema with its dot (`"public".`)."""
     return (
         (
-            f"CREATE TABLE IF NOT EXISTS {table} (notification_id BIGINT PRIMARY KEY, originator_id TEXT NOT NULL,"
+            f"CREATE TABLE IF NOT EXISTS {prefix}{CHAIN_TABLE} (notification_id BIGINT PRIMARY KEY, originator_id TEXT NOT NULL,"
             " originator_version BIGINT NOT NULL, row_hash TEXT NOT NULL, journey_link TEXT NOT NULL,"
             " global_link TEXT NOT NULL)"
         ),
-        f"CREATE UNIQUE INDEX IF NOT EXISTS {CHAIN_TABLE}_journey ON {table} (originator_id, originator_version)",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {CHAIN_TABLE}_journey ON {prefix}{CHAIN_TABLE} (originator_id, originator_version)",
+        f"CREATE TABLE IF NOT EXISTS {prefix}{META_TABLE} (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
     )
 
 
@@ -128,10 +249,21 @@ def chain_head(cursor: Any) -> tuple[int, str]:  # noqa: ANN401 - a views cursor
 
 
 def stream_chain(source: Any, *, journey: UUID | None = None) -> Iterator[ChainRow]:  # noqa: ANN401
-    sql = f"SELECT {CHAIN_COLUMNS} FROM {CHAIN_TABLE}"  # noqa: S608
-    params: tuple[Any, ...] = ()
-    if journey is not None:
-        sql += " WHERE originator_id = ?"
-        params = (str(journey),)
-    for nid, originator, version, hashed, journey_link, global_link in source.stream(sql + " ORDER BY notification_id", params):
-        yield ChainRow(int(nid), UUID(str(originator)), int(version), hashed, journey_link, global_link)
+    """Chain rows in position order; one journey's carry the global link of the row before each, so its
+    rows can be checked against the (keyed) global chain too."""
+    if journey is None:
+        rows = source.stream(f"SELECT {CHAIN_COLUMNS}, NULL FROM {CHAIN_TABLE} ORDER BY notification_id")  # noqa: S608
+    else:
+        columns = ", ".join(f"c.{column}" for column in CHAIN_COLUMNS.split(", "))
+        rows = source.stream(
+            f"SELECT {columns}, (SELECT p.global_link FROM {CHAIN_TABLE} p WHERE p.notification_id < c.notification_id"  # noqa: S608
+            f" ORDER BY p.notification_id DESC LIMIT 1) FROM {CHAIN_TABLE} c WHERE c.originator_id = ? ORDER BY c.notification_id",
+            (str(journey),),
+        )
+    for nid, originator, version, hashed, journey_link, global_link, before in rows:
+        previous = None if journey is None else str(before or GENESIS)
+        yield ChainRow(int(nid), UUID(str(originator)), int(version), hashed, journey_link, global_link, previous)
+
+
+def read_meta_from(source: Any) -> ChainMeta:  # noqa: ANN401 - a snapshot or a view store
+    return ChainMeta.of(source.stream(f"SELECT name, value FROM {META_TABLE}"))  # noqa: S608

@@ -62,6 +62,37 @@ def _cipher_key(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+def _base64_key(value: SecretStr | None, sizes: range, how: str) -> SecretStr | None:
+    if value is None or not value.get_secret_value():
+        return None
+    try:
+        size = len(base64.b64decode(value.get_secret_value(), validate=True))
+    except (binascii.Error, ValueError):
+        msg = f"is not base64: create one with `{how}`"
+        raise ValueError(msg) from None
+    if size not in sizes:
+        wanted = f"{sizes.start} to {sizes.stop - 1}" if len(sizes) > 1 else str(sizes.start)
+        msg = f"decodes to {size} bytes; it must be {wanted}: create one with `{how}`"
+        raise ValueError(msg)
+    return value
+
+
+def _chain_key(value: SecretStr | None) -> SecretStr | None:
+    """The HMAC key of the hash chain's global links (infra/chain.py), 32 to 64 bytes in base64."""
+    return _base64_key(value, range(32, 65), "continuum keygen")
+
+
+def _checkpoint_key(value: SecretStr | None) -> SecretStr | None:
+    """An Ed25519 private key (its 32-byte seed) in base64: signs checkpoints (services/checkpoints.py)."""
+    return _base64_key(value, range(32, 33), "continuum checkpoint --keygen")
+
+
+def _checkpoint_public_key(value: str | None) -> str | None:
+    """The Ed25519 public key (32 bytes) in base64 that checks checkpoints; not secret."""
+    checked = _base64_key(SecretStr(value or ""), range(32, 33), "continuum checkpoint --keygen")
+    return checked.get_secret_value() if checked else None
+
+
 Name = Annotated[str, AfterValidator(_named)]
 Positive = Annotated[int, Field(ge=1)]
 Seconds = Annotated[float, Field(gt=0)]
@@ -74,6 +105,9 @@ class Settings(BaseSettings):
 
     database_url: str = DEFAULT_DATABASE_URL
     cipher_key: Annotated[SecretStr | None, AfterValidator(_cipher_key)] = None  # base64 AES key: events encrypted at rest
+    chain_key: Annotated[SecretStr | None, AfterValidator(_chain_key)] = None  # base64 HMAC key of the chain's global links
+    checkpoint_key: Annotated[SecretStr | None, AfterValidator(_checkpoint_key)] = None  # base64 Ed25519 seed: signs checkpoints
+    checkpoint_public_key: Annotated[str | None, AfterValidator(_checkpoint_public_key)] = None  # checks them
     actor: Name = "cli"
     role: Name = "system"
     timezone: Annotated[str, AfterValidator(_zone)] = "UTC"  # the zone of dates typed and times shown to people
@@ -102,6 +136,7 @@ class Settings(BaseSettings):
     log_level: Annotated[str, AfterValidator(_log_level)] = "info"
 
 
+SECRETS = ("cipher_key", "chain_key", "checkpoint_key")  # never shown in a message
 OPTIONS = {"database_url": "--database-url", "actor": "--actor", "role": "--role"}  # settings a CLI option also gives
 
 
@@ -120,7 +155,7 @@ def describe(invalid: ValidationError) -> str:
     field = str(error["loc"][0]) if error["loc"] else ""
     variable = f"CONTINUUM_{field.upper()}"
     name = f"{OPTIONS[field]} / {variable}" if field in OPTIONS else variable
-    shown = "" if field == "cipher_key" else f"={error.get('input')!r}"
+    shown = "" if field in SECRETS else f"={error.get('input')!r}"
     reason = str(error["msg"]).removeprefix("Value error, ")
     return f"invalid setting {name}{shown}: {reason}"
 

@@ -1,9 +1,14 @@
 """The library's application recorders, extended: the hash chain of `infra/chain.py` is written in the
 events' own insert transaction, and a unit of work reads many journeys' new events in one statement
-(`select_events_after`) and the log positions of a journey's versions (`select_positions`)."""
+(`select_events_after`) and the log positions of a journey's versions (`select_positions`).
+
+A failure while chaining (a refused key, a damaged store, a bug) rolls the insert back: no event is
+ever stored without its chain row. `bootstrap` gives the recorder the chain's scheme (`chain_scheme`,
+keyed when `CONTINUUM_CHAIN_KEY` is set) right after the application is built."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
@@ -13,7 +18,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
-from infra.chain import CHAIN_COLUMNS, CHAIN_TABLE, LINKS_PER_SELECT, chain_ddl, chain_params, chain_rows, previous_links
+from infra.chain import CHAIN_TABLE, LINKS_PER_SELECT, UNKEYED_SCHEME, ChainScheme, append_chain, chain_ddl
 
 
 def _after_values(pairs: Sequence[tuple[UUID, int]], placeholder: str) -> str:
@@ -21,6 +26,8 @@ def _after_values(pairs: Sequence[tuple[UUID, int]], placeholder: str) -> str:
 
 
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
+    chain_scheme: ChainScheme = UNKEYED_SCHEME  # bootstrap sets the configured one on the instance
+
     def select_events_after(self, pairs: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
         """Every stored event of many journeys after a version each, in one statement per 400 journeys
         (the library reads one journey per statement)."""
@@ -74,14 +81,13 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         return list(range(last - len(stored_events) + 1, last + 1))
 
     def _append_chain(self, c: Any, positions: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:  # noqa: ANN401
-        global_head, heads = previous_links(c, stored_events, "?")
-        c.executemany(
-            f"INSERT INTO {CHAIN_TABLE} ({CHAIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",  # noqa: S608
-            chain_params(chain_rows(positions, stored_events, global_head, heads)),
-        )
+        """In the insert's write transaction; an exception rolls the insert back (the library's transaction)."""
+        append_chain(c, positions, stored_events, self.chain_scheme, "?")
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
+    chain_scheme: ChainScheme = UNKEYED_SCHEME  # bootstrap sets the configured one on the instance
+
     def select_events_after(self, pairs: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
         """As on SQLite: many journeys' new events in one statement per 400 journeys."""
         found: list[StoredEvent] = []
@@ -115,23 +121,37 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
         super().__init__(*args, **kwargs)
-        table = f'"{self.datastore.schema}".{CHAIN_TABLE}'
-        for statement in chain_ddl(table):
+        self._refusal = threading.local()  # why the chain refused an insert, raised once the library has rolled it back
+        for statement in chain_ddl(f'"{self.datastore.schema}".'):
             self.sql_create_statements.append(SQL(statement).format())  # type: ignore[arg-type,unused-ignore]
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401
+        self._refusal.error = None
+        try:
+            positions: Sequence[int] | None = super().insert_events(stored_events, **kwargs)  # the library's retry wrapper is untyped
+        except Exception:
+            refusal, self._refusal.error = self._refusal.error, None
+            if refusal is not None:
+                raise refusal from None
+            raise
+        return positions
 
     def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401
         positions = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
         if positions:
-            self._append_chain(curs, positions, stored_events)
+            try:
+                self._append_chain(curs, positions, stored_events)
+            except Exception as refusal:
+                # The library catches what is raised here and commits its transaction before raising it again:
+                # a failing statement aborts the transaction first, so the COMMIT rolls the events back.
+                self._refusal.error = refusal
+                curs.execute("DO $$ BEGIN RAISE EXCEPTION 'the hash chain refused this insert'; END $$")
+                raise
         return positions
 
     def _append_chain(self, curs: Any, positions: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:  # noqa: ANN401
         curs.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
-        global_head, heads = previous_links(_Positional(curs), stored_events, "%s")
-        curs.executemany(
-            f"INSERT INTO {CHAIN_TABLE} ({CHAIN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)",  # noqa: S608
-            chain_params(chain_rows(positions, stored_events, global_head, heads)),
-        )
+        append_chain(_Positional(curs), positions, stored_events, self.chain_scheme, "%s")
 
 
 class _Positional:
@@ -149,6 +169,9 @@ class _Positional:
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return [tuple(row.values()) for row in self._cursor.fetchall()]
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._cursor.executemany(sql, rows)
 
 
 def recorder_topic(kind: str) -> str:

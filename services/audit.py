@@ -6,6 +6,7 @@ an access record first, as every read of a client's record does.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -26,11 +27,15 @@ class Audit:
         self.reads = reads
         self.access: AccessLog = reads.access
 
-    def verify(self, client_ref: str | None = None) -> StoreReport:
-        """Both hash chains recomputed from the stored rows, in one snapshot (one client's chain with `client_ref`)."""
+    def verify(self, client_ref: str | None = None, *, positions: Collection[int] = (), seqs: Collection[int] = ()) -> StoreReport:
+        """Both hash chains recomputed from the stored rows, in one snapshot (one client's chain with `client_ref`);
+        the links at `positions` and the access hashes at `seqs` are collected (signed checkpoints name them)."""
         from domain.journey import ClientJourney
+        from infra.store import chain_scheme
 
-        return verify_store(self.wired.views, journey=ClientJourney.create_id(client_ref) if client_ref else None)
+        key = self.wired.settings.chain_key
+        return verify_store(self.wired.views, journey=ClientJourney.create_id(client_ref) if client_ref else None,
+                            scheme=chain_scheme(key.get_secret_value() if key else None), positions=positions, seqs=seqs)
 
     @staticmethod
     def verify_package(package: dict[str, Any]) -> PackageReport:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from rich.markup import escape
 from rich.table import Table  # typer's help loads it anyway
 
 from services.cli.base import (
@@ -38,7 +39,8 @@ from services.moments import recording_clock
 
 if TYPE_CHECKING:
     from domain.replay import Replay
-    from services.verification import Break
+    from services.checkpoints import Checkpoint, CheckpointReport
+    from services.verification import StoreReport
 
 
 @command("replay")
@@ -102,6 +104,9 @@ def verify(
     client: Annotated[str | None, typer.Option("--client", help="Check one client's chain only")] = None,
     file: Annotated[Path | None, typer.Option("--file", help="Check an exported audit package, offline")] = None,
     expect_head: Annotated[str | None, typer.Option("--expect-head", help="The chain head you kept; must still match")] = None,
+    checkpoints: Annotated[
+        Path | None, typer.Option("--checkpoints", help="Signed checkpoints (`continuum checkpoint --out`): the store must hold each"),
+    ] = None,
     as_json: JsonOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
@@ -111,27 +116,67 @@ def verify(
     if file is not None:
         _verify_file(file, as_json=as_json)
         return
+    signed: list[tuple[int, Checkpoint]] = []
+    if checkpoints is not None:
+        from services.cli.checkpoints import load_checkpoints
+
+        if client:
+            msg = "--checkpoints checks the whole log: give it without --client"
+            raise UsageError(msg)
+        signed, problem = load_checkpoints(checkpoints, settings_for(database_url))
+        if problem is not None:  # a forged or altered checkpoint: said before the store is read
+            _tampered(problem, as_json=as_json, checked=0)
     with continuum(database_url, decode_check=False) as wired:  # hashes need no key and no decodable row
-        report = wired.audit.verify(client)
-    events, access = report.events, report.access
-    broken: Break | str | None = report.broken
+        report = wired.audit.verify(client, positions={c.position for _, c in signed}, seqs={c.access_seq for _, c in signed})
+    events = report.events
+    broken = str(report.broken) if report.broken else None
     if client and events.checked == 0 and broken is None:
         raise UnknownClient(client)
     if broken is None and expect_head and expect_head != events.head:
         broken = f"the chain head {events.head} is not the head you kept ({expect_head}): history was rewritten"
+    held = None
+    if broken is None and checkpoints is not None:
+        from services.checkpoints import check_store
+
+        held = check_store(signed, report)
+        broken = held.problem
+    _show(report, broken, held, client=client, as_json=as_json, with_checkpoints=checkpoints is not None)
+    if broken is not None:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+def _show(
+    report: StoreReport, broken: str | None, held: CheckpointReport | None, *, client: str | None, as_json: bool,
+    with_checkpoints: bool,
+) -> None:
+    events, access = report.events, report.access
     if as_json:
+        extra = {"checkpoints_checked": held.checked if held else 0} if with_checkpoints else {}
         print_json({"ok": broken is None, "events_checked": events.checked, "journeys": events.journeys,
                     "chain_head": events.head, "access_records_checked": access.checked, "access_head": access.head,
-                    "broken": str(broken) if broken else None})
+                    **extra, "broken": broken})
     elif broken is None:
         scope = f"client {client}'s" if client else "the"
         console.print(f"intact: {events.checked} events in {events.journeys} journeys and {access.checked} access records checked")
         console.print(f"{scope} chain head: {events.head}\naccess log head: {access.head}", highlight=False)
+        if held is not None and held.latest is not None:
+            console.print(f"checkpoints: {held.checked} held; the latest, signed at {held.latest.at}: event #{held.latest.position},"
+                          f" access record {held.latest.access_seq}", highlight=False)
     else:
-        errors.print(f"[red]TAMPERED:[/red] {broken}", highlight=False, soft_wrap=True)
-        errors.print(f"({events.checked} events checked before the broken link)")
-    if broken is not None:
-        raise typer.Exit(EXIT_REFUSED)
+        errors.print(f"[red]TAMPERED:[/red] {escape(broken)}", highlight=False, soft_wrap=True)
+        if report.broken is not None:
+            errors.print(f"({events.checked} events checked before the broken link)")
+        else:
+            errors.print(f"({events.checked} events and {access.checked} access records checked: each chain is consistent,"
+                         " but not the history that was kept)")
+
+
+def _tampered(problem: str, *, as_json: bool, checked: int) -> NoReturn:
+    if as_json:
+        print_json({"ok": False, "events_checked": checked, "broken": problem})
+    else:
+        errors.print(f"[red]TAMPERED:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
+    raise typer.Exit(EXIT_REFUSED)
 
 
 PACKAGE_FIELDS = ("format", "client", "journey_id", "events", "journey_head")

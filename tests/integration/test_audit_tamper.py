@@ -205,15 +205,18 @@ def test_a_deleted_event_row_and_its_chain_row_are_detected_at_the_next_row(clin
             10, B, 3, "version 3 follows version 1: an event was deleted or reordered")
 
 
-def test_the_last_rows_deleted_with_their_chain_rows_are_detected_by_the_kept_head(clinic, database_url):
+def test_the_last_rows_deleted_with_their_chain_rows_are_detected(clinic, database_url):
     kept = cli_json(database_url, "verify")["chain_head"]
     with raw(database_url) as connection:
         connection.execute(f"DELETE FROM {connection.table} WHERE {connection.position} = 10")
         connection.execute("DELETE FROM event_chain WHERE notification_id = 10")
-    # a cut-off tail leaves a consistent, shorter chain: only the count and the head show it
-    truncated = cli_json(database_url, "verify")
-    assert (truncated["ok"], truncated["events_checked"]) == (True, 9)
-    assert truncated["chain_head"] != kept
+    # the chain is consistent but shorter than the last position chain_meta recorded
+    truncated = cli_json(database_url, "verify", code=1)
+    assert (truncated["ok"], truncated["events_checked"]) == (False, 9)
+    assert truncated["broken"] == "the event log reached position #10 but its chain ends at #9: the last events were deleted (truncated)"
+    with raw(database_url) as connection:  # chain_meta set back too: only a head kept outside shows it
+        connection.execute("UPDATE chain_meta SET value = '9' WHERE name = 'last_position'")
+    assert cli_json(database_url, "verify")["ok"] is True
     data = cli_json(database_url, "verify", "--expect-head", kept, code=1)
     assert "is not the head you kept" in data["broken"]
     result = cli(database_url, "verify", "--expect-head", kept)
