@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from domain.errors import CareRuleViolation, OtherSite, UnknownClient
+from infra.config import ConfigurationError
 from infra.views import DatabaseUnavailable
 from services.journeys import ConcurrencyConflict
 
@@ -111,10 +112,16 @@ def install(app: FastAPI, retry_after: int) -> None:
 
     for kind in (DatabaseUnavailable, StoreOperationalError, psycopg.OperationalError, sqlite3.OperationalError):
         app.add_exception_handler(kind, store_down)
+    app.add_exception_handler(ConfigurationError, misconfigured)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
         return problem(error.status_code, _plain_detail(error), headers=dict(error.headers or {}))
+
+
+async def misconfigured(_: Request, error: Exception) -> JSONResponse:
+    """The server lacks a setting this answer needs (a keyed chain's key, say): said, never a bare 500."""
+    return problem(500, f"the server is not configured for this: {error}")
 
 
 def _plain_detail(error: StarletteHTTPException) -> str:
