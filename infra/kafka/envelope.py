@@ -13,13 +13,13 @@ sequence extension asks), `ce_position` (the notification id in the store's log)
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
 
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event, to_binary_event
-from cloudevents.core.exceptions import BaseCloudEventException
 from cloudevents.core.v1.event import CloudEvent
 from eventsourcing.utils import get_topic
 from pydantic import ValidationError
@@ -33,6 +33,12 @@ CONTENT_TYPE = "application/json"
 SEQUENCE_WIDTH = 10
 NOT_PUBLISHED = "(not published)"
 """What a consumer's rebuilt event holds in place of a withheld text field."""
+
+MAX_NESTING = 32
+"""How deep arrays and objects may nest in a value (ours nest 2 deep); a deeper value is refused before it is
+parsed, since the JSON parser recurses and 5,000 levels overflow Python's stack."""
+LARGEST = 2**63 - 1
+"""The largest version or position a read side's BIGINT column holds."""
 
 Headers = list[tuple[str, bytes]]
 
@@ -151,11 +157,14 @@ def kafka_headers(message: KafkaMessage) -> Headers:
 
 def decode(headers: Headers, key: bytes | None, value: bytes | None) -> tuple[Envelope, Any]:
     """The envelope and the domain event a message stands for, with withheld fields filled by
-    placeholders (`NOT_PUBLISHED`, empty goals, the journey id as client_ref); raises PoisonMessage."""
+    placeholders (`NOT_PUBLISHED`, empty goals, the journey id as client_ref); raises PoisonMessage,
+    whatever is wrong with the message."""
+    if value and _nested_too_deep(value):
+        raise PoisonMessage(f"value nested deeper than {MAX_NESTING} levels")
     try:
         cloud = from_binary_event(KafkaMessage(dict(headers), key, value or b""))
-    except (BaseCloudEventException, ValueError, UnicodeDecodeError) as error:
-        raise PoisonMessage(f"not a CloudEvents binary-mode message: {error}") from None
+    except Exception as error:  # noqa: BLE001 - the SDK's own errors, a header that is not UTF-8 or has no value...
+        raise PoisonMessage(f"not a CloudEvents binary-mode message: {_said(error)}") from None
     envelope = _envelope(cloud, key)
     name = event_name_of(envelope.ce_type)
     data = cloud.get_data()
@@ -166,7 +175,32 @@ def decode(headers: Headers, key: bytes | None, value: bytes | None) -> tuple[En
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(map(str, p['loc'])) or 'value'}: {p['msg']}" for p in error.errors()[:5])
         raise PoisonMessage(f"value does not fit {envelope.ce_type}: {problems}") from None
-    return envelope, _domain_event(name, envelope, published.model_dump())
+    try:
+        return envelope, _domain_event(name, envelope, published.model_dump())
+    except Exception as error:  # noqa: BLE001 - a value the contract takes but the domain event does not
+        raise PoisonMessage(f"value of {envelope.ce_type} makes no event: {_said(error)}") from None
+
+
+def _said(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:300]
+
+
+def _nested_too_deep(value: bytes) -> bool:
+    """Arrays and objects nested deeper than MAX_NESTING, counted outside strings; without looking further
+    when there are not that many brackets at all (every message of ours)."""
+    if value.count(b"[") + value.count(b"{") <= MAX_NESTING:
+        return False
+    depth = 0
+    for bracket in _STRING.sub(b"", value).translate(None, _NOT_BRACKETS):
+        depth += 1 if bracket in _OPENING else -1
+        if depth > MAX_NESTING:
+            return True
+    return False
+
+
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_OPENING = b"[{"
 
 
 def event_name_of(type_: str) -> str:
@@ -185,6 +219,8 @@ def _envelope(cloud: Any, key: bytes | None) -> Envelope:  # noqa: ANN401 - a Cl
         position = int(cloud.get_extension("position"))
     except (ValueError, TypeError, UnicodeDecodeError) as error:
         raise PoisonMessage(f"bad key, ce_sequence or ce_position: {error}") from None
+    if not (1 <= version <= LARGEST and 0 <= position <= LARGEST):
+        raise PoisonMessage(f"ce_sequence {version} or ce_position {position} out of range")
     if cloud.get_id() != str(event_id(journey_id, version)):
         raise PoisonMessage(f"ce_id {cloud.get_id()} is not the id of journey {journey_id} version {version}")
     recorded_at = cloud.get_time()

@@ -72,7 +72,8 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_worker_carries_o
     registered = store.app.mapper.to_domain_event(store.app.recorder.select_notifications(start=0, limit=1)[0])
     good = encode(registered, 1, None)
     journey = good.key
-    twice = encode(dataclasses.replace(registered, originator_version=10_000), 1, None)  # a second registration
+    last = store.app.recorder.select_events(registered.originator_id, desc=True, limit=1)[0].originator_version
+    twice = encode(dataclasses.replace(registered, originator_version=last + 1), 1, None)  # a second registration, next in sequence
     poisons = [
         ([("ce_specversion", b"1.0")], journey, b"{}"),  # no ce_id, ce_type or ce_source
         (kafka_headers(good), journey, b'{"occurred_at": "not a time"}'),
