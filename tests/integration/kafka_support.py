@@ -92,7 +92,7 @@ def projection_dump(views: ViewStore) -> dict[str, list[tuple[Any, ...]]]:
 def _masked(table: str, row: dict[str, Any]) -> tuple[Any, ...]:
     if table == "census_clients":
         row["client_ref"] = "*"
-    elif table == "step_transitions" and row["kind"] in ("step_up", "step_down"):
+    elif table == "step_transitions" and row["kind"] in ("step_up", "step_down", "track_change"):
         row["reason"] = "*"
     elif table == "audit_entries":
         row["actor_id"] = row["command_id"] = "*"
