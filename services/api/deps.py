@@ -17,6 +17,7 @@ from services.api.follower import ProjectionFollower
 from services.api.freshness import Freshness
 from services.api.observability import Metrics
 from services.api.problems import InvalidParameter
+from services.api.sessions import session_principal
 from services.bootstrap import Continuum
 from services.census_filters import Levels, census_levels, census_site
 from services.moments import MomentError, parse_moment, recording_clock
@@ -57,9 +58,12 @@ def authenticate(
     api: ApiDep,
     bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     key: Annotated[str | None, Depends(_api_key)],
+    request: Request,
 ) -> Principal:
     token = bearer.credentials if bearer is not None else key
     principal = api.tokens.find(token) if token else None
+    if principal is None and not token:  # the dashboard page's own reads: a signed-in session's cookie, GET only
+        principal = session_principal(request, api.tokens)
     if principal is None:
         raise HTTPException(401, "a valid token is required: Authorization: Bearer TOKEN", headers={"WWW-Authenticate": "Bearer"})
     return principal
