@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from threading import Event
 from typing import Any
@@ -19,6 +18,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
 
+from infra.lag import Lag
 from infra.views import Cursor, Params, ViewStore
 from projections.base import Projection
 
@@ -114,15 +114,8 @@ def _reads(sql: str) -> bool:
     return any(word in upper for word in ("SELECT", "RETURNING", "CONFLICT"))
 
 
-@dataclass(frozen=True)
-class ProjectionStatus:
-    name: str
-    position: int
-    head: int
-
-    @property
-    def lag(self) -> int:
-        return max(self.head - self.position, 0)
+class ProjectionStatus(Lag):
+    """A projection's position in the event log (`name` is the projection's)."""
 
 
 class ProjectionRunner:

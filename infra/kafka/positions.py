@@ -11,23 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from infra.lag import Lag
 from infra.views import ViewStore
 
 DDL = "CREATE TABLE IF NOT EXISTS relay_positions (name TEXT PRIMARY KEY, position BIGINT NOT NULL, updated_at TEXT NOT NULL)"
 
 
 @dataclass(frozen=True)
-class RelayStatus:
-    topic: str
-    position: int
-    head: int
+class RelayStatus(Lag):
+    """The relay's position on its topic (`name` is the topic)."""
 
     @property
-    def lag(self) -> int:
-        return max(self.head - self.position, 0)
+    def topic(self) -> str:
+        return self.name
 
     def as_json(self) -> dict[str, object]:
-        return {"topic": self.topic, "position": self.position, "head": self.head, "lag": self.lag}
+        return {"topic": self.name, "position": self.position, "head": self.head, "lag": self.lag}
 
 
 class RelayPositions:
