@@ -170,6 +170,7 @@ class CensusDayRow:
 class FidelityRow:
     group: str
     end_reason: str
+    stays: int | None
     cohort_pct: float | None
     teds_pct: float
     difference: float | None
@@ -445,26 +446,30 @@ class Reports:
         return self._report("census-trend", "Census at the end of each day per level", scope, rows, cells)
 
     def fidelity(self, scope: Scope) -> Report:
-        """The end-reason mix per level group beside TEDS-D 2004 (the demo cohort's target), with the differences."""
+        """The end-reason mix per level group beside TEDS-D 2004 (the demo cohort's target), with the differences,
+        and the median IOP length of stay beside TEDS's 41 days; `stays` is each group's stays ended (the base)."""
+        from services.demo import IOP_MEDIAN_DAYS
         from services.demo import REASONS as TEDS
 
         cells, stays = _Cells(self.suppress), self._stays(scope)
         targets = {"wm": TEDS["WM"], "residential": TEDS["RES"], "php": TEDS["2.5"], "iop": TEDS["2.1"], "op": TEDS["1"]}
+        order = sorted(REASONS, key=list(TEDS["1"]).index)  # as the TEDS table: completed, transferred, left, ...
         rows = []
         for group in GROUPS:
-            ended = [s.end_reason for s in stays if group_of(s.level) == group and scope.ended_in(s.ended_at)]
-            for reason in REASONS:
-                target = targets[group].get(reason, 0.0)
+            mine = [s for s in stays if group_of(s.level) == group and scope.ended_in(s.ended_at)]
+            ended = [s.end_reason for s in mine]
+            for reason in order:
+                target = float(targets[group].get(reason, 0.0))
                 share = cells.rate(sum(1 for r in ended if r == reason), len(ended), 100, 1)
-                rows.append(FidelityRow(GROUP_NAMES[group], reason, share, target,
+                rows.append(FidelityRow(GROUP_NAMES[group], reason, cells.n(len(ended)), share, target,
                                         None if share is None else round(share - target, 1)))
-            los = [float(s.length_of_stay) for s in stays if group_of(s.level) == group and scope.ended_in(s.ended_at)
-                   and s.length_of_stay is not None]
             if group == "iop":
+                los = [float(s.length_of_stay) for s in mine if s.length_of_stay is not None]
                 median = cells.stat(los, statistics.median)
-                rows.append(FidelityRow(GROUP_NAMES[group], "median length of stay (days)", median, 41.0,
-                                        None if median is None else round(median - 41.0, 1)))
-        return self._report("fidelity", "The cohort beside TEDS-D 2004: % of stays ended, by reason", scope, rows, cells)
+                rows.append(FidelityRow(GROUP_NAMES[group], "median length of stay (days)", cells.n(len(los)), median,
+                                        float(IOP_MEDIAN_DAYS), None if median is None else round(median - IOP_MEDIAN_DAYS, 1)))
+        return self._report("fidelity", "The cohort beside TEDS-D 2004: % of stays ended, by reason; median IOP stay",
+                            scope, rows, cells)
 
 
 def _by_day_and_level(item: tuple[tuple[date, str], int]) -> tuple[date, int]:

@@ -203,10 +203,17 @@ def demo(
 
 
 def _show_demo(wired: Continuum, end: datetime) -> None:
+    from datetime import timedelta
+
+    from rich.table import Table
+
     from domain.journey import ClientJourney
     from projections.audit_trail import trail_query
     from projections.census import census_query
     from projections.step_history import matrix_query
+    from services.demo import IOP_MEDIAN_DAYS
+    from services.demo import REASONS as TEDS
+    from services.reports import GROUP_NAMES, Reports, Scope
 
     example = wired.reads.example_client()
     row = (example,) if example else None
@@ -230,3 +237,38 @@ def _show_demo(wired: Continuum, end: datetime) -> None:
                 f"  recorded {shown(entry.recorded_at, settings, seconds=True)} by {entry.actor_id} ({entry.actor_role}){fixes}",
                 highlight=False,
             )
+
+    # outcomes a program director reads (services/reports.py; `continuum report NAME` for each in full)
+    reports, scope = Reports(wired.views), Scope(end + timedelta(seconds=1))
+    completion = reports.completion(scope).rows
+    median = {r.group: r.median_days for r in reports.length_of_stay(scope).rows if r.end_reason == "all"}
+    readmitted = reports.readmission(scope).rows[0]
+    iop = reports.attendance(scope).rows[0]
+    soon = 14  # days: continuity of care after withdrawal management, as CBE #3312
+    after_wm = next((r for r in reports.continuity(scope).rows if r.measure == "after withdrawal management" and r.days == soon), None)
+    teds = {GROUP_NAMES[group]: TEDS[key]["completed"]
+            for group, key in (("wm", "WM"), ("residential", "RES"), ("php", "2.5"), ("iop", "2.1"), ("op", "1"))}
+
+    def pct(rate: float | None) -> str:
+        return "-" if rate is None else f"{100 * rate:.1f} %"
+
+    def days(value: float | None) -> str:
+        return "-" if value is None else f"{value:g}"
+
+    table = Table(title=f"Outcomes of service stays ended by {shown(end, settings)} (TEDS-D 2004 beside)")
+    for column in ("level of care", "stays ended", "completed", "TEDS-D completed", "completed or transferred", "median days"):
+        table.add_column(column, justify="left" if column == "level of care" else "right")
+    for r in completion:
+        table.add_row(r.group, f"{r.ended:,}", pct(r.completion_rate), f"{teds[r.group]:.1f} %",
+                      pct(r.completion_or_transfer_rate), days(median.get(r.group)))
+    console.print(table)
+    console.print(f"Median IOP length of stay: {days(median.get('intensive outpatient'))} days"
+                  f" (TEDS-D 2004: {IOP_MEDIAN_DAYS}).", highlight=False)
+    console.print(f"Readmitted within 30 days of discharge: {pct(readmitted.rate)} of {readmitted.eligible or 0:,}"
+                  " discharges whose 30 days had passed.", highlight=False)
+    console.print(f"IOP weeks meeting the 9-hour minimum: {pct(iop.compliance_rate)} of {iop.client_weeks or 0:,} client-weeks;"
+                  f" sessions attended {pct(iop.attendance_rate)} ({pct(iop.attendance_rate_unexcused_only)}"
+                  " leaving out excused absences).", highlight=False)
+    if after_wm is not None:
+        console.print(f"After withdrawal management, a lower level of care within {soon} days: {pct(after_wm.rate)}"
+                      f" of {after_wm.eligible or 0:,} stays.", highlight=False)
