@@ -18,18 +18,15 @@ from eventsourcing.dispatch import singledispatchmethod
 from domain import events as ev
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
-from projections.placements import Placements
+from projections.placements import PLACING, Interval, Placements, Placing, period
 
-PLACEMENTS = Placements("attendance_placements")
+PLACEMENTS = Placements("attendance_placements", "attendance_sessions", "occurred_at")
 SESSIONS = frozenset({"SessionAttended", "SessionMissed"})
 
 
 class Attendance(Projection):
     name = "attendance"
-    handles = (
-        ev.WithdrawalManagementStarted, ev.AdmittedToLevel, ev.SteppedUp, ev.SteppedDown, ev.TrackChanged, ev.Discharged,
-        ev.SessionAttended, ev.SessionMissed, ev.EntryCorrected, ev.EntryVoided,
-    )
+    handles = (*PLACING, ev.SessionAttended, ev.SessionMissed, ev.EntryCorrected, ev.EntryVoided)
     tables = ("attendance_placements", "attendance_sessions")
 
     def ddl(self, dialect: str) -> list[str]:
@@ -49,28 +46,8 @@ class Attendance(Projection):
         """Events attendance does not handle only move the position."""
 
     @process.register
-    def _detox(self, event: ev.WithdrawalManagementStarted, cursor: Cursor, position: int) -> None:
-        track = "residential" if event.level.is_24_hour else "day"
-        PLACEMENTS.enter(cursor, event, event.level.code, event.site, track, 0.0, kind="episode")
-
-    @process.register
-    def _admitted(self, event: ev.AdmittedToLevel, cursor: Cursor, position: int) -> None:
-        PLACEMENTS.enter(cursor, event, event.level.code, event.site, event.track.value, event.planned_hours_per_week,
-                         kind="episode")
-
-    @process.register
-    def _stepped(self, event: ev.LevelChange, cursor: Cursor, position: int) -> None:
-        PLACEMENTS.enter(cursor, event, event.to_level.code, event.site, event.track.value, event.planned_hours_per_week,
-                         kind="stay")
-
-    @process.register
-    def _track_changed(self, event: ev.TrackChanged, cursor: Cursor, position: int) -> None:
-        PLACEMENTS.enter(cursor, event, event.level.code, event.site, event.track.value, event.planned_hours_per_week,
-                         kind="track")
-
-    @process.register
-    def _discharged(self, event: ev.Discharged, cursor: Cursor, position: int) -> None:
-        PLACEMENTS.leave(cursor, event)
+    def _placed(self, event: Placing, cursor: Cursor, position: int) -> None:
+        PLACEMENTS.follow(cursor, event)
 
     @process.register
     def _attended(self, event: ev.SessionAttended, cursor: Cursor, position: int) -> None:
@@ -99,30 +76,28 @@ class Attendance(Projection):
                 (value, journey, event.corrects_version),
             )
             if column == "occurred_at":
-                PLACEMENTS.refile(cursor, journey, "attendance_sessions", "occurred_at")
-        elif PLACEMENTS.corrected(cursor, event):
-            PLACEMENTS.refile(cursor, journey, "attendance_sessions", "occurred_at")
+                PLACEMENTS.refile(cursor, journey)
+        else:
+            PLACEMENTS.corrected(cursor, event)
 
     @process.register
     def _voided(self, event: ev.EntryVoided, cursor: Cursor, position: int) -> None:
-        journey = str(event.originator_id)
         if event.voided_type in SESSIONS:
             cursor.execute(
-                "DELETE FROM attendance_sessions WHERE journey_id = ? AND version = ?", (journey, event.voided_version),
+                "DELETE FROM attendance_sessions WHERE journey_id = ? AND version = ?",
+                (str(event.originator_id), event.voided_version),
             )
-        elif PLACEMENTS.voided(cursor, event):
-            PLACEMENTS.refile(cursor, journey, "attendance_sessions", "occurred_at")
+        else:
+            PLACEMENTS.voided(cursor, event)
 
 
 def _insert(cursor: Cursor, event: ev.SessionAttended | ev.SessionMissed, *, attended: bool, excused: bool) -> None:
     journey, at = str(event.originator_id), utc(event.occurred_at)
-    placed = PLACEMENTS.at(cursor, journey, at)
-    where = (placed.level, placed.site, placed.track, placed.hours, placed.stay, placed.episode) if placed else ("", "", "", 0.0, 0, 0)
     cursor.execute(
         "INSERT INTO attendance_sessions (journey_id, version, session_id, occurred_at, attended, excused, minutes, kind,"
         " level, site, track, hours, stay, episode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (journey, event.originator_version, event.session_id, at, int(attended), int(excused), float(event.minutes),
-         event.kind.value, *where),
+         event.kind.value, *PLACEMENTS.filed(cursor, journey, at).columns()),
     )
 
 
@@ -139,50 +114,18 @@ class Session:
     episode: int
 
 
-@dataclass(frozen=True)
-class PlacementInterval:
-    journey_id: str
-    level: str
-    site: str
-    track: str
-    hours: float
-    stay: int
-    episode: int
-    started_at: datetime
-    ended_at: datetime | None
-
-
 def sessions_query(cursor: Cursor, since: datetime | None, until: datetime | None) -> list[Session]:
     """Sessions held in [since, until)."""
-    where, params = ["1 = 1"], []
-    if since is not None:
-        where.append("occurred_at >= ?")
-        params.append(utc(since))
-    if until is not None:
-        where.append("occurred_at < ?")
-        params.append(utc(until))
+    held, params = period("occurred_at", since, until)
     cursor.execute(
         "SELECT journey_id, occurred_at, attended, excused, minutes, level, site, stay, episode FROM attendance_sessions"  # noqa: S608
-        f" WHERE {' AND '.join(where)} ORDER BY journey_id, occurred_at",
+        f" WHERE {held} ORDER BY journey_id, occurred_at",
         params,
     )
     return [Session(j, from_utc(at), bool(a), bool(x), float(m), lv, s, int(st), int(ep))
             for j, at, a, x, m, lv, s, st, ep in cursor.fetchall()]
 
 
-def placements_query(cursor: Cursor, level: str, since: datetime | None, until: datetime | None) -> list[PlacementInterval]:
+def placements_query(cursor: Cursor, level: str, since: datetime | None, until: datetime | None) -> list[Interval]:
     """The placement intervals at `level` that overlap [since, until)."""
-    where, params = ["level = ?"], [level]
-    if until is not None:
-        where.append("started_at < ?")
-        params.append(utc(until))
-    if since is not None:
-        where.append("(ended_at IS NULL OR ended_at > ?)")
-        params.append(utc(since))
-    cursor.execute(
-        "SELECT journey_id, level, site, track, hours, stay, episode, started_at, ended_at FROM attendance_placements"  # noqa: S608
-        f" WHERE {' AND '.join(where)} ORDER BY journey_id, started_at",
-        params,
-    )
-    return [PlacementInterval(j, lv, s, t, float(h), int(st), int(ep), from_utc(a), None if e is None else from_utc(e))
-            for j, lv, s, t, h, st, ep, a, e in cursor.fetchall()]
+    return PLACEMENTS.intervals(cursor, level, since, until)

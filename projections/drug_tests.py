@@ -18,17 +18,14 @@ from eventsourcing.dispatch import singledispatchmethod
 from domain import events as ev
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
-from projections.placements import Placements
+from projections.placements import PLACING, Placements, Placing, period
 
-PLACEMENTS = Placements("drug_test_placements")
+PLACEMENTS = Placements("drug_test_placements", "drug_specimens", "collected_at")
 
 
 class DrugTests(Projection):
     name = "drug_tests"
-    handles = (
-        ev.WithdrawalManagementStarted, ev.AdmittedToLevel, ev.SteppedUp, ev.SteppedDown, ev.TrackChanged, ev.Discharged,
-        ev.DrugTestCollected, ev.DrugTestResulted, ev.EntryCorrected, ev.EntryVoided,
-    )
+    handles = (*PLACING, ev.DrugTestCollected, ev.DrugTestResulted, ev.EntryCorrected, ev.EntryVoided)
     tables = ("drug_test_placements", "drug_specimens", "drug_analytes")
 
     def ddl(self, dialect: str) -> list[str]:
@@ -51,40 +48,17 @@ class DrugTests(Projection):
         """Events the drug tests do not handle only move the position."""
 
     @process.register
-    def _detox(self, event: ev.WithdrawalManagementStarted, cursor: Cursor, position: int) -> None:
-        track = "residential" if event.level.is_24_hour else "day"
-        PLACEMENTS.enter(cursor, event, event.level.code, event.site, track, 0.0, kind="episode")
-
-    @process.register
-    def _admitted(self, event: ev.AdmittedToLevel, cursor: Cursor, position: int) -> None:
-        PLACEMENTS.enter(cursor, event, event.level.code, event.site, event.track.value, event.planned_hours_per_week,
-                         kind="episode")
-
-    @process.register
-    def _stepped(self, event: ev.LevelChange, cursor: Cursor, position: int) -> None:
-        PLACEMENTS.enter(cursor, event, event.to_level.code, event.site, event.track.value, event.planned_hours_per_week,
-                         kind="stay")
-
-    @process.register
-    def _track_changed(self, event: ev.TrackChanged, cursor: Cursor, position: int) -> None:
-        PLACEMENTS.enter(cursor, event, event.level.code, event.site, event.track.value, event.planned_hours_per_week,
-                         kind="track")
-
-    @process.register
-    def _discharged(self, event: ev.Discharged, cursor: Cursor, position: int) -> None:
-        PLACEMENTS.leave(cursor, event)
+    def _placed(self, event: Placing, cursor: Cursor, position: int) -> None:
+        PLACEMENTS.follow(cursor, event)
 
     @process.register
     def _collected(self, event: ev.DrugTestCollected, cursor: Cursor, position: int) -> None:
         journey, at = str(event.originator_id), utc(event.occurred_at)
-        placed = PLACEMENTS.at(cursor, journey, at)
-        where = (placed.level, placed.site, placed.track, placed.hours, placed.stay, placed.episode) if placed else (
-            "", "", "", 0.0, 0, 0)
         cursor.execute(
             "INSERT INTO drug_specimens (journey_id, specimen_id, collected_by, collected_at, specimen, observed, random,"
             " level, site, track, hours, stay, episode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (journey, event.specimen_id, event.originator_version, at, event.specimen.value, int(event.observed),
-             int(event.random), *where),
+             int(event.random), *PLACEMENTS.filed(cursor, journey, at).columns()),
         )
 
     @process.register
@@ -121,9 +95,9 @@ class DrugTests(Projection):
                 (value, journey, version),
             )
             if column == "collected_at":
-                PLACEMENTS.refile(cursor, journey, "drug_specimens", "collected_at")
-        elif PLACEMENTS.corrected(cursor, event):
-            PLACEMENTS.refile(cursor, journey, "drug_specimens", "collected_at")
+                PLACEMENTS.refile(cursor, journey)
+        else:
+            PLACEMENTS.corrected(cursor, event)
 
     @process.register
     def _voided(self, event: ev.EntryVoided, cursor: Cursor, position: int) -> None:
@@ -140,8 +114,8 @@ class DrugTests(Projection):
             )
         elif event.voided_type == "DrugTestCollected":
             cursor.execute("DELETE FROM drug_specimens WHERE journey_id = ? AND collected_by = ?", (journey, version))
-        elif PLACEMENTS.voided(cursor, event):
-            PLACEMENTS.refile(cursor, journey, "drug_specimens", "collected_at")
+        else:
+            PLACEMENTS.voided(cursor, event)
 
 
 @dataclass(frozen=True)
@@ -158,19 +132,13 @@ class Specimen:
 
 def specimens_query(cursor: Cursor, since: datetime | None, until: datetime | None) -> list[Specimen]:
     """Specimens collected in [since, until), with their positive analytes counted, expected apart."""
-    where, params = ["1 = 1"], []
-    if since is not None:
-        where.append("s.collected_at >= ?")
-        params.append(utc(since))
-    if until is not None:
-        where.append("s.collected_at < ?")
-        params.append(utc(until))
+    collected, params = period("s.collected_at", since, until)
     cursor.execute(
         "SELECT s.journey_id, s.specimen_id, s.collected_at, s.level, s.site, s.result,"  # noqa: S608
         " COALESCE(SUM(CASE WHEN a.outcome = 'positive' AND a.expected = 1 THEN 1 ELSE 0 END), 0),"
         " COALESCE(SUM(CASE WHEN a.outcome = 'positive' AND a.expected = 0 THEN 1 ELSE 0 END), 0)"
         " FROM drug_specimens s LEFT JOIN drug_analytes a ON a.journey_id = s.journey_id AND a.specimen_id = s.specimen_id"
-        f" WHERE {' AND '.join(where)}"
+        f" WHERE {collected}"
         " GROUP BY s.journey_id, s.specimen_id, s.collected_at, s.level, s.site, s.result ORDER BY s.collected_at, s.journey_id",
         params,
     )

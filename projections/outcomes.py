@@ -209,26 +209,20 @@ def days_between(start: datetime, end: datetime) -> int:
 
 
 @dataclass(frozen=True)
-class Stay:
-    """One service stay: one level of care inside an episode."""
+class _Span:
+    """What a stay and an episode share: where and when, how it ended, and what came next (in whole days)."""
 
     journey_id: str
-    opened_by: int
-    episode_opened_by: int
-    episode: int
-    level: str
+    opened_by: int  # the version of the entry that opened it
+    episode: int  # 1, 2, ... per client
+    level: str  # a stay's level of care; an episode's first
     site: str
     track: str
     started_at: datetime
     ended_at: datetime | None
-    end_event: str | None
     end_reason: str | None  # None: still open
-    next_level: str | None
+    next_level: str | None  # a stay's next level; an episode's readmission's first level
     next_started_at: datetime | None
-
-    @property
-    def episode_id(self) -> str:
-        return f"{self.journey_id}:{self.episode_opened_by}"
 
     @property
     def length_of_stay(self) -> int | None:
@@ -242,34 +236,24 @@ class Stay:
 
 
 @dataclass(frozen=True)
-class Episode:
-    """One treatment episode: an admission until its discharge."""
+class Stay(_Span):
+    """One service stay: one level of care inside an episode."""
 
-    journey_id: str
-    opened_by: int
-    episode: int
-    level: str  # the first level of care
-    site: str
-    track: str
-    started_at: datetime
-    ended_at: datetime | None
-    end_reason: str | None
-    next_level: str | None  # the first level of the readmission
-    next_started_at: datetime | None
+    episode_opened_by: int
+    end_event: str | None  # the event that ended it: SteppedUp, SteppedDown or Discharged
+
+    @property
+    def episode_id(self) -> str:
+        return f"{self.journey_id}:{self.episode_opened_by}"
+
+
+@dataclass(frozen=True)
+class Episode(_Span):
+    """One treatment episode: an admission until its discharge."""
 
     @property
     def episode_id(self) -> str:
         return f"{self.journey_id}:{self.opened_by}"
-
-    @property
-    def length_of_stay(self) -> int | None:
-        return None if self.ended_at is None else days_between(self.started_at, self.ended_at)
-
-    @property
-    def days_to_next(self) -> int | None:
-        if self.ended_at is None or self.next_started_at is None:
-            return None
-        return days_between(self.ended_at, self.next_started_at)
 
 
 @dataclass(frozen=True)
@@ -300,7 +284,7 @@ def stays_query(cursor: Cursor, *, started_before: datetime | None = None, ended
         params,
     )
     return [
-        Stay(j, int(o), int(e), int(n), lv, s, tr, from_utc(st), _moment(en), ee, er, nl, _moment(ns))
+        Stay(j, int(o), int(n), lv, s, tr, from_utc(st), _moment(en), er, nl, _moment(ns), episode_opened_by=int(e), end_event=ee)
         for j, o, e, n, lv, s, tr, st, en, ee, er, nl, ns in cursor.fetchall()
     ]
 

@@ -2,11 +2,12 @@
 planned hours in force when they happened (attendance, drug tests).
 
 Each projection keeps its own table of these intervals (it owns its tables); this module gives the
-DDL and the handlers' shared steps. An interval is opened by an admission, a step or a change of
-track and closed by the next of them or the discharge; `stay` is the version of the admission or
-step that entered the level (a change of track keeps it), `episode` the version that opened the
-episode. Only the latest change of level is ever voided, so a void deletes the interval it opened and
-reopens the one it closed.
+DDL, the handlers' shared steps and the query. An interval is opened by an admission, a step or a
+change of track and closed by the next of them or the discharge; `stay` is the version of the
+admission or step that entered the level (a change of track keeps it), `episode` the version that
+opened the episode. Only the latest change of level is ever voided, so a void deletes the interval it
+opened and reopens the one it closed. When the intervals of a journey change (a correction or a
+void), its facts are filed again by their time.
 """
 
 from __future__ import annotations
@@ -17,7 +18,11 @@ from datetime import datetime
 from domain import events as ev
 from domain.record import TRANSITIONS
 from infra.views import Cursor
-from projections.base import id_type, utc
+from projections.base import from_utc, id_type, utc
+
+Placing = ev.WithdrawalManagementStarted | ev.AdmittedToLevel | ev.LevelChange | ev.TrackChanged | ev.Discharged
+"""The events that open or close an interval (a projection registers one handler for them all)."""
+PLACING = (ev.WithdrawalManagementStarted, ev.AdmittedToLevel, ev.SteppedUp, ev.SteppedDown, ev.TrackChanged, ev.Discharged)
 
 
 @dataclass(frozen=True)
@@ -29,10 +34,29 @@ class Placed:
     stay: int
     episode: int
 
+    def columns(self) -> tuple[str, str, str, float, int, int]:
+        """The values of a fact's level, site, track, hours, stay and episode columns."""
+        return self.level, self.site, self.track, self.hours, self.stay, self.episode
+
+
+NOWHERE = Placed("", "", "", 0.0, 0, 0)
+"""Where a fact before any placement is filed."""
+
+
+@dataclass(frozen=True)
+class Interval(Placed):
+    """One interval of a journey's placements."""
+
+    journey_id: str
+    started_at: datetime
+    ended_at: datetime | None
+
 
 class Placements:
-    def __init__(self, table: str) -> None:
-        self.table = table
+    """The intervals in `table`, and the facts of table `facts` filed under them by their `time_column`."""
+
+    def __init__(self, table: str, facts: str, time_column: str) -> None:
+        self.table, self.facts, self.time_column = table, facts, time_column
 
     def ddl(self, dialect: str) -> list[str]:
         version = id_type(dialect)
@@ -42,6 +66,21 @@ class Placements:
                 site TEXT NOT NULL, track TEXT NOT NULL, hours REAL NOT NULL, stay {version} NOT NULL,
                 episode {version} NOT NULL, started_at TEXT NOT NULL, ended_at TEXT, PRIMARY KEY (journey_id, opened_by))""",
         ]
+
+    def follow(self, cursor: Cursor, event: Placing) -> None:
+        """An admission or start of withdrawal management opens an episode, a step a stay, a change of track
+        a new interval of the same stay; a discharge closes the last interval."""
+        if isinstance(event, ev.Discharged):
+            self.leave(cursor, event)
+        elif isinstance(event, ev.WithdrawalManagementStarted):
+            track = "residential" if event.level.is_24_hour else "day"
+            self.enter(cursor, event, event.level.code, event.site, track, 0.0, kind="episode")
+        elif isinstance(event, ev.AdmittedToLevel):
+            self.enter(cursor, event, event.level.code, event.site, event.track.value, event.planned_hours_per_week, kind="episode")
+        elif isinstance(event, ev.LevelChange):
+            self.enter(cursor, event, event.to_level.code, event.site, event.track.value, event.planned_hours_per_week, kind="stay")
+        else:
+            self.enter(cursor, event, event.level.code, event.site, event.track.value, event.planned_hours_per_week, kind="track")
 
     def enter(self, cursor: Cursor, event: ev.JourneyEvent, level: str, site: str, track: str, hours: float, *, kind: str) -> None:
         """An admission (`kind` "episode"), a step ("stay") or a change of track ("track") at the event's time."""
@@ -69,36 +108,37 @@ class Placements:
             (utc(event.occurred_at), event.originator_version, str(event.originator_id)),
         )
 
-    def voided(self, cursor: Cursor, event: ev.EntryVoided) -> bool:
-        """Drop a voided change of level; True when the intervals changed."""
+    def voided(self, cursor: Cursor, event: ev.EntryVoided) -> None:
+        """Drop a voided change of level, reopen what it closed and file the journey's facts again."""
         if event.voided_type not in TRANSITIONS:
-            return False
+            return
         key = (str(event.originator_id), event.voided_version)
         cursor.execute(f"DELETE FROM {self.table} WHERE journey_id = ? AND opened_by = ?", key)  # noqa: S608
         cursor.execute(
             f"UPDATE {self.table} SET ended_at = NULL, closed_by = NULL WHERE journey_id = ? AND closed_by = ?",  # noqa: S608
             key,
         )
-        return True
+        self.refile(cursor, key[0])
 
-    def corrected(self, cursor: Cursor, event: ev.EntryCorrected) -> bool:
-        """Apply a correction of a change of level's time, site, track or hours; True when the intervals changed."""
+    def corrected(self, cursor: Cursor, event: ev.EntryCorrected) -> None:
+        """Apply a correction of a change of level's time, site, track or hours, and file the journey's facts again."""
         if event.corrects_type not in TRANSITIONS:
-            return False
+            return
         key = (str(event.originator_id), event.corrects_version)
         if event.field == "occurred_at":
             moment = utc(datetime.fromisoformat(str(event.corrected_value)))
             cursor.execute(f"UPDATE {self.table} SET started_at = ? WHERE journey_id = ? AND opened_by = ?", (moment, *key))  # noqa: S608
             cursor.execute(f"UPDATE {self.table} SET ended_at = ? WHERE journey_id = ? AND closed_by = ?", (moment, *key))  # noqa: S608
-            return True
+            self.refile(cursor, key[0])
+            return
         column = {"site": "site", "track": "track", "planned_hours_per_week": "hours"}.get(event.field)
         if column is None:
-            return False
+            return
         value: object = float(str(event.corrected_value)) if column == "hours" else str(event.corrected_value)
         cursor.execute(f"UPDATE {self.table} SET {column} = ? WHERE journey_id = ? AND opened_by = ?", (value, *key))  # noqa: S608
-        return True
+        self.refile(cursor, key[0])
 
-    def at(self, cursor: Cursor, journey_id: str, moment: str) -> Placed | None:
+    def filed(self, cursor: Cursor, journey_id: str, moment: str) -> Placed:
         """The interval in force at `moment` (UTC text); a fact after the discharge files under the last one."""
         cursor.execute(
             f"SELECT level, site, track, hours, stay, episode FROM {self.table} WHERE journey_id = ? AND started_at <= ?"  # noqa: S608
@@ -106,15 +146,45 @@ class Placements:
             (journey_id, moment),
         )
         row = cursor.fetchone()
-        return None if row is None else Placed(str(row[0]), str(row[1]), str(row[2]), float(row[3]), int(row[4]), int(row[5]))
+        return NOWHERE if row is None else Placed(str(row[0]), str(row[1]), str(row[2]), float(row[3]), int(row[4]), int(row[5]))
 
-    def refile(self, cursor: Cursor, journey_id: str, facts: str, time_column: str) -> None:
-        """After the intervals of a journey changed: file its rows of table `facts` again by their time."""
-        placed = self.table
+    def refile(self, cursor: Cursor, journey_id: str) -> None:
+        """After the intervals or a fact's time changed: file the journey's facts again by their time."""
+        placed, facts, when = self.table, self.facts, self.time_column
         cursor.execute(
             f"UPDATE {facts} SET level = p.level, site = p.site, track = p.track, hours = p.hours, stay = p.stay,"  # noqa: S608
             f" episode = p.episode FROM {placed} p WHERE {facts}.journey_id = ? AND p.journey_id = {facts}.journey_id"
             f" AND p.opened_by = (SELECT q.opened_by FROM {placed} q WHERE q.journey_id = {facts}.journey_id"
-            f" AND q.started_at <= {facts}.{time_column} ORDER BY q.started_at DESC, q.opened_by DESC LIMIT 1)",
+            f" AND q.started_at <= {facts}.{when} ORDER BY q.started_at DESC, q.opened_by DESC LIMIT 1)",
             (journey_id,),
         )
+
+    def intervals(self, cursor: Cursor, level: str, since: datetime | None, until: datetime | None) -> list[Interval]:
+        """The intervals at `level` that overlap [since, until)."""
+        where, params = ["level = ?"], [level]
+        if until is not None:
+            where.append("started_at < ?")
+            params.append(utc(until))
+        if since is not None:
+            where.append("(ended_at IS NULL OR ended_at > ?)")
+            params.append(utc(since))
+        cursor.execute(
+            f"SELECT journey_id, level, site, track, hours, stay, episode, started_at, ended_at FROM {self.table}"  # noqa: S608
+            f" WHERE {' AND '.join(where)} ORDER BY journey_id, started_at",
+            params,
+        )
+        return [Interval(lv, s, t, float(h), int(st), int(ep), journey_id=j, started_at=from_utc(a),
+                         ended_at=None if e is None else from_utc(e))
+                for j, lv, s, t, h, st, ep, a, e in cursor.fetchall()]
+
+
+def period(column: str, since: datetime | None, until: datetime | None) -> tuple[str, list[str]]:
+    """The SQL condition, and its parameters, of the facts whose time `column` is in [since, until) (either may be left out)."""
+    where, params = ["1 = 1"], []
+    if since is not None:
+        where.append(f"{column} >= ?")
+        params.append(utc(since))
+    if until is not None:
+        where.append(f"{column} < ?")
+        params.append(utc(until))
+    return " AND ".join(where), params
