@@ -209,6 +209,25 @@ class EntryVoided(JourneyEvent):
     reason: str
 
 
+class ConsentGranted(JourneyEvent):
+    """A 42 CFR Part 2 consent (§2.31): who may receive the record, why, how much of it, until when.
+    `purpose` is a `domain.consent.ConsentPurpose` value; a consent does not move the client."""
+
+    consent_id: str
+    recipient: str
+    purpose: str
+    purpose_text: str | None
+    scope: list[str]
+    expires_on: date | None
+
+
+class ConsentRevoked(JourneyEvent):
+    """The client revoked a consent: nothing more is disclosed under it from `occurred_at` on."""
+
+    consent_id: str
+    granted_version: int  # the version of the grant revoked (pairs them where the consent id is withheld)
+
+
 EVENT_TYPES: tuple[type[Aggregate.Event], ...] = (
     ClientRegistered,
     ReferralReceived,
@@ -230,6 +249,8 @@ EVENT_TYPES: tuple[type[Aggregate.Event], ...] = (
     MedicationChanged,
     EntryCorrected,
     EntryVoided,
+    ConsentGranted,
+    ConsentRevoked,
 )
 
 

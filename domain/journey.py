@@ -18,6 +18,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from domain import consent as part2
 from domain import errors
 from domain import events as ev
 from domain import flags as flagging
@@ -69,6 +70,8 @@ class ClientJourney(Amendments, Aggregate):
     MedicationChanged = ev.MedicationChanged
     EntryCorrected = ev.EntryCorrected
     EntryVoided = ev.EntryVoided
+    ConsentGranted = ev.ConsentGranted
+    ConsentRevoked = ev.ConsentRevoked
 
     @staticmethod
     def create_id(client_ref: str) -> UUID:
@@ -96,6 +99,8 @@ class ClientJourney(Amendments, Aggregate):
         self.sessions: set[str] = set()
         self.specimens: dict[str, int] = {}  # specimen id -> version of its collection
         self.results: dict[str, int] = {}  # specimen id -> version of its result
+        self.consent_grants: dict[str, int] = {}  # consent id -> version of its grant
+        self.consent_revocations: dict[str, int] = {}  # consent id -> version of its revocation
         self._remember(1, "ClientRegistered", occurred_at, {"site": site, "birth_year": birth_year, "sex": sex})
         self._settle()
 
@@ -348,6 +353,60 @@ class ClientJourney(Amendments, Aggregate):
         if self.status is not Status.ALUMNI:
             raise errors.NotAlumni(self.client_ref, status=self.status)
         self._alumni_activity_attended(activity=activity, **self._facts(at, ctx))
+
+    def grant_consent(
+        self, *, consent_id: str, recipient: str, purpose: part2.ConsentPurpose, purpose_text: str | None,
+        scope: Sequence[str], expires_on: date | None, at: datetime, ctx: Context,
+    ) -> None:
+        """A Part 2 consent to disclose (§2.31); it does not change where the client stands."""
+        if self._seen(ctx):
+            return
+        self._require_alive(at, ctx)
+        if consent_id in self.consent_grants:
+            raise part2.ConsentAlreadyRecorded(self.client_ref, consent_id=consent_id)
+        kinds = part2.check_grant(
+            self.client_ref, recipient=recipient, purpose=purpose, purpose_text=purpose_text, scope=scope,
+            expires_on=expires_on, at=at,
+        )
+        self._consent_granted(
+            consent_id=consent_id, recipient=recipient, purpose=purpose.value, purpose_text=purpose_text, scope=kinds,
+            expires_on=expires_on, **self._facts(at, ctx),
+        )
+
+    def revoke_consent(self, *, consent_id: str, at: datetime, ctx: Context) -> None:
+        """The client revokes a consent: nothing more is disclosed under it from `at` on (§2.31(a)(6))."""
+        if self._seen(ctx):
+            return
+        check_time(self.client_ref, at, ctx.now)
+        self._require_after_registration(at)
+        granted = self.consent_grants.get(consent_id)
+        if granted is None or self.entries[granted].voided:
+            raise part2.UnknownConsent(self.client_ref, consent_id=consent_id)
+        if consent_id in self.consent_revocations and not self.entries[self.consent_revocations[consent_id]].voided:
+            raise part2.ConsentNotInForce(self.client_ref, "the consent is already revoked", consent_id=consent_id)
+        if at < self.entries[granted].at:
+            raise errors.OutOfOrder(
+                self.client_ref, "a revocation cannot precede its grant",
+                granted_at=self.entries[granted].at.isoformat(), occurred_at=at.isoformat(),
+            )
+        self._consent_revoked(consent_id=consent_id, granted_version=granted, **self._facts(at, ctx))
+
+    def consents(self) -> list[part2.Consent]:
+        """Every consent recorded (voided ones marked), in the order granted."""
+        found = []
+        for consent_id, version in self.consent_grants.items():
+            entry = self.entries[version]
+            revoked = self.consent_revocations.get(consent_id)
+            revoked_at = None if revoked is None or self.entries[revoked].voided else self.entries[revoked].at
+            expires = entry.fields["expires_on"]
+            found.append(part2.Consent(
+                consent_id=consent_id, recipient=str(entry.fields["recipient"]),
+                purpose=part2.ConsentPurpose(entry.fields["purpose"]),
+                purpose_text=None if entry.fields["purpose_text"] is None else str(entry.fields["purpose_text"]),
+                scope=entry.notes, granted_at=entry.at, expires_on=None if expires is None else date.fromisoformat(str(expires)),
+                revoked_at=revoked_at, voided=entry.voided,
+            ))
+        return found
 
     def correct(self, *, version: int, field: str, value: Scalar, reason: str, at: datetime, ctx: Context) -> None:
         """Put a recorded value right; the original entry stays as it was recorded."""
@@ -615,6 +674,20 @@ class ClientJourney(Amendments, Aggregate):
     @event(ev.AlumniActivityAttended)
     def _alumni_activity_attended(self, activity: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
         self._note("AlumniActivityAttended", occurred_at, command_id, activity=activity)
+
+    @event(ev.ConsentGranted)
+    def _consent_granted(self, consent_id: str, recipient: str, purpose: str, purpose_text: str | None, scope: list[str], expires_on: date | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+        self.commands.add(command_id)
+        self._remember(self.version + 1, "ConsentGranted", occurred_at, {
+            "recipient": recipient, "purpose": purpose, "purpose_text": purpose_text, "expires_on": expires_on,
+        }, key=consent_id, notes=tuple(scope))  # belongs to no stay: a discharge is never held by it
+        self.consent_grants[consent_id] = self.version + 1
+
+    @event(ev.ConsentRevoked)
+    def _consent_revoked(self, consent_id: str, granted_version: int, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+        self.commands.add(command_id)
+        self._remember(self.version + 1, "ConsentRevoked", occurred_at, {}, key=consent_id)
+        self.consent_revocations[consent_id] = self.version + 1
 
     @event(ev.EntryCorrected)
     def _entry_corrected(self, corrects_version: int, corrects_type: str, field: str, previous_value: Scalar, corrected_value: Scalar, reason: str, flags: list[str] | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:

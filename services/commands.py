@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
+from domain.consent import ConsentPurpose
 from domain.journey import ClientJourney
 from domain.levels import (
     DischargeReason,
@@ -311,16 +312,52 @@ class Void(Command):
         journey.void(versions=self.versions, reason=self.reason, at=self.occurred_at, ctx=ctx)
 
 
+RecordKind = Literal[
+    "all", "demographics", "episodes", "stays", "sessions", "assessments", "plans", "drug_tests", "medication", "discharges",
+]
+"""The record kinds of `domain.consent` (`ALL`, `RECORD_KINDS`), as the schema lists them (a unit test holds them equal)."""
+
+
+class GrantConsent(Command):
+    """A 42 CFR Part 2 consent to disclose (§2.31): recipient, purpose, scope and expiry."""
+
+    command: Literal["grant_consent"] = "grant_consent"
+    consent_id: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")] = Field(
+        description="The consent form's reference (named again by a revocation)",
+    )
+    recipient: Text = Field(description="Who may receive the record (an organisation or a named person)")
+    purpose: ConsentPurpose = Field(description="treatment, payment, health_care_operations, or named (see purpose_text)")
+    purpose_text: Text | None = Field(default=None, description="The purpose in the consent's words (required for named)")
+    scope: Annotated[list[RecordKind], Field(min_length=1)] = Field(
+        default=["all"], description="What may be disclosed: all, or record kinds",
+    )
+    expires_on: date | None = Field(default=None, description="The last day the consent is in force (none: until revoked)")
+
+    def apply(self, journey: ClientJourney, ctx: Context) -> None:
+        journey.grant_consent(
+            consent_id=self.consent_id, recipient=self.recipient, purpose=self.purpose, purpose_text=self.purpose_text,
+            scope=self.scope, expires_on=self.expires_on, at=self.occurred_at, ctx=ctx,
+        )
+
+
+class RevokeConsent(Command):
+    command: Literal["revoke_consent"] = "revoke_consent"
+    consent_id: Annotated[str, Field(min_length=1, max_length=64)]
+
+    def apply(self, journey: ClientJourney, ctx: Context) -> None:
+        journey.revoke_consent(consent_id=self.consent_id, at=self.occurred_at, ctx=ctx)
+
+
 COMMANDS: tuple[type[Command], ...] = (
     Register, Refer, Assess, StartDetox, CompleteDetox, Admit, Plan, AttendSession, MissSession,
     CollectDrugTest, ResultDrugTest, StepUp, StepDown, ChangeTrack, ChangeMedication, Discharge, EnrolAlumni,
-    AttendAlumniActivity, Correct, Void,
+    AttendAlumniActivity, Correct, Void, GrantConsent, RevokeConsent,
 )
 
 AnyCommand = Annotated[
     Register | Refer | Assess | StartDetox | CompleteDetox | Admit | Plan | AttendSession | MissSession
     | CollectDrugTest | ResultDrugTest | StepUp | StepDown | ChangeTrack | ChangeMedication | Discharge | EnrolAlumni
-    | AttendAlumniActivity | Correct | Void,
+    | AttendAlumniActivity | Correct | Void | GrantConsent | RevokeConsent,
     Field(discriminator="command"),
 ]
 command_adapter: TypeAdapter[Command] = TypeAdapter(AnyCommand)

@@ -45,6 +45,8 @@ VALID: dict[str, dict[str, Any]] = {
     "change_medication": {"medication": "buprenorphine", "reason": "induction"},
     "correct": {"corrects_version": 3, "field": "minutes", "value": 90, "reason": "typo"},
     "void": {"versions": [5, 4], "reason": "entered for the wrong client"},
+    "grant_consent": {"consent_id": "CF-1", "recipient": "Main Street Clinic", "purpose": "treatment", "scope": ["all"]},
+    "revoke_consent": {"consent_id": "CF-1"},
 }
 
 

@@ -71,6 +71,10 @@ HISTORY: list[tuple[str, dict[str, Any]]] = [
     _line("MedicationChanged", "change_medication", "Z-1", "2026-11-14T09:00:00Z", medication="naltrexone",
           reason="asked by Dr Ames"),
     _line("EntryVoided", "void", "Z-1", "2026-11-15T09:00:00Z", versions=[7], reason="meant for Jane Roe"),
+    _line("ConsentGranted", "grant_consent", "Z-1", "2026-11-16T09:00:00Z", consent_id="Z-1-CF1",
+          recipient="Dr Jane Roe, Main Street Clinic", purpose="named", purpose_text="care coordination with Jane Roe",
+          scope=["episodes", "drug_tests"], expires_on="2027-11-16"),
+    _line("ConsentRevoked", "revoke_consent", "Z-1", "2026-11-20T09:00:00Z", consent_id="Z-1-CF1"),
 ]
 
 
