@@ -1,0 +1,134 @@
+"""Each bench stage's rows, built once as strings from a `continuum bench` result, for both
+renderings: the rich tables in the terminal (`bench.report`) and BENCHMARKS.md's Markdown tables
+(`bench.markdown`). One `Section` a backend: its title, its column headers and its rows by stage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bench.growth import FLAT
+from bench.harness import STAGES
+from bench.ingest import INGEST_TARGET
+from bench.queries import CENSUS_P99_TARGET_MS, TARGET_CLIENTS
+from bench.rebuild import RAW_TARGET, STOCK_TARGET
+from bench.relay import RELAY_TARGET
+
+Row = tuple[str, str, str, str, str, str]
+Justify = Literal["left", "right"]
+
+HEADERS = ("stage", "measure", "ours", "baseline (same run, same store)", "ratio", "target")
+JUSTIFY: tuple[Justify, ...] = ("left", "left", "right", "right", "right", "left")
+# A target cell with nothing to judge in a queries row: one space, which BENCHMARKS.md has always had there ("|  |").
+NO_TARGET = " "
+
+
+@dataclass(frozen=True)
+class Section:
+    """One backend's table. `skipped` is why the backend was not measured (then there are no rows)."""
+
+    title: str
+    headers: tuple[str, ...]
+    justify: tuple[Justify, ...]
+    stages: tuple[tuple[Row, ...], ...]  # the rows of each stage, in STAGES order
+    skipped: str | None = None
+
+    @property
+    def rows(self) -> list[Row]:
+        return [row for stage in self.stages for row in stage]
+
+
+def stage_rows(results: dict[str, Any]) -> list[Section]:
+    sections = []
+    for label, backend in results["backends"].items():
+        title = f"{label} ({backend.get('version', backend['status'])})"
+        if backend["status"] == "skipped":
+            sections.append(Section(title, HEADERS, JUSTIFY, (), skipped=str(backend["reason"])))
+            continue
+        stages = []
+        for name in STAGES:
+            data = backend["stages"].get(name, {"status": "missing"})
+            if data["status"] == "ok":
+                stages.append(tuple(BUILDERS[name](data)))
+            else:
+                stages.append(((name, data["status"], str(data.get("reason") or data.get("error") or ""), "", "", ""),))
+        sections.append(Section(title, HEADERS, JUSTIFY, tuple(stages)))
+    return sections
+
+
+def rate(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}/s"
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
+
+
+def mark(met: bool) -> str:
+    return "✅" if met else "❌"
+
+
+def _at_least(share: float) -> str:
+    return f"≥ {share * 100:.0f} %"
+
+
+def _ingest(i: dict[str, Any]) -> list[Row]:
+    return [
+        ("ingest", f"events, {i['events']:,} demo commands", rate(i["events_per_s"]), f"raw insert {rate(i['baseline']['rows_per_s'])}",
+         pct(i["ratio"]), f"{_at_least(INGEST_TARGET)} {mark(i['ratio'] >= INGEST_TARGET)}"),
+        ("", "commands", rate(i["commands_per_s"]), "", "", ""),
+        ("", "share of ingest time: store insert / hash chain", f"{pct(i['store_insert_share'])} / {pct(i['chain_share'])}", "", "", ""),
+    ]
+
+
+def _rebuild(rb: dict[str, Any]) -> list[Row]:
+    raw = rb["baseline"]
+    rows: list[Row] = [
+        ("rebuild", f"all together, {rb['events']:,} events", rate(rb["all"]["events_per_s"]),
+         f"raw read-decode-write {rate(raw['events_per_s'])}", pct(rb["ratio"]),
+         f"{_at_least(RAW_TARGET)} {mark(rb['ratio'] >= RAW_TARGET)}"),
+    ]
+    for name, projection in rb["projections"].items():
+        stock = projection.get("stock", {})
+        versus = projection.get("vs_stock") or 0.0
+        rows.append(("", name, rate(projection["events_per_s"]), f"raw r-d-w {rate(raw['events_per_s'])}", pct(projection["vs_raw"]), ""))
+        rows.append(("", f"{name} vs stock `ProjectionRunner` (first {stock.get('positions', 0):,} positions)", "",
+                     f"stock {rate(stock.get('events_per_s'))}", f"{versus:.1f}x", f"≥ {STOCK_TARGET:.0f}x {mark(versus >= STOCK_TARGET)}"))
+    rows.append(("", "raw: read only / read + decode", "", f"{rate(raw['read_only_per_s'])} / {rate(raw['read_decode_per_s'])}", "", ""))
+    return rows
+
+
+def _relay(rl: dict[str, Any]) -> list[Row]:
+    return [
+        ("relay", "published", rate(rl["relay"]["events_per_s"]), f"bare producer {rate(rl['baseline']['events_per_s'])}",
+         pct(rl["ratio"]), f"{_at_least(RELAY_TARGET)} {mark(rl['ratio'] >= RELAY_TARGET)}"),
+    ]
+
+
+def _queries(q: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    for clients, scale in q["scales"].items():
+        for name in ("census_now", "census_on_date", "step_matrix", "audit_trail"):
+            target = NO_TARGET
+            if name == "census_now" and int(clients) >= TARGET_CLIENTS:
+                target = f"p99 < {CENSUS_P99_TARGET_MS:.0f} ms {mark(scale[name]['p99_ms'] < CENSUS_P99_TARGET_MS)}"
+            rows.append(("queries", f"{name} @ {scale['clients']:,} clients", f"p50 {scale[name]['p50_ms']:.2f} ms",
+                         f"p99 {scale[name]['p99_ms']:.2f} ms", "", target))
+    return rows
+
+
+def _growth(g: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = [
+        ("growth", f"{p['events']:,} events: ingest / rebuild",
+         f"{p['ingest_us_per_event']:.0f} / {p['rebuild_us_per_event']:.0f} µs/event",
+         f"peak RSS {p['ingest_peak_rss_mb']:,.0f} / {p['rebuild_peak_rss_mb']:,.0f} MB", "", "")
+        for p in g["points"]
+    ]
+    spread = g["summary"]
+    rows.append(("", "cost per event, largest ÷ smallest: ingest / rebuild",
+                 f"{spread['ingest']['cost_spread']:.2f} / {spread['rebuild']['cost_spread']:.2f}", "", "",
+                 f"≤ {FLAT} {mark(bool(g['met']))}"))
+    return rows
+
+
+BUILDERS = {"ingest": _ingest, "rebuild": _rebuild, "relay": _relay, "queries": _queries, "growth": _growth}
