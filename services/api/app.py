@@ -15,7 +15,7 @@ from services.api.deps import Api
 from services.api.follower import ProjectionFollower
 from services.api.freshness import Freshness
 from services.api.observability import Metrics, Observe, StoreCollector
-from services.api.routes import audit, census, clients, commands, dashboard, flags, operations, reports
+from services.api.routes import audit, census, clients, commands, dashboard, fhir, flags, operations, reports
 from services.bootstrap import Continuum
 
 TITLE = "care-continuum"
@@ -38,7 +38,7 @@ def _assemble(lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] |
     # /docs is served from the package (routes/dashboard.py), not from a CDN; /redoc is off
     app = FastAPI(title=TITLE, description=DESCRIPTION, version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     for router in (commands.router, census.router, clients.router, flags.router, audit.router, operations.router, reports.router,
-                   dashboard.router):
+                   dashboard.router, fhir.router):
         app.include_router(router)
     generate = app.openapi
 

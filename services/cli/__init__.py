@@ -8,7 +8,7 @@ when it runs (`tests/unit/test_cli_startup.py` holds every module of this packag
 
 from __future__ import annotations
 
-from services.cli import admin, auditing, benchmarking, checkpoints, reads, records, reports, serving, streaming, writes  # noqa: F401 - registers the commands
+from services.cli import admin, auditing, benchmarking, checkpoints, exports, reads, records, reports, serving, streaming, writes  # noqa: F401 - registers the commands
 from services.cli.base import app
 
 

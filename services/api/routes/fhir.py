@@ -1,0 +1,58 @@
+"""42 CFR Part 2 for the API: the accounting of disclosures (`GET /disclosures`): auditors every
+disclosure, clinicians those of their site's clients."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+from pydantic import BaseModel, Field
+
+from services.api.deps import ApiDep, RecordReader, moment
+from services.api.freshness import mark
+from services.api.problems import responses
+from services.tokens import Role
+
+router = APIRouter(tags=["disclosures"])
+
+
+class DisclosurePublic(BaseModel):
+    seq: int
+    at: str = Field(description="When it was disclosed (ISO 8601, UTC)")
+    actor_id: str
+    role: str
+    recipient: str
+    purpose: str = Field(description="The consent's purpose, or its text for a named purpose")
+    client_ref: str
+    consent_id: str
+    what: str = Field(description="What was disclosed")
+    prev_hash: str
+    hash: str
+
+
+class DisclosuresPublic(BaseModel):
+    position: int
+    disclosures: list[DisclosurePublic]
+
+
+@router.get(
+    "/disclosures", response_model=DisclosuresPublic, summary="The accounting of disclosures (auditors; clinicians: their site)",
+    responses=responses(401, 403, 422),
+)
+def disclosures(
+    principal: RecordReader,
+    api: ApiDep,
+    response: Response,
+    client: Annotated[str | None, Query(max_length=64)] = None,
+    recipient: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[str | None, Query(description="Disclosed at or after this date or time")] = None,
+) -> DisclosuresPublic:
+    """Every disclosure of a client's record under a Part 2 consent (42 CFR 2.24, 2.25): to whom, when, what, under which consent."""
+    from services.disclosures import Disclosures
+
+    start = moment(api, since, "since", end_of_day=False)
+    position = api.wired.runner.head()
+    site_clients = api.reads.clients_at(principal.site or "") if principal.role is Role.CLINICIAN else None
+    rows = Disclosures(api.wired.views).query(client_ref=client, recipient=recipient, since=start, clients=site_clients)
+    mark(response, position)
+    return DisclosuresPublic(position=position, disclosures=[DisclosurePublic(**row.as_json()) for row in rows])
