@@ -109,6 +109,31 @@ def load_journeys(app: CareContinuum, journey_ids: Iterable[UUID], chunk: int = 
                 yield journey
 
 
+def load_histories(
+    app: CareContinuum, journey_ids: Iterable[UUID], chunk: int = 1000,
+) -> Iterator[tuple[ClientJourney, list[Any]]]:
+    """Each journey with its recorded events, `chunk` journeys per read of the store (the FHIR export needs
+    facts the journey does not keep, such as each analyte of a result)."""
+    from eventsourcing.application import project_aggregate
+
+    wanted = list(journey_ids)
+    select_after = getattr(app.recorder, "select_events_after", None)
+    for start in range(0, len(wanted), chunk):
+        part = wanted[start:start + chunk]
+        events: dict[UUID, list[Any]] = {journey_id: [] for journey_id in part}
+        if select_after is None:  # the in-memory recorder
+            for journey_id in part:
+                events[journey_id] = list(app.events.get(journey_id))
+        else:
+            for stored in select_after([(journey_id, 0) for journey_id in part]):
+                events[stored.originator_id].append(app.mapper.to_domain_event(stored))
+        for journey_id in part:
+            if events[journey_id]:
+                journey: ClientJourney | None = project_aggregate(None, events[journey_id])
+                if journey is not None:
+                    yield journey, events[journey_id]
+
+
 def consents_of(journeys: Iterable[ClientJourney]) -> dict[str, list[Consent]]:
     """Every client's consents as recorded."""
     return {journey.client_ref: journey.consents() for journey in journeys}

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from domain.consent import ConsentPurpose, covering
 from services import teds
-from services.disclosures import NOTICE, Disclosure, Disclosures, Permitted, load_journeys
+from services.disclosures import NOTICE, Disclosure, Disclosures, Permitted, load_histories, load_journeys
 
 if TYPE_CHECKING:
     from domain.journey import ClientJourney
     from services.bootstrap import Continuum
+    from services.reads import Reader
 
 TEDS_KINDS = ("demographics", "episodes", "stays", "discharges", "medication")
 """What a TEDS-D record discloses: age group and sex, admissions, levels, discharges, medication."""
@@ -86,3 +87,75 @@ def teds_extract(
     notice = out.with_name(out.name + ".notice.txt")
     notice.write_text(f"Disclosed to {recipient} on {moment.date().isoformat()}: {what}.\n\n{NOTICE}\n", encoding="utf-8")
     return ExportReport(recipient, count, len(permitted), left_out, written, [out, notice], time.perf_counter() - started)
+
+
+def fhir_bundle(wired: Continuum, client_ref: str, reader: Reader) -> dict[str, Any]:
+    """The client's Bundle for the program's own auditors and clinicians (an access record, no disclosure)."""
+    from services import fhir
+
+    journey_id = wired.reads.journey_id(client_ref)
+    wired.reads.record_read(reader, client_ref, "FHIR $everything")
+    [(journey, events)] = list(load_histories(wired.app, [journey_id]))
+    return fhir.bundle(journey, events, identified=True)
+
+
+def fhir_export(
+    wired: Continuum, out_dir: Path, client_refs: list[str] | None, reader: Reader, *, recipient: str | None,
+    purpose: ConsentPurpose | None, at: datetime | None = None,
+) -> ExportReport:
+    """One Bundle per client (`<journey id>.json`) in `out_dir`; every client when `client_refs` is None.
+
+    For a `recipient`: a disclosure, clients under a consent in force for it only, each Bundle holding the
+    kinds of record the consent's scope names, the Patient identified only when the scope includes
+    demographics, the §2.32 notice in the Patient's narrative and in `NOTICE.txt`, each client recorded in
+    the accounting of disclosures first. Without one: the program's own copy, every client read is an
+    access record."""
+    import json
+    import time
+
+    from domain.journey import ClientJourney
+    from projections.census import journey_ids
+    from services import fhir
+
+    started = time.perf_counter()
+    moment = at or datetime.now(tz=UTC)
+    if client_refs is None:
+        wired.runner.catch_up()
+        with wired.views.transaction() as cursor:
+            ids = journey_ids(cursor)
+    else:
+        ids = [wired.reads.journey_id(ref) for ref in client_refs]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bundles: list[tuple[str, dict[str, Any]]] = []
+    permitted: list[Permitted] = []
+    left_out = 0
+    for journey, events in load_histories(wired.app, ids):
+        if recipient is None:
+            bundles.append((journey.client_ref, fhir.bundle(journey, events, identified=True, now=moment)))
+            continue
+        consent = covering(journey.consents(), recipient, moment, (), purpose)
+        if consent is None:
+            left_out += 1
+            continue
+        permitted.append(Permitted(journey.client_ref, consent))
+        identified = "all" in consent.scope or "demographics" in consent.scope
+        bundles.append((journey.client_ref, fhir.bundle(
+            journey, events, identified=identified, kinds=consent.scope, now=moment, notice=NOTICE)))
+    written: list[Disclosure] = []
+    if recipient is None:
+        wired.reads.record_listing(reader, [ref for ref, _ in bundles], "FHIR export")
+    else:
+        written = Disclosures(wired.views).record(
+            permitted, recipient=recipient, what="FHIR R4 Bundle (the consent's scope)", actor_id=reader.actor_id,
+            role=reader.role, at=moment,
+        )
+    files = []
+    for ref, document in bundles:
+        path = out_dir / f"{ClientJourney.create_id(ref)}.json"
+        path.write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
+        files.append(path)
+    if recipient is not None:
+        notice = out_dir / "NOTICE.txt"
+        notice.write_text(f"Disclosed to {recipient} on {moment.date().isoformat()}.\n\n{NOTICE}\n", encoding="utf-8")
+        files.append(notice)
+    return ExportReport(recipient or "", len(bundles), len(bundles), left_out, written, files, time.perf_counter() - started)

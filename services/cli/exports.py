@@ -83,6 +83,45 @@ def teds(
 export_app.command("teds")(one_line_errors(teds))
 
 
+def fhir(
+    out: Annotated[Path, typer.Option("--out", help="The folder for the bundles (one <journey id>.json per client)")],
+    client: Annotated[str | None, typer.Argument(help="The client reference (or --all)")] = None,
+    every: Annotated[bool, typer.Option("--all", help="Every client")] = False,
+    recipient: Annotated[str | None, typer.Option("--recipient", help="A disclosure to this recipient: consented clients only")] = None,
+    purpose: ConsentPurposeOption = None,
+    as_json: JsonOption = False,
+    actor: ActorOption = None,
+    role: RoleOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """FHIR R4 Bundles: Patient, EpisodeOfCare, Encounter, Observation, CarePlan, Goal, Consent, each with the DS4P labels."""
+    from services.cli.base import reader
+    from services.exports import fhir_export
+
+    if (client is None) == (not every):
+        msg = "give a client reference or --all (not both)"
+        raise UsageError(msg)
+    if out.exists() and not out.is_dir():
+        msg = f"--out {out} is a file: give a folder"
+        raise UsageError(msg)
+    if not out.parent.is_dir():
+        msg = f"--out {out}: folder {out.parent} does not exist"
+        raise UsageError(msg)
+    wanted = _purpose(purpose)
+    with continuum(database_url, actor=actor, role=role) as wired:
+        report = fhir_export(wired, out, None if every else [str(client)], reader(wired, "FHIR export"),
+                             recipient=recipient, purpose=wanted)  # type: ignore[arg-type]
+    if as_json:
+        print_json(report.as_json())
+        return
+    to = f" for {recipient} ({report.without_consent} clients left out: no consent in force for it;"
+    to += f" {len(report.disclosures)} disclosures recorded; the §2.32 notice in {out / 'NOTICE.txt'})" if recipient else ""
+    console.print(f"{report.records} FHIR bundles written to {out}{to if recipient else ''} in {report.seconds:.1f} s")
+
+
+export_app.command("fhir")(one_line_errors(fhir))
+
+
 @command("disclosures")
 def disclosures(
     client: Annotated[str | None, typer.Option("--client", help="Only this client's disclosures")] = None,

@@ -1,5 +1,6 @@
-"""42 CFR Part 2 for the API: the accounting of disclosures (`GET /disclosures`): auditors every
-disclosure, clinicians those of their site's clients."""
+"""42 CFR Part 2 and FHIR for the API: the accounting of disclosures (`GET /disclosures`: auditors every
+disclosure, clinicians those of their site's clients) and a client's record as a FHIR Bundle
+(`GET /fhir/Patient/{client}/$everything`: clinicians of the site, auditors; an access record each)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from services.api.deps import ApiDep, RecordReader, moment
+from services.api.deps import ApiDep, Purpose, ReadableClient, RecordReader, moment, reader
 from services.api.freshness import mark
 from services.api.problems import responses
 from services.tokens import Role
@@ -56,3 +57,22 @@ def disclosures(
     rows = Disclosures(api.wired.views).query(client_ref=client, recipient=recipient, since=start, clients=site_clients)
     mark(response, position)
     return DisclosuresPublic(position=position, disclosures=[DisclosurePublic(**row.as_json()) for row in rows])
+
+
+@router.get(
+    "/fhir/Patient/{client}/$everything", summary="The client's record as a FHIR R4 Bundle (clinicians of the site, auditors)",
+    responses=responses(401, 403, 404), response_class=Response,
+)
+def everything(client: ReadableClient, principal: RecordReader, api: ApiDep, purpose: Purpose = None) -> Response:
+    """Patient, EpisodeOfCare (with statusHistory), Encounter per stay and session, Observation per analyte and
+    ASAM dimension, CarePlan and Goal, Consent; every resource labelled R, 42CFRPart2, ETH, NORDSCLCD. The read
+    is recorded in the access log."""
+    import json
+
+    from services.exports import fhir_bundle
+
+    position = api.wired.runner.head()
+    document = fhir_bundle(api.wired, client, reader(principal, purpose))
+    response = Response(json.dumps(document), media_type="application/fhir+json")
+    mark(response, position)
+    return response
