@@ -140,7 +140,7 @@ def fhir_export(
         permitted.append(Permitted(journey.client_ref, consent))
         identified = "all" in consent.scope or "demographics" in consent.scope
         bundles.append((journey.client_ref, fhir.bundle(
-            journey, events, identified=identified, kinds=consent.scope, now=moment, notice=NOTICE)))
+            journey, events, identified=identified, kinds=consent.scope, now=moment, notice=NOTICE, consents=[consent])))
     written: list[Disclosure] = []
     if recipient is None:
         wired.reads.record_listing(reader, [ref for ref, _ in bundles], "FHIR export")

@@ -82,11 +82,12 @@ class _Builder:
 
 def bundle(  # noqa: C901, PLR0912, PLR0915 - one pass over the record, one branch per kind of entry
     journey: ClientJourney, events: Sequence[Any], *, identified: bool, kinds: Sequence[str] = (ALL,),
-    now: datetime | None = None, notice: str | None = None,
+    now: datetime | None = None, notice: str | None = None, consents: Sequence[Consent] | None = None,
 ) -> dict[str, Any]:
     """The client's Bundle (type collection). `identified`: the Patient carries the client reference, sex and
     year of birth (else the journey id alone). `kinds`: the record kinds included (a consent's scope).
-    `notice`: the §2.32 notice, written into the Patient's narrative, for a disclosure."""
+    `notice`: the §2.32 notice, written into the Patient's narrative, for a disclosure. `consents`: the Consent
+    resources to include (default every consent; a disclosure shows only the one it is made under)."""
     moment = now or datetime.now(tz=UTC)
     build = _Builder(journey, moment)
     wanted = set(kinds)
@@ -219,7 +220,7 @@ def bundle(  # noqa: C901, PLR0912, PLR0915 - one pass over the record, one bran
             ]
             build.add("CarePlan", f"plan:{version}", status="active", intent="plan", subject=subject,
                       created=_instant(entry.at), period={"start": _instant(entry.at)}, goal=goals)
-    for consent in journey.consents():
+    for consent in journey.consents() if consents is None else consents:
         build.add("Consent", f"consent:{consent.consent_id}", **_consent(consent, subject, moment))
     return {
         "resourceType": "Bundle", "id": build.id("Bundle", "everything"), "meta": {"security": SECURITY},

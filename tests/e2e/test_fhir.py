@@ -79,6 +79,8 @@ def test_a_disclosure_holds_consented_clients_in_the_consents_scope(database_url
     fhir.validate(t2)
     found = resources(t2)
     assert Counter(r["resourceType"] for r in found) == {"Patient": 1, "EpisodeOfCare": 1, "Encounter": 1, "Consent": 1}
+    [consent] = [r for r in found if r["resourceType"] == "Consent"]  # the one it is disclosed under, no other
+    assert consent["provision"]["purpose"] == [{"system": fhir.PURPOSE_OF_USE, "code": "HPAYMT"}]
     assert found[0]["identifier"] == [{"system": fhir.PSEUDONYM_SYSTEM, "value": str(ClientJourney.create_id("T-2"))}]
     assert "42 CFR part 2" in found[0]["text"]["div"]
     listed = read_json("disclosures", "--recipient", STATE, "--database-url", database_url)["disclosures"]
