@@ -82,6 +82,11 @@ def _chain_key(value: SecretStr | None) -> SecretStr | None:
     return _base64_key(value, range(32, 65), "continuum keygen")
 
 
+def _pseudonym_key(value: SecretStr | None) -> SecretStr | None:
+    """The HMAC key of the topic's pseudonyms and site codes (infra/kafka/envelope.py), 32 to 64 bytes in base64."""
+    return _base64_key(value, range(32, 65), "continuum keygen")
+
+
 def _checkpoint_key(value: SecretStr | None) -> SecretStr | None:
     """An Ed25519 private key (its 32-byte seed) in base64: signs checkpoints (services/checkpoints.py)."""
     return _base64_key(value, range(32, 33), "continuum checkpoint --keygen")
@@ -117,13 +122,14 @@ class Settings(BaseSettings):
     poll_interval: Seconds = 0.5  # seconds between polls when following on SQLite
     connect_timeout: Positive = 5
     kafka_bootstrap_servers: str = "localhost:9092"
-    kafka_topic: str = "care.journey.v1"
+    kafka_topic: str = "care.journey.v2"
     kafka_dead_letter_topic: str = ""  # empty: the topic's name + ".DLT"
     kafka_partitions: Positive = 6  # when the relay or a worker creates the topics
     kafka_replication_factor: Positive = 1
     kafka_send_timeout: Seconds = 30.0  # seconds a batch may wait for the broker's acknowledgements
     kafka_relay_batch_size: Positive = 1000
     kafka_consumer_group: str = "continuum-projections"
+    pseudonym_key: Annotated[SecretStr | None, AfterValidator(_pseudonym_key)] = None  # base64 HMAC key of the topic's pseudonyms
     # The HTTP API (`continuum serve`)
     api_host: str = "127.0.0.1"
     api_port: Annotated[int, Field(ge=1, le=65535)] = 8000
@@ -136,7 +142,7 @@ class Settings(BaseSettings):
     log_level: Annotated[str, AfterValidator(_log_level)] = "info"
 
 
-SECRETS = ("cipher_key", "chain_key", "checkpoint_key")  # never shown in a message
+SECRETS = ("cipher_key", "chain_key", "checkpoint_key", "pseudonym_key")  # never shown in a message
 OPTIONS = {"database_url": "--database-url", "actor": "--actor", "role": "--role"}  # settings a CLI option also gives
 
 

@@ -1,20 +1,22 @@
 """An example consumer of the journey topic, for teams downstream of care-continuum.
 
 It counts admissions per level of care into its own SQLite file, and shows the four things every
-consumer of `care.journey.v1` should do:
+consumer of `care.journey.v2` should do:
 
 1. **Join a consumer group and commit by hand**, after your own transaction. Several copies of this
    process with the same `--group` share the topic's partitions. Keep the short group timeouts
    (below) unless your broker is tuned otherwise.
 2. **Drop duplicates by `ce_id`.** Publication is at least once: after a crash the relay sends the
    last batch again. Record the ids you applied in the same transaction as your rows.
-3. **Rely on order per journey only.** The key is the journey id, so one journey's events arrive in
+3. **Rely on order per journey only.** The key is the journey's pseudonym, so one journey's events arrive in
    `ce_sequence` order on one partition; there is no order across journeys.
-4. **Read the version in `ce_type`** (`org.carecontinuum.journey.<Event>.v1`) and skip or park
+4. **Read the version in `ce_type`** (`org.carecontinuum.journey.<Event>.v2`) and skip or park
    types you do not know: new event types may appear; a breaking change comes as `.v2`.
 
-Payloads are JSON, closed models described by `schemas/events/<Event>.v1.json` and
-`schemas/asyncapi.json`. There are no names or free text: the journey id is a pseudonym.
+Payloads are JSON, closed models described by `schemas/events/<Event>.v2.json` and
+`schemas/asyncapi.json`. There are no names or free text: the key is a pseudonym keyed with a secret
+this consumer never needs, sites are codes (`site-3f9a1c2b`), substances and analytes closed
+vocabularies.
 
     python -m services.example_consumer --bootstrap-servers localhost:9092 --group admissions-report --db admissions.db
 """
@@ -32,8 +34,8 @@ from typing import Protocol
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event
 from kafka import KafkaConsumer
 
-TOPIC = "care.journey.v1"
-ADMISSION = "org.carecontinuum.journey.AdmittedToLevel.v1"
+TOPIC = "care.journey.v2"
+ADMISSION = "org.carecontinuum.journey.AdmittedToLevel.v2"
 IDLE_POLLS = 3
 
 

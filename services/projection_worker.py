@@ -6,9 +6,14 @@ journey's last applied version (`consumer_journeys`). The database, not Kafka, i
 progress: on assignment the worker seeks to the offsets it stored, and commits to Kafka only
 afterwards (for lag tools).
 
+It reads contract version 2 (`care.journey.v2`): a journey is known by its pseudonym (the message
+key), which the read side's `journey_id` columns hold, and sites, substances and analytes by their
+codes. A message of another version is poison; a read side built from `care.journey.v1` is rebuilt
+from the v2 topic (`continuum consume --rebuild`), not continued.
+
 A journey's event is applied only when its version is the journey's last applied version + 1.
-Below that it is a copy (the relay republishes a batch after a crash; ce_id is uuid5(journey id,
-version), checked on every message) and is dropped. Beyond that it does not follow: it goes to the
+Below that it is a copy (the relay republishes a batch after a crash; ce_id is uuid5(journey
+pseudonym, version), checked on every message) and is dropped. Beyond that it does not follow: it goes to the
 dead-letter topic ("sequence gap: expected N, got M") and is counted in `out_of_sequence`, so a
 forged far version cannot make the journey's real events look like copies.
 

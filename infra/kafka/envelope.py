@@ -1,23 +1,37 @@
-"""One stored event <-> one Kafka message in CloudEvents 1.0 binary mode.
+"""One stored event <-> one Kafka message in CloudEvents 1.0 binary mode (contract version 2).
 
-key = the journey id (UUID text), so every event of a journey lands on one partition, in order.
-value = the event's payload in the published contract (JSON). Headers: `ce_id` (stable:
-uuid5(journey id, version), the dedupe key), `ce_type` (versioned), `ce_source`, `ce_specversion`,
-`ce_time` (recorded time), `ce_subject` (journey id), `content-type`, and three extensions:
+key = the journey's pseudonym (UUID text), so every event of a journey lands on one partition, in
+order. value = the event's payload in the published contract (JSON). Headers: `ce_id` (stable:
+uuid5(pseudonym, version), the dedupe key), `ce_type` (versioned), `ce_source`, `ce_specversion`,
+`ce_time` (recorded time), `ce_subject` (the pseudonym), `content-type`, and three extensions:
 `ce_sequence` (the journey's version, zero-padded so it also orders as text, as the CloudEvents
 sequence extension asks), `ce_position` (the notification id in the store's log) and
 `ce_chainhead` (the global hash-chain link after this event: an auditor can compare it with
 `continuum verify`).
+
+Pseudonyms (`Pseudonyms`) are keyed with the deployment's secret `CONTINUUM_PSEUDONYM_KEY`, never
+published and kept apart from the database: the journey's pseudonym is HMAC-SHA256(key, "journey:" +
+the journey id's 16 bytes), its first 16 bytes written as a UUID of version 8 (RFC 9562: the version
+and variant bits set, 122 bits of the digest kept). Session and specimen ids are HMAC-SHA256(key,
+"session:" or "specimen:" + the journey pseudonym's 16 bytes + the clinic's id), as a UUID the same
+way; a site is "site-" and the first 8 hex digits of HMAC-SHA256(key, "site:" + its name). Without the
+key none of them can be recomputed from a client reference, a clinic's id or a site's name. The same
+key gives the same pseudonyms, so every relay of a deployment must have the same key; consumers need
+none (they decode without it).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import functools
+import hmac
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from cloudevents.core.bindings.kafka import KafkaMessage, from_binary_event, to_binary_event
 from cloudevents.core.v1.event import CloudEvent
@@ -27,7 +41,22 @@ from pydantic import ValidationError
 from domain.events import event_id, event_name
 from domain.journey import ClientJourney
 from domain.values import Actor
-from infra.kafka.contract import MODELS, PSEUDONYMISED, SOURCE, VERSION, WITHHELD, ce_type, parse_ce_type
+from infra.config import ConfigurationError, load_settings
+from infra.kafka.contract import (
+    MODELS,
+    PSEUDONYMISED,
+    SOURCE,
+    VERSION,
+    WITHHELD,
+    analyte_codes,
+    analyte_results,
+    ce_type,
+    correction_published,
+    parse_ce_type,
+    role_code,
+    sex_code,
+    substance_codes,
+)
 
 CONTENT_TYPE = "application/json"
 SEQUENCE_WIDTH = 10
@@ -51,8 +80,64 @@ class PoisonMessage(Exception):  # noqa: N818 - reads as what the message is
     """A message a consumer cannot turn back into an event; the reason goes to the dead-letter headers."""
 
 
+KEY_MISSING = (
+    "CONTINUUM_PSEUDONYM_KEY is not set: the relay publishes every journey under a pseudonym keyed with it. Create one"
+    " with `continuum keygen` and set it to the same value for every relay of this deployment, kept apart from the database"
+)
+
+
+class Pseudonyms:
+    """The topic's keyed pseudonyms and site codes under one deployment's key (HMAC-SHA256, see the module's doc)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:  # noqa: PLR2004 - HMAC-SHA256 wants a key as long as its output
+            msg = f"a pseudonym key needs at least 32 bytes, not {len(key)}"
+            raise ValueError(msg)
+        self._key = bytes(key)
+
+    def __repr__(self) -> str:
+        return "Pseudonyms(key=<hidden>)"
+
+    def journey(self, journey_id: UUID) -> UUID:
+        """The journey's pseudonym: the message key and `ce_subject`."""
+        return _uuid8(hmac.digest(self._key, b"journey:" + journey_id.bytes, "sha256"))
+
+    def of(self, journey: UUID, kind: str, value: str) -> UUID:
+        """A session's or specimen's pseudonym (`kind` "session" or "specimen"), given the journey's pseudonym."""
+        return _uuid8(hmac.digest(self._key, kind.encode() + b":" + journey.bytes + value.encode(), "sha256"))
+
+    def site(self, name: str) -> str:
+        """`site-3f9a1c2b`: the same name, the same code, for this key."""
+        return "site-" + hmac.digest(self._key, b"site:" + name.encode(), "sha256").hex()[:8]
+
+
+def _uuid8(digest: bytes) -> UUID:
+    raw = bytearray(digest[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x80  # version 8: custom (RFC 9562)
+    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC variant
+    return UUID(bytes=bytes(raw))
+
+
+def configured_pseudonyms() -> Pseudonyms:
+    """The pseudonyms under `CONTINUUM_PSEUDONYM_KEY`; ConfigurationError (one line, the key never shown) when it is unset
+    or not a key."""
+    return _pseudonyms_of(os.environ.get("CONTINUUM_PSEUDONYM_KEY"))
+
+
+@functools.lru_cache(maxsize=4)
+def _pseudonyms_of(_raw: str | None) -> Pseudonyms:  # cached by the variable's value: the relay's hot path calls it
+    key = load_settings().pseudonym_key
+    if key is None:
+        raise ConfigurationError(KEY_MISSING)
+    return Pseudonyms(base64.b64decode(key.get_secret_value()))
+
+
 @dataclass(frozen=True)
 class Envelope:
+    """A decoded message's envelope; `journey_id` is what the key names: the journey's pseudonym."""
+
     ce_id: str
     ce_type: str
     journey_id: UUID
@@ -62,39 +147,54 @@ class Envelope:
     chain_head: str | None
 
 
-def pseudonym(journey_id: UUID, kind: str, value: str) -> UUID:
-    return uuid5(journey_id, f"{kind}:{value}")
-
-
-def _published_facts(event: Any, name: str) -> dict[str, Any]:  # noqa: ANN401 - any event of the catalogue
+def _published_facts(event: Any, name: str, pseudonyms: Pseudonyms, subject: UUID) -> dict[str, Any]:  # noqa: ANN401
+    """The event's facts as the contract publishes them: withheld fields left out, ids keyed, the rest coded."""
     model = MODELS[name]
     facts = {field: getattr(event, field) for field in model.model_fields if hasattr(event, field)}
-    facts["recorded_role"] = event.recorded_by.role
+    facts["recorded_role"] = role_code(event.recorded_by.role)
     if name in PSEUDONYMISED:
         kind = PSEUDONYMISED[name]
-        facts[f"{kind}_id"] = pseudonym(event.originator_id, kind, facts[f"{kind}_id"])
-    if name == "EntryCorrected":
-        withheld = event.field in WITHHELD.get(event.corrects_type, ()) or event.field in ("session_id", "specimen_id")
-        facts["values_withheld"] = withheld
-        if withheld:
-            facts["previous_value"] = facts["corrected_value"] = None
+        facts[f"{kind}_id"] = pseudonyms.of(subject, kind, facts[f"{kind}_id"])
+    if "site" in facts:
+        facts["site"] = pseudonyms.site(facts["site"])
+    if name == "WithdrawalManagementStarted":
+        facts["substances"] = substance_codes(facts["substances"])
+    elif name == "DrugTestResulted":
+        facts["substances"] = analyte_results(facts["substances"])
+        facts["expected_medications"] = analyte_codes(facts["expected_medications"])
+    elif name == "EntryCorrected":
+        published = correction_published(event.corrects_type, event.field)
+        facts["values_withheld"] = not published
+        for value in ("previous_value", "corrected_value"):
+            facts[value] = _corrected(event.field, facts[value], pseudonyms) if published else None
     return facts
 
 
-def encode(event: Any, position: int, chain_head: str | None) -> KafkaMessage:  # noqa: ANN401 - any event of the catalogue
-    """The message for a stored event at notification `position`; raises ContractViolation.
+def _corrected(field: str, value: Any, pseudonyms: Pseudonyms) -> Any:  # noqa: ANN401 - a correction's scalar
+    """A corrected value coded like the field it corrects."""
+    if field == "site" and isinstance(value, str):
+        return pseudonyms.site(value)
+    if field == "sex":
+        return sex_code(value if isinstance(value, str) else None)
+    return value
+
+
+def encode(event: Any, position: int, chain_head: str | None, pseudonyms: Pseudonyms | None = None) -> KafkaMessage:  # noqa: ANN401
+    """The message for a stored event at notification `position`; raises ContractViolation. Keyed with `pseudonyms`,
+    by default those of `CONTINUUM_PSEUDONYM_KEY` (ConfigurationError when it is not set).
 
     The relay's hot path: the same bytes as `encode_with_sdk` (a test holds them equal for every event
     type), written straight into the binding's `KafkaMessage`; the SDK's per-attribute validation
     cost more than half the relay's own work per event.
     """
+    pseudonyms = pseudonyms or configured_pseudonyms()
     name = event_name(event)
-    journey_id: UUID = event.originator_id
-    data = _payload(event, name, position)
-    journey = str(journey_id).encode()
+    subject = pseudonyms.journey(event.originator_id)
+    data = _payload(event, name, position, pseudonyms, subject)
+    journey = str(subject).encode()
     stamp = event.timestamp.isoformat()
     headers = {
-        "ce_id": str(event_id(journey_id, event.originator_version)).encode(),
+        "ce_id": str(event_id(subject, event.originator_version)).encode(),
         "ce_source": _SOURCE,
         "ce_type": _ce_type_bytes(name),
         "ce_specversion": b"1.0",
@@ -120,27 +220,27 @@ def _ce_type_bytes(name: str) -> bytes:
     return _TYPES[name]
 
 
-def _payload(event: Any, name: str, position: int) -> Any:  # noqa: ANN401 - any event of the catalogue
+def _payload(event: Any, name: str, position: int, pseudonyms: Pseudonyms, subject: UUID) -> Any:  # noqa: ANN401
     try:
-        return MODELS[name].model_validate(_published_facts(event, name))
+        return MODELS[name].model_validate(_published_facts(event, name, pseudonyms, subject))
     except (KeyError, ValidationError) as error:
         where = f"event #{position} ({name}, journey {event.originator_id} version {event.originator_version})"
         msg = f"{where} does not fit {ce_type(name)}: {error}"
         raise ContractViolation(msg) from None
 
 
-def encode_with_sdk(event: Any, position: int, chain_head: str | None) -> KafkaMessage:  # noqa: ANN401
+def encode_with_sdk(event: Any, position: int, chain_head: str | None, pseudonyms: Pseudonyms) -> KafkaMessage:  # noqa: ANN401
     """The reference encoding through the CloudEvents SDK: what `encode` must equal, byte for byte."""
     name = event_name(event)
-    journey_id: UUID = event.originator_id
-    data = _payload(event, name, position)
+    subject = pseudonyms.journey(event.originator_id)
+    data = _payload(event, name, position, pseudonyms, subject)
     attributes: dict[str, Any] = {
-        "id": str(event_id(journey_id, event.originator_version)),
+        "id": str(event_id(subject, event.originator_version)),
         "source": SOURCE,
         "type": ce_type(name),
         "specversion": "1.0",
         "time": event.timestamp,
-        "subject": str(journey_id),
+        "subject": str(subject),
         "datacontenttype": CONTENT_TYPE,
         "sequence": f"{event.originator_version:0{SEQUENCE_WIDTH}d}",
         "position": str(position),
@@ -148,7 +248,7 @@ def encode_with_sdk(event: Any, position: int, chain_head: str | None) -> KafkaM
     if chain_head:
         attributes["chainhead"] = chain_head
     cloud = CloudEvent(attributes, data.model_dump_json().encode())
-    return to_binary_event(cloud, key_mapper=lambda _: str(journey_id).encode())
+    return to_binary_event(cloud, key_mapper=lambda _: str(subject).encode())
 
 
 def kafka_headers(message: KafkaMessage) -> Headers:
@@ -157,8 +257,9 @@ def kafka_headers(message: KafkaMessage) -> Headers:
 
 def decode(headers: Headers, key: bytes | None, value: bytes | None) -> tuple[Envelope, Any]:
     """The envelope and the domain event a message stands for, with withheld fields filled by
-    placeholders (`NOT_PUBLISHED`, empty goals, the journey id as client_ref); raises PoisonMessage,
-    whatever is wrong with the message."""
+    placeholders (`NOT_PUBLISHED`, empty goals, the journey's pseudonym as its id and client_ref) and
+    coded fields as their codes; raises PoisonMessage, whatever is wrong with the message. Reads
+    version 2 only: a message of another version is poison."""
     if value and _nested_too_deep(value):
         raise PoisonMessage(f"value nested deeper than {MAX_NESTING} levels")
     try:
@@ -230,7 +331,8 @@ def _envelope(cloud: Any, key: bytes | None) -> Envelope:  # noqa: ANN401 - a Cl
 
 
 _PLACEHOLDERS: dict[str, Any] = {
-    "clinician": NOT_PUBLISHED, "goals": [], "reason": NOT_PUBLISHED, "referral_onward": None,
+    "clinician": NOT_PUBLISHED, "goals": [], "reason": NOT_PUBLISHED, "referral_onward": None, "program": NOT_PUBLISHED,
+    "activity": NOT_PUBLISHED, "recipient": NOT_PUBLISHED,
 }
 
 
@@ -246,12 +348,16 @@ def _domain_event(name: str, envelope: Envelope, facts: dict[str, Any]) -> Any: 
         "originator_topic": get_topic(ClientJourney), "recorded_by": Actor(NOT_PUBLISHED, role),
         "command_id": envelope.ce_id, "client_ref": str(envelope.journey_id),
     }
+    withheld = dict(_PLACEHOLDERS)
+    if name in ("ConsentGranted", "ConsentRevoked"):  # a grant and its revocations pair by the grant's version
+        withheld["consent_id"] = f"consent-{facts.get('granted_version', envelope.version)}"
+        withheld["purpose_text"] = NOT_PUBLISHED if facts.get("purpose") == "named" else None
     values = {}
     for field in dataclasses.fields(event_class):
         if field.name in facts:
             values[field.name] = facts[field.name]
         elif field.name in WITHHELD.get(name, ()):
-            values[field.name] = _PLACEHOLDERS.get(field.name, known.get(field.name))
+            values[field.name] = withheld.get(field.name, known.get(field.name))
         else:
             values[field.name] = known[field.name]
     return event_class(**values)

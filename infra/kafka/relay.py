@@ -5,11 +5,16 @@ only then is the batch's last notification id recorded as the position. A crash 
 acknowledgements and the position update publishes that batch again on restart: consumers drop
 the copies by ce_id. Commands never wait for the relay: while the broker is away, events are
 recorded as usual and the relay retries with backoff, then publishes everything it missed.
+
+The relay keys every message with the deployment's pseudonym key (`CONTINUUM_PSEUDONYM_KEY`, or
+`pseudonym_key`) and refuses to start without it, or on a topic named for another contract version
+(`care.journey.v1`): it publishes version 2.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from threading import Event
 from typing import Any
@@ -20,8 +25,10 @@ from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
 from infra.chain import global_links
+from infra.config import ConfigurationError
 from infra.kafka.clients import KafkaSettings, ensure_topics, producer
-from infra.kafka.envelope import encode, kafka_headers
+from infra.kafka.contract import VERSION
+from infra.kafka.envelope import Pseudonyms, configured_pseudonyms, encode, kafka_headers
 from infra.kafka.positions import RelayPositions, RelayStatus
 from infra.views import ViewStore
 
@@ -31,8 +38,11 @@ LOG = logging.getLogger("continuum.relay")
 class Relay:
     def __init__(
         self, app: Application[Any], views: ViewStore, settings: KafkaSettings, *, batch_size: int = 1000,
-        retry_max: float = 10.0, connect: Callable[[], KafkaProducer] | None = None,
+        retry_max: float = 10.0, connect: Callable[[], KafkaProducer] | None = None, pseudonym_key: bytes | None = None,
     ) -> None:
+        """Raises ConfigurationError without a pseudonym key (`pseudonym_key`, else `CONTINUUM_PSEUDONYM_KEY`)."""
+        _check_topic(settings.topic)
+        self.pseudonyms = Pseudonyms(pseudonym_key) if pseudonym_key is not None else configured_pseudonyms()
         self.app = app
         self.views = views
         self.settings = settings
@@ -114,7 +124,7 @@ class Relay:
 
     def _encode(self, notifications: Sequence[Notification]) -> list[Any]:
         heads = self._chain_heads(notifications[0].id, notifications[-1].id)
-        return [encode(self.app.mapper.to_domain_event(n), n.id, heads.get(n.id)) for n in notifications]
+        return [encode(self.app.mapper.to_domain_event(n), n.id, heads.get(n.id), self.pseudonyms) for n in notifications]
 
     def _send(self, messages: list[Any]) -> list[Any]:
         producer = self._connected()
@@ -135,6 +145,15 @@ class Relay:
         """The global hash-chain link of each event: published so that auditors can hold it outside."""
         with self.views.transaction() as cursor:
             return global_links(cursor, first, last)
+
+
+def _check_topic(topic: str) -> None:
+    """A topic named for another contract version (`care.journey.v1`) is not one this relay may publish to."""
+    named = re.search(r"\.v(\d+)$", topic)
+    if named and int(named[1]) != VERSION:
+        msg = (f"topic {topic} is named for contract version {named[1]}; this relay publishes version {VERSION}:"
+               f" set CONTINUUM_KAFKA_TOPIC (or --topic) to care.journey.v{VERSION} (see the README's migration note)")
+        raise ConfigurationError(msg)
 
 
 def _reason(error: BaseException) -> str:

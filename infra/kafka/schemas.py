@@ -1,6 +1,8 @@
-"""The contract as documents: one JSON Schema per event type and an AsyncAPI 3.0 document for the
-topic. `continuum schema events --out schemas` writes them; the committed copies under `schemas/`
-are compared with the code by a test, so a change of shape cannot be published unversioned."""
+"""The contract as documents: one JSON Schema per event type and version, and an AsyncAPI 3.0 document
+for the topic. `continuum schema events --out schemas` writes them: `events/<Event>.v2.json` (what the
+relay publishes), `events/<Event>.v1.json` (the record of version 1, `infra/kafka/contract_v1.py`) and
+`asyncapi.json` (the version 2 topic); the committed copies under `schemas/` are compared with the code
+by a test, so a change of shape cannot be published unversioned."""
 
 from __future__ import annotations
 
@@ -8,25 +10,33 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from infra.kafka import contract_v1
 from infra.kafka.contract import MODELS, SOURCE, TYPE_PREFIX, VERSION, ce_type
 from infra.kafka.envelope import CONTENT_TYPE, SEQUENCE_WIDTH
 
 KAFKA_BINDING = "0.5.0"
 UUID_TEXT = {"type": "string", "format": "uuid"}
+VERSIONS: dict[int, dict[str, type[BaseModel]]] = {contract_v1.VERSION: dict(contract_v1.MODELS), VERSION: dict(MODELS)}
+"""The models of every contract version whose schemas are written: the published one and the record of the earlier."""
+KEY = "The journey's pseudonym: HMAC-SHA256 of the journey id under the deployment's key, as a UUID of version 8"
 
 
-def message_name(event: str) -> str:
-    return f"{event}.v{VERSION}"
+def message_name(event: str, version: int = VERSION) -> str:
+    return f"{event}.v{version}"
 
 
-def event_schemas() -> dict[str, dict[str, Any]]:
-    """Standalone JSON Schemas (draft 2020-12), by file name."""
+def event_schemas(version: int | None = None) -> dict[str, dict[str, Any]]:
+    """Standalone JSON Schemas (draft 2020-12), by file name: of one contract version, or of every one written."""
     schemas = {}
-    for event, model in MODELS.items():
-        schema = model.model_json_schema()
-        schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"urn:carecontinuum:{ce_type(event)}", **schema}
-        schema["title"] = message_name(event)
-        schemas[f"{message_name(event)}.json"] = schema
+    for each in [version] if version is not None else sorted(VERSIONS):
+        for event, model in VERSIONS[each].items():
+            schema = model.model_json_schema()
+            schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"urn:carecontinuum:{ce_type(event, each)}",
+                      **schema}
+            schema["title"] = message_name(event, each)
+            schemas[f"{message_name(event, each)}.json"] = schema
     return schemas
 
 
@@ -36,12 +46,12 @@ def _headers(event: str) -> dict[str, Any]:
         "type": "object",
         "required": ["ce_id", "ce_type", "ce_source", "ce_specversion", "ce_time", "ce_subject", "ce_sequence", "content-type"],
         "properties": {
-            "ce_id": {**UUID_TEXT, "description": "Stable event id, uuid5(journey id, version): the dedupe key"},
+            "ce_id": {**UUID_TEXT, "description": "Stable event id, uuid5(journey pseudonym, version): the dedupe key"},
             "ce_type": {"const": ce_type(event)},
             "ce_source": {"const": SOURCE},
             "ce_specversion": {"const": "1.0"},
             "ce_time": {**text, "format": "date-time", "description": "When the store recorded the event"},
-            "ce_subject": {**UUID_TEXT, "description": "The journey id (the pseudonym of the client), also the key"},
+            "ce_subject": {**UUID_TEXT, "description": f"{KEY}; also the key"},
             "ce_sequence": {**text, "pattern": f"^[0-9]{{{SEQUENCE_WIDTH}}}$",
                             "description": "The journey's version of this event, zero-padded: orders as text and as a number"},
             "ce_position": {**text, "pattern": "^[0-9]+$", "description": "Position in the store's notification log"},
@@ -63,7 +73,7 @@ def asyncapi_document(topic: str, dead_letter_topic: str, partitions: int) -> di
         messages[name] = {
             "name": event, "title": name, "contentType": CONTENT_TYPE,
             "headers": _headers(event), "payload": {"$ref": f"#/components/schemas/{name}"},
-            "bindings": {"kafka": {"key": {**UUID_TEXT, "description": "The journey id"}, "bindingVersion": KAFKA_BINDING}},
+            "bindings": {"kafka": {"key": {**UUID_TEXT, "description": KEY}, "bindingVersion": KAFKA_BINDING}},
         }
     refs = {name: {"$ref": f"#/components/messages/{name}"} for name in messages}
     return {
@@ -73,7 +83,8 @@ def asyncapi_document(topic: str, dead_letter_topic: str, partitions: int) -> di
             "version": f"{VERSION}.0.0",
             "description": (
                 "Every recorded event of every client journey, in order per journey, CloudEvents 1.0 binary mode."
-                " Key and ce_subject: the journey id (pseudonymous; no names or free text on the topic)."
+                " Key and ce_subject: the journey's pseudonym, keyed with the deployment's secret (no client reference,"
+                " names or free text on the topic; sites, substances, analytes and roles are codes)."
                 " Deduplicate by ce_id; order per journey by ce_sequence. Types: " + TYPE_PREFIX + "<Event>.v<N>."
             ),
         },
@@ -100,7 +111,8 @@ def asyncapi_document(topic: str, dead_letter_topic: str, partitions: int) -> di
 
 
 def write_schemas(out: Path, topic: str, dead_letter_topic: str, partitions: int) -> list[Path]:
-    """Write `events/<Event>.v1.json` and `asyncapi.json` under `out`; returns the paths."""
+    """Write `events/<Event>.v<N>.json` of every version and `asyncapi.json` (the published version) under `out`;
+    returns the paths."""
     (out / "events").mkdir(parents=True, exist_ok=True)
     written = []
     for filename, schema in event_schemas().items():

@@ -21,7 +21,15 @@ from projections.catalogue import all_projections
 from services import example_consumer
 from services.bootstrap import bootstrap
 from services.projection_worker import ProjectionWorker
-from tests.integration.kafka_support import header, projection_dump, read_topic, record_demo, wait_until
+from tests.integration.kafka_support import (
+    PSEUDONYM_KEY,
+    PSEUDONYMS,
+    header,
+    projection_dump,
+    read_topic,
+    record_demo,
+    wait_until,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -49,7 +57,7 @@ def test_two_workers_in_one_group_split_the_partitions_and_build_the_same_tables
     try:
         wait_until(lambda: all(w.assignment() for w in workers) and not set.intersection(*(w.assignment() for w in workers)),
                    60, "both workers hold partitions")
-        relay = Relay(store.app, store.views, kafka)
+        relay = Relay(store.app, store.views, kafka, pseudonym_key=PSEUDONYM_KEY)
         head = relay.publish_pending()
         relay.close()
         wait_until(lambda: sum(w.counts.applied for w in workers) >= head, 60, "the workers have applied every event")
@@ -62,22 +70,22 @@ def test_two_workers_in_one_group_split_the_partitions_and_build_the_same_tables
     assert not workers[0].counts.partitions & workers[1].counts.partitions
     assert all(worker.counts.applied > 0 for worker in workers)
     assert sum(worker.counts.applied for worker in workers) == head
-    assert projection_dump(workers[0].views) == projection_dump(store.views)
+    assert projection_dump(workers[0].views) == projection_dump(store.views, as_published=True)
 
 
 def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_worker_carries_on(store, kafka, tmp_path):
-    relay = Relay(store.app, store.views, kafka)
+    relay = Relay(store.app, store.views, kafka, pseudonym_key=PSEUDONYM_KEY)
     head = relay.publish_pending()
     relay.close()
     registered = store.app.mapper.to_domain_event(store.app.recorder.select_notifications(start=0, limit=1)[0])
-    good = encode(registered, 1, None)
+    good = encode(registered, 1, None, PSEUDONYMS)
     journey = good.key
     last = store.app.recorder.select_events(registered.originator_id, desc=True, limit=1)[0].originator_version
-    twice = encode(dataclasses.replace(registered, originator_version=last + 1), 1, None)  # a second registration, next in sequence
+    twice = encode(dataclasses.replace(registered, originator_version=last + 1), 1, None, PSEUDONYMS)  # a second registration, next in sequence
     poisons = [
         ([("ce_specversion", b"1.0")], journey, b"{}"),  # no ce_id, ce_type or ce_source
         (kafka_headers(good), journey, b'{"occurred_at": "not a time"}'),
-        ([(k, b"org.carecontinuum.journey.ClientDischargedToMars.v1" if k == "ce_type" else v) for k, v in kafka_headers(good)],
+        ([(k, b"org.carecontinuum.journey.ClientDischargedToMars.v2" if k == "ce_type" else v) for k, v in kafka_headers(good)],
          journey, good.value),
         (kafka_headers(good), str(uuid.uuid4()).encode(), good.value),  # a ce_id that is not this journey's
         (kafka_headers(twice), twice.key, twice.value),  # decodes, but the census refuses it
@@ -96,8 +104,8 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_worker_carries_o
     assert counts.applied == head
     reasons = sorted(header(record, "dlt_reason") for record in dead)
     assert any("not a CloudEvents binary-mode message" in reason for reason in reasons)
-    assert any("does not fit org.carecontinuum.journey.ClientRegistered.v1: occurred_at" in reason for reason in reasons)
-    assert any("unknown event type 'org.carecontinuum.journey.ClientDischargedToMars.v1'" in reason for reason in reasons)
+    assert any("does not fit org.carecontinuum.journey.ClientRegistered.v2: occurred_at" in reason for reason in reasons)
+    assert any("unknown event type 'org.carecontinuum.journey.ClientDischargedToMars.v2'" in reason for reason in reasons)
     assert any("is not the id of journey" in reason for reason in reasons)
     assert any("a projection refused it: IntegrityError" in reason for reason in reasons)
     for record in dead:
@@ -105,12 +113,12 @@ def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_worker_carries_o
         assert header(record, "dlt_consumer_group") == "poison"
         assert int(header(record, "dlt_original_offset")) >= 0
         assert header(record, "dlt_original_partition") == str(record.partition)
-    assert projection_dump(target) == projection_dump(store.views)
+    assert projection_dump(target) == projection_dump(store.views, as_published=True)
     target.close()
 
 
 def test_the_example_consumer_counts_each_admission_once(store, kafka, tmp_path):
-    relay = Relay(store.app, store.views, kafka)
+    relay = Relay(store.app, store.views, kafka, pseudonym_key=PSEUDONYM_KEY)
     relay.publish_pending()
     relay.close()
     database = str(tmp_path / "admissions.db")
@@ -135,13 +143,13 @@ def test_relay_and_worker_on_postgresql_build_the_same_tables(pg_url, kafka):
     target = open_views(parse_database_url(read_url))
     try:
         wired.runner.catch_up()
-        relay = Relay(wired.app, wired.views, kafka)
+        relay = Relay(wired.app, wired.views, kafka, pseudonym_key=PSEUDONYM_KEY)
         head = relay.publish_pending()
         relay.close()
         counts = ProjectionWorker(target, all_projections(), kafka, group="pg", name="worker-1").run(threading.Event(), until_caught_up=True)
 
         assert counts.applied == head
-        assert projection_dump(target) == projection_dump(wired.views)
+        assert projection_dump(target) == projection_dump(wired.views, as_published=True)
     finally:
         with target.transaction() as cursor:
             cursor.execute(f'DROP SCHEMA IF EXISTS "{target.database.schema}" CASCADE')

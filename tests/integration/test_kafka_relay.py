@@ -16,7 +16,7 @@ from infra.kafka.clients import KafkaSettings
 from infra.kafka.relay import Relay
 from services.bootstrap import bootstrap
 from services.cli import app
-from tests.integration.kafka_support import header, read_topic, record_demo, wait_until
+from tests.integration.kafka_support import PSEUDONYM_KEY, PSEUDONYM_KEY_TEXT, header, read_topic, record_demo, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -25,7 +25,7 @@ def test_events_of_each_journey_arrive_in_order_on_one_partition(kafka, tmp_path
     url = f"sqlite:///{tmp_path}/store.db"
     head = record_demo(url, clients=60)
     wired = bootstrap(Settings(database_url=url))
-    relay = Relay(wired.app, wired.views, kafka, batch_size=250)
+    relay = Relay(wired.app, wired.views, kafka, batch_size=250, pseudonym_key=PSEUDONYM_KEY)
     try:
         assert relay.publish_pending() == head
     finally:
@@ -53,7 +53,7 @@ def test_broker_down_while_events_are_recorded_then_up_loses_nothing(broker, kaf
     before = record_demo(url, clients=15, seed=1)
     settings = KafkaSettings(kafka.bootstrap_servers, kafka.topic, kafka.dead_letter_topic, partitions=4, send_timeout=3.0)
     wired = bootstrap(Settings(database_url=url))
-    relay = Relay(wired.app, wired.views, settings, batch_size=200, retry_max=1.0)
+    relay = Relay(wired.app, wired.views, settings, batch_size=200, retry_max=1.0, pseudonym_key=PSEUDONYM_KEY)
     stop = threading.Event()
     running = threading.Thread(target=relay.run, args=(stop, lambda timeout: time.sleep(min(timeout, 0.1)), 0.1))
     running.start()
@@ -80,7 +80,7 @@ def test_broker_down_while_events_are_recorded_then_up_loses_nothing(broker, kaf
 def test_relay_command_publishes_and_status_shows_no_lag(kafka, tmp_path):
     url = f"sqlite:///{tmp_path}/store.db"
     head = record_demo(url, clients=5)
-    runner = CliRunner()
+    runner = CliRunner(env={"CONTINUUM_PSEUDONYM_KEY": PSEUDONYM_KEY_TEXT})
     options = ["--database-url", url, "--bootstrap-servers", kafka.bootstrap_servers, "--topic", kafka.topic]
 
     published = runner.invoke(app, ["relay", *options])
@@ -98,7 +98,9 @@ def test_relay_command_with_no_broker_says_so_in_one_line(tmp_path):
     url = f"sqlite:///{tmp_path}/store.db"
     record_demo(url, clients=1)
 
-    result = CliRunner().invoke(app, ["relay", "--database-url", url, "--bootstrap-servers", "127.0.0.1:1"])
+    result = CliRunner(env={"CONTINUUM_PSEUDONYM_KEY": PSEUDONYM_KEY_TEXT}).invoke(
+        app, ["relay", "--database-url", url, "--bootstrap-servers", "127.0.0.1:1"],
+    )
 
     assert result.exit_code == 2
     assert "Kafka at 127.0.0.1:1" in result.output

@@ -38,7 +38,7 @@ from projections.catalogue import all_projections
 from services.bootstrap import Continuum, bootstrap
 from services.cli import app
 from services.projection_worker import ProjectionWorker
-from tests.integration.kafka_support import header, projection_dump, read_topic, record_demo
+from tests.integration.kafka_support import PSEUDONYM_KEY, PSEUDONYMS, header, projection_dump, read_topic, record_demo
 
 pytestmark = pytest.mark.kafka
 
@@ -72,8 +72,12 @@ class Journey:
     positions: list[int]
 
     @property
+    def pseudonym(self) -> Any:
+        return PSEUDONYMS.journey(self.events[0].originator_id)
+
+    @property
     def key(self) -> bytes:
-        return str(self.events[0].originator_id).encode()
+        return str(self.pseudonym).encode()
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +94,7 @@ def journey(store: Continuum) -> Journey:
 
 
 def publish(store: Continuum, kafka: KafkaSettings, limit: int | None = None) -> int:
-    relay = Relay(store.app, store.views, kafka)
+    relay = Relay(store.app, store.views, kafka, pseudonym_key=PSEUDONYM_KEY)
     try:
         return relay.publish_pending(limit=limit)
     finally:
@@ -131,7 +135,7 @@ def read_side_dump(read_url: str) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def store_dump(store: Continuum) -> dict[str, list[tuple[Any, ...]]]:
-    return masked(projection_dump(store.views))
+    return masked(projection_dump(store.views, as_published=True))
 
 
 def masked(dump: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
@@ -183,21 +187,21 @@ class Unplugged(Fragile):
 
 def test_poison_messages_go_to_the_dead_letter_topic_once_and_the_worker_carries_on(store, journey, kafka, read_url):
     first, last = journey.events[0], journey.events[-1]
-    good = encode(first, journey.positions[0], None)
+    good = encode(first, journey.positions[0], None, PSEUDONYMS)
     huge = 10**30
     deep = b'{"a":' * 5000 + b"1" + b"}" * 5000  # 25 KB, nested 5,000 deep
     before = [
         (kafka_headers(good), journey.key, deep),
         (replaced(kafka_headers(good), ce_specversion=b"2.0"), journey.key, good.value),  # no such CloudEvents version
         (replaced(kafka_headers(good), ce_type=b"\xff\xfe"), journey.key, good.value),  # not UTF-8
-        (replaced(kafka_headers(good), ce_sequence=str(huge).encode(), ce_id=str(event_id(first.originator_id, huge)).encode()),
+        (replaced(kafka_headers(good), ce_sequence=str(huge).encode(), ce_id=str(event_id(journey.pseudonym, huge)).encode()),
          journey.key, good.value),  # a version no column holds
     ]
     send(kafka, before)
     head = publish(store, kafka)
     next_one = dataclasses.replace(last, originator_version=last.originator_version + 1)
-    Fragile.fails_on = (last.originator_id, next_one.originator_version)
-    after = encode(next_one, head + 1, None)
+    Fragile.fails_on = (journey.pseudonym, next_one.originator_version)  # the worker knows the journey by its pseudonym
+    after = encode(next_one, head + 1, None, PSEUDONYMS)
     send(kafka, [(kafka_headers(after), after.key, after.value)])
 
     counts = run(read_url, kafka, "poison", [Fragile(), *all_projections()])
@@ -220,7 +224,7 @@ def test_poison_messages_go_to_the_dead_letter_topic_once_and_the_worker_carries
 
 def test_a_lost_database_stops_the_worker_and_its_restart_dead_letters_nothing_twice(store, journey, kafka, read_url):
     first = journey.events[0]
-    good = encode(first, journey.positions[0], None)
+    good = encode(first, journey.positions[0], None, PSEUDONYMS)
     poisons = [
         ([("ce_specversion", b"1.0")], journey.key, b"{}"),
         (kafka_headers(good), journey.key, b'{"occurred_at": "not a time"}'),
@@ -229,7 +233,7 @@ def test_a_lost_database_stops_the_worker_and_its_restart_dead_letters_nothing_t
     send(kafka, [*poisons, (kafka_headers(good), good.key, good.value)])  # in one batch with the journey's first event
     publish(store, kafka)
     Unplugged.dialect = "sqlite" if parse_database_url(read_url).kind == "sqlite" else "postgres"
-    Unplugged.fails_on = (first.originator_id, first.originator_version)
+    Unplugged.fails_on = (journey.pseudonym, first.originator_version)
 
     with pytest.raises((sqlite3.OperationalError, psycopg.OperationalError)):
         run(read_url, kafka, "unplugged", [*all_projections(), Unplugged()])
@@ -250,10 +254,10 @@ def test_a_forged_sequence_is_dead_lettered_and_the_journeys_real_events_are_app
     cut = 10  # the forgery comes after the journey's 10th event, claiming the version of its last
     publish(store, kafka, limit=journey.positions[cut - 1])
     claimed = journey.events[-1].originator_version
-    forged = encode(dataclasses.replace(journey.events[cut], originator_version=claimed), journey.positions[cut], None)
+    forged = encode(dataclasses.replace(journey.events[cut], originator_version=claimed), journey.positions[cut], None, PSEUDONYMS)
     send(kafka, [(kafka_headers(forged), forged.key, forged.value)])
     publish(store, kafka)
-    copy = encode(journey.events[4], journey.positions[4], None)  # an exact repeat stays a duplicate
+    copy = encode(journey.events[4], journey.positions[4], None, PSEUDONYMS)  # an exact repeat stays a duplicate
     send(kafka, [(kafka_headers(copy), copy.key, copy.value)])
     head = store.app.recorder.max_notification_id() or 0
 
@@ -265,7 +269,7 @@ def test_a_forged_sequence_is_dead_lettered_and_the_journeys_real_events_are_app
     assert counts.dead_lettered == 1 == len(dead)
     assert counts.out_of_sequence == 1
     assert header(dead[0], "dlt_reason") == f"sequence gap: expected {cut + 1}, got {claimed}"
-    assert header(dead[0], "ce_id") == str(event_id(journey.events[0].originator_id, claimed))
+    assert header(dead[0], "ce_id") == str(event_id(journey.pseudonym, claimed))
     assert read_side_dump(read_url) == store_dump(store)
 
 

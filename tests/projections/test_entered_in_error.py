@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain import errors
-from infra.kafka.envelope import encode
+from infra.kafka.envelope import Pseudonyms, encode
 from projections.catalogue import all_projections
 from services.commands import parse_command
 from services.reads import Reader
@@ -105,12 +105,12 @@ def test_a_void_is_published_without_its_reason(wired):
     send(wired, line("P-1:void", "void", "P-1", on(2), versions=[2], reason="wrong client, Jane Doe's record"))
     stored = wired.app.recorder.select_notifications(start=None, limit=10)
     event = wired.app.mapper.to_domain_event(stored[-1])
-    message = encode(event, stored[-1].id, None)
+    message = encode(event, stored[-1].id, None, Pseudonyms(b"k" * 32))
     payload = json.loads(message.value)
     assert payload["voided_version"] == 2
     assert payload["voided_type"] == "AdmittedToLevel"
     assert "Jane" not in message.value.decode()
-    assert message.headers["ce_type"] == b"org.carecontinuum.journey.EntryVoided.v1"
+    assert message.headers["ce_type"] == b"org.carecontinuum.journey.EntryVoided.v2"
 
 
 def test_a_void_waits_for_the_entries_that_depend_on_it(wired):

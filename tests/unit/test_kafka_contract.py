@@ -1,4 +1,5 @@
-"""The published contract without a broker: envelope, privacy, schemas (and their committed copies)."""
+"""The published contract without a broker: envelope, privacy, schemas (and their committed copies of
+both versions: v2, published, and v1, the record). `tests/unit/test_kafka_privacy_claims.py` attacks it."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ import pytest
 
 from domain.events import EVENT_TYPES, event_id, event_name
 from domain.values import Actor
-from infra.kafka.contract import MODELS, PSEUDONYMISED, WITHHELD
+from infra.kafka import contract_v1
+from infra.kafka.contract import CODED, MODELS, PSEUDONYMISED, WITHHELD, role_code
 from infra.kafka.envelope import NOT_PUBLISHED, PoisonMessage, decode, encode, encode_with_sdk, kafka_headers
 from infra.kafka.schemas import asyncapi_document, event_schemas, write_schemas
 from services.commands import parse_command
 from services.demo import cohort_lines
 from services.importer import import_lines
 from services.journeys import CareContinuum, JourneyService
+from tests.integration.kafka_support import PSEUDONYMS
 from tests.support.clock import fixed_clock
 
 COMMITTED = Path(__file__).resolve().parents[2] / "schemas"
@@ -106,7 +109,7 @@ def test_the_fixture_holds_every_event_type(events):
 
 
 def test_committed_schemas_match_the_code(tmp_path):
-    written = write_schemas(tmp_path, "care.journey.v1", "care.journey.v1.DLT", 6)
+    written = write_schemas(tmp_path, "care.journey.v2", "care.journey.v2.DLT", 6)
     stale = [
         str(path.relative_to(tmp_path)) for path in written
         if not (COMMITTED / path.relative_to(tmp_path)).exists()
@@ -126,12 +129,21 @@ def test_every_domain_field_is_published_withheld_or_pseudonymised():
         published = set(MODELS[name].model_fields) - {"recorded_role", "values_withheld"}
         assert domain - published == set(WITHHELD.get(name, ())), name
         assert published - domain == set(), name
+        assert set(CODED.get(name, ())) <= published, name
     assert set(PSEUDONYMISED) <= set(MODELS)
+    assert set(CODED) <= set(MODELS)
+
+
+def test_the_record_of_version_1_is_kept():
+    assert contract_v1.VERSION == 1
+    assert set(MODELS) - set(contract_v1.MODELS) == {"ConsentGranted", "ConsentRevoked"}  # new in version 2
+    assert contract_v1.MODELS["AlumniActivityAttended"].model_fields.keys() >= {"activity"}
+    assert all((COMMITTED / "events" / f"{name}.v1.json").exists() for name in contract_v1.MODELS)
 
 
 def test_no_client_reference_actor_command_id_or_free_text_reaches_the_topic(events):
     for position, event in events:
-        message = encode(event, position, None)
+        message = encode(event, position, None, PSEUDONYMS)
         text = message.value.decode() + json.dumps({k: v.decode() for k, v in message.headers.items()})
         secrets = [event.command_id, ACTOR.id, *(str(getattr(event, f)) for f in WITHHELD.get(event_name(event), ()) if getattr(event, f))]
         if event_name(event) == "ClientRegistered":
@@ -146,70 +158,82 @@ def test_no_client_reference_actor_command_id_or_free_text_reaches_the_topic(eve
 
 def test_each_message_is_a_cloudevent_keyed_by_journey_with_a_stable_id(events):
     position, event = next((p, e) for p, e in events if event_name(e) == "AdmittedToLevel")
-    message = encode(event, position, "ab" * 32)
+    message = encode(event, position, "ab" * 32, PSEUDONYMS)
     headers = {key: value.decode() for key, value in message.headers.items()}
+    pseudonym = PSEUDONYMS.journey(event.originator_id)
 
-    assert message.key == str(event.originator_id).encode()
-    assert headers["ce_id"] == str(event_id(event.originator_id, event.originator_version))
-    assert headers["ce_type"] == "org.carecontinuum.journey.AdmittedToLevel.v1"
+    assert message.key == str(pseudonym).encode()
+    assert headers["ce_subject"] == str(pseudonym)
+    assert headers["ce_id"] == str(event_id(pseudonym, event.originator_version))
+    assert headers["ce_type"] == "org.carecontinuum.journey.AdmittedToLevel.v2"
     assert headers["ce_source"] == "/care-continuum/journeys"
     assert headers["ce_specversion"] == "1.0"
     assert headers["content-type"] == "application/json"
     assert headers["ce_sequence"] == f"{event.originator_version:010d}"
     assert headers["ce_position"] == str(position)
     assert headers["ce_chainhead"] == "ab" * 32
-    assert encode(event, position, "ab" * 32) == message  # the same event, the same message
+    assert encode(event, position, "ab" * 32, PSEUDONYMS) == message  # the same event, the same message
 
 
 def test_every_value_fits_its_committed_json_schema(events):
     schemas = {
-        name: jsonschema.Draft202012Validator(json.loads((COMMITTED / "events" / f"{name}.v1.json").read_text()))
+        name: jsonschema.Draft202012Validator(json.loads((COMMITTED / "events" / f"{name}.v2.json").read_text()))
         for name in MODELS
     }
     seen = set()
     for position, event in events:
         name = event_name(event)
-        schemas[name].validate(json.loads(encode(event, position, None).value))
+        schemas[name].validate(json.loads(encode(event, position, None, PSEUDONYMS).value))
         seen.add(name)
     assert seen == set(MODELS)
 
 
-def test_decoding_gives_back_the_event_with_withheld_fields_as_placeholders(events):
+def test_decoding_gives_back_the_event_with_withheld_fields_as_placeholders_and_codes(events):
     for position, event in events:
-        message = encode(event, position, None)
+        message = encode(event, position, None, PSEUDONYMS)
         envelope, decoded = decode(kafka_headers(message), message.key, message.value)
         name = event_name(event)
         assert type(decoded) is type(event)
+        assert decoded.originator_id == envelope.journey_id == PSEUDONYMS.journey(event.originator_id)
         assert (envelope.position, envelope.version, decoded.timestamp) == (position, event.originator_version, event.timestamp)
-        assert decoded.recorded_by == Actor(NOT_PUBLISHED, ACTOR.role)
-        same = set(MODELS[name].model_fields) - {"recorded_role", "values_withheld", "session_id", "specimen_id"}
-        if name == "EntryCorrected" and event.field in WITHHELD.get(event.corrects_type, ()):
+        assert decoded.recorded_by == Actor(NOT_PUBLISHED, role_code(event.recorded_by.role))
+        coded = set(CODED.get(name, ()))
+        same = set(MODELS[name].model_fields) - {"recorded_role", "values_withheld", "session_id", "specimen_id"} - coded
+        if name == "EntryCorrected" and event.field in (*WITHHELD.get(event.corrects_type, ()), "site"):
             same -= {"previous_value", "corrected_value"}
         assert {f: getattr(decoded, f) for f in same} == {f: getattr(event, f) for f in same}, name
+        if "site" in coded:
+            assert decoded.site == PSEUDONYMS.site(event.site)
+        for withheld in WITHHELD.get(name, ()):
+            placeholders = (NOT_PUBLISHED, [], None, str(decoded.originator_id), f"consent-{getattr(decoded, 'granted_version', 0)}",
+                            f"consent-{decoded.originator_version}")  # a consent's grant and revocations pair by its version
+            assert getattr(decoded, withheld) in placeholders, (name, withheld)
 
 
 def test_a_message_of_an_unknown_version_is_poison(events):
     position, event = events[0]
-    message = encode(event, position, None)
-    headers = [(k, v.replace(b".v1", b".v2") if k == "ce_type" else v) for k, v in kafka_headers(message)]
+    message = encode(event, position, None, PSEUDONYMS)
+    headers = [(k, v.replace(b".v2", b".v1") if k == "ce_type" else v) for k, v in kafka_headers(message)]
 
-    with pytest.raises(PoisonMessage, match="unsupported version v2 of ClientRegistered"):
+    with pytest.raises(PoisonMessage, match=r"unsupported version v1 of ClientRegistered \(this consumer reads v2\)"):
         decode(headers, message.key, message.value)
 
 
 def test_the_asyncapi_document_references_a_message_and_schema_per_event_type():
-    document = asyncapi_document("care.journey.v1", "care.journey.v1.DLT", 6)
+    document = asyncapi_document("care.journey.v2", "care.journey.v2.DLT", 6)
     messages = document["components"]["messages"]
 
     assert document["asyncapi"] == "3.0.0"
-    assert document["channels"]["journeyEvents"]["address"] == "care.journey.v1"
-    assert set(messages) == {f"{name}.v1" for name in MODELS} == set(document["channels"]["journeyEvents"]["messages"])
+    assert document["info"]["version"] == "2.0.0"
+    assert document["channels"]["journeyEvents"]["address"] == "care.journey.v2"
+    assert set(messages) == {f"{name}.v2" for name in MODELS} == set(document["channels"]["journeyEvents"]["messages"])
     for name, message in messages.items():
         assert message["payload"]["$ref"] == f"#/components/schemas/{name}"
         assert message["headers"]["properties"]["ce_type"]["const"] == f"org.carecontinuum.journey.{name}"
     refs = {ref for ref in _refs(document) if ref.startswith("#/components/schemas/")}
     assert {ref.rsplit("/", 1)[1] for ref in refs} <= set(document["components"]["schemas"])
-    assert set(event_schemas()) == {f"{name}.v1.json" for name in MODELS}
+    assert set(event_schemas()) == {f"{name}.v1.json" for name in contract_v1.MODELS} | {f"{name}.v2.json" for name in MODELS}
+    assert set(event_schemas(2)) == {f"{name}.v2.json" for name in MODELS}
 
 
 def _refs(node: object) -> set[str]:
@@ -226,6 +250,6 @@ def test_the_relays_encoder_writes_what_the_cloudevents_sdk_writes(events):
     seen = set()
     for position, event in events:
         for head in ("ab" * 32, None):
-            assert encode(event, position, head) == encode_with_sdk(event, position, head)
+            assert encode(event, position, head, PSEUDONYMS) == encode_with_sdk(event, position, head, PSEUDONYMS)
         seen.add(type(event).__name__)
     assert len(seen) == len(EVENT_TYPES)
