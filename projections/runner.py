@@ -168,17 +168,21 @@ class ProjectionRunner:
         head = self.head()
         processed = 0
         while True:
+            start = min(self.positions()[p.name] for p in chosen)
+            if start >= head:
+                break
+            # The page is read outside the write transaction (on SQLite that transaction holds the
+            # database's one write lock: reading the store meanwhile could wait on writers that wait on
+            # it). Inside, the positions are read again, locked: a rebuild that reset one below this
+            # page's start meanwhile makes the page go unapplied and be chosen again, never skipped past.
+            notifications = self.app.recorder.select_notifications(start=start, limit=self.batch_size, inclusive_of_start=False)
+            if not notifications:
+                break
+            last = notifications[-1].id
             with self.views.transaction() as cursor:
-                # The page is chosen from the positions as locked in this transaction: a rebuild that
-                # reset a position meanwhile is seen here, never skipped past.
                 current = self.positions(cursor, lock=True)
-                start = min(current[p.name] for p in chosen)
-                notifications = self.app.recorder.select_notifications(
-                    start=start, limit=self.batch_size, inclusive_of_start=False,
-                ) if start < head else []
-                if not notifications:
-                    break
-                last = notifications[-1].id
+                if any(current[p.name] < start for p in chosen):
+                    continue
                 decoded: dict[int, DomainEventProtocol[UUID]] = {}
                 writes = GatheredInserts(cursor)
                 for notification in notifications:
