@@ -22,7 +22,7 @@ from typing import Any
 
 from kafka import TopicPartition
 
-from bench.relay import measure_relay, time_bare_producer
+from bench.relay import MEASURING_KEY, measure_relay, time_bare_producer
 from bench.stats import percentile
 from domain.events import event_id
 from domain.journey import ClientJourney
@@ -92,7 +92,7 @@ def _fresh(settings: Settings) -> KafkaSettings:
 
 def _latencies(wired: Continuum, settings: KafkaSettings, samples: int) -> list[float]:
     """Milliseconds from a command's save returning to a plain consumer receiving its message."""
-    relay = wired.relay(settings)
+    relay = wired.relay(settings, pseudonym_key=MEASURING_KEY)
     relay.publish_pending()  # the backlog: the topic now holds the demo; only new events are timed
     stop = threading.Event()
     relaying = threading.Thread(target=relay.run, args=(stop, wired.wait_for_events, wired.settings.poll_interval), daemon=True)

@@ -8,23 +8,25 @@ as skipped with the reason.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from typing import Any
 
 from bench.broker import kafka_broker
 from infra.kafka.clients import KafkaSettings, producer
-from infra.kafka.envelope import encode, kafka_headers
+from infra.kafka.envelope import Pseudonyms, encode, kafka_headers
 from services.bootstrap import Continuum
 
 RELAY_TARGET = 0.8
+MEASURING_KEY = os.urandom(32)  # a measurement publishes to throwaway topics: any pseudonym key will do
 
 
 def measure_relay(wired: Continuum, bootstrap_servers: str, topic: str, limit: int | None = None,
                   partitions: int = 6) -> dict[str, float]:
     """The relay's throughput over an existing store into a new `topic` (its position row is kept under
     that topic's name), from the first event (or the first `limit`)."""
-    relay = wired.relay(KafkaSettings(bootstrap_servers, topic, f"{topic}.DLT", partitions=partitions))
+    relay = wired.relay(KafkaSettings(bootstrap_servers, topic, f"{topic}.DLT", partitions=partitions), pseudonym_key=MEASURING_KEY)
     relay._connected()  # noqa: SLF001 - connect and create the topic before the clock starts
     started = time.perf_counter()
     events = relay.publish_pending(limit=limit)
@@ -37,8 +39,9 @@ def time_bare_producer(wired: Continuum, settings: KafkaSettings, limit: int | N
     """The relay's messages for the first events (every one, or `limit`), built beforehand, sent by a
     producer configured like the relay's: (messages, seconds from the first send to the last acknowledgement)."""
     notifications = wired.app.recorder.select_notifications(start=0, limit=limit or 10**9, inclusive_of_start=False)
-    messages = [encode(wired.app.mapper.to_domain_event(n), n.id, None) for n in notifications]
-    relay = wired.relay(settings)
+    pseudonyms = Pseudonyms(MEASURING_KEY)
+    messages = [encode(wired.app.mapper.to_domain_event(n), n.id, None, pseudonyms) for n in notifications]
+    relay = wired.relay(settings, pseudonym_key=MEASURING_KEY)
     relay._connected()  # noqa: SLF001 - the same topic creation as the relay's
     relay.close()
     bare = producer(settings, client_id="bare-producer")

@@ -8,6 +8,7 @@ worker on demand. `read_side` wires a projection worker's database alone (it nee
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -75,12 +76,18 @@ class Continuum:
 
         return TokenStore(self.views)
 
-    def relay(self, kafka: KafkaSettings | None = None) -> Relay:
-        """The Kafka relay of this store, configured by the settings (`CONTINUUM_KAFKA_*`) unless `kafka` is given."""
+    def relay(self, kafka: KafkaSettings | None = None, *, pseudonym_key: bytes | None = None) -> Relay:
+        """The Kafka relay of this store, configured by the settings (`CONTINUUM_KAFKA_*`, `CONTINUUM_PSEUDONYM_KEY`)
+        unless `kafka` or `pseudonym_key` is given; without a pseudonym key it refuses to start (ConfigurationError)."""
         from infra.kafka.clients import kafka_settings
         from infra.kafka.relay import Relay
 
-        return Relay(self.app, self.views, kafka or kafka_settings(self.settings), batch_size=self.settings.kafka_relay_batch_size)
+        configured = self.settings.pseudonym_key
+        key = pseudonym_key or (base64.b64decode(configured.get_secret_value()) if configured else None)
+        return Relay(
+            self.app, self.views, kafka or kafka_settings(self.settings), batch_size=self.settings.kafka_relay_batch_size,
+            pseudonym_key=key,
+        )
 
     def wait_for_events(self, timeout: float) -> None:
         """Return when new events may have been recorded: LISTEN/NOTIFY on PostgreSQL, a poll on SQLite."""
