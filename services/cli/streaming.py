@@ -38,7 +38,7 @@ ServersOption = Annotated[
         help="host:port[,host:port] of the Kafka brokers",
     ),
 ]
-TopicOption = Annotated[str | None, typer.Option("--topic", envvar="CONTINUUM_KAFKA_TOPIC", help="default care.journey.v1")]
+TopicOption = Annotated[str | None, typer.Option("--topic", envvar="CONTINUUM_KAFKA_TOPIC", help="default care.journey.v2")]
 VerboseOption = Annotated[bool, typer.Option("--verbose", help="Also show the Kafka client's own log")]
 
 
@@ -141,7 +141,7 @@ def consume(
 
 @schema_app.command("events")
 def schema_events(
-    out: Annotated[Path | None, typer.Option("--out", help="Write events/<Event>.v1.json and asyncapi.json here")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write events/<Event>.v2.json (beside the kept v1 files) and asyncapi.json here")] = None,
 ) -> None:
     """The published Kafka contract: a JSON Schema per event type and the topic's AsyncAPI 3.0 document."""
     from infra.config import Settings
