@@ -358,10 +358,12 @@ class ClientJourney(Amendments, Aggregate):
         self, *, consent_id: str, recipient: str, purpose: part2.ConsentPurpose, purpose_text: str | None,
         scope: Sequence[str], expires_on: date | None, at: datetime, ctx: Context,
     ) -> None:
-        """A Part 2 consent to disclose (§2.31); it does not change where the client stands."""
+        """A Part 2 consent to disclose (§2.31); it does not change where the client stands. A deceased
+        client's record may be disclosed with the consent of a personal representative (§2.15(b))."""
         if self._seen(ctx):
             return
-        self._require_alive(at, ctx)
+        check_time(self.client_ref, at, ctx.now)
+        self._require_after_registration(at)
         if consent_id in self.consent_grants:
             raise part2.ConsentAlreadyRecorded(self.client_ref, consent_id=consent_id)
         kinds = part2.check_grant(

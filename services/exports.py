@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from services.bootstrap import Continuum
     from services.reads import Reader
 
+CHUNK = 500
+"""Clients per read of the store, and per batch of bundles held before they are recorded and written."""
+
 TEDS_KINDS = ("demographics", "episodes", "stays", "discharges", "medication")
 """What a TEDS-D record discloses: age group and sex, admissions, levels, discharges, medication."""
 
@@ -126,36 +129,44 @@ def fhir_export(
     else:
         ids = [wired.reads.journey_id(ref) for ref in client_refs]
     out_dir.mkdir(parents=True, exist_ok=True)
+    log = Disclosures(wired.views)
+    written: list[Disclosure] = []
+    files: list[Path] = []
+    left_out = count = 0
     bundles: list[tuple[str, dict[str, Any]]] = []
     permitted: list[Permitted] = []
-    left_out = 0
-    for journey, events in load_histories(wired.app, ids):
+
+    def flush() -> None:  # each chunk's disclosures (or reads) are recorded before its files are written
+        if recipient is None:
+            wired.reads.record_listing(reader, [ref for ref, _ in bundles], "FHIR export")
+        else:
+            written.extend(log.record(permitted, recipient=recipient, what="FHIR R4 Bundle (the consent's scope)",
+                                      actor_id=reader.actor_id, role=reader.role, at=moment))
+        for ref, document in bundles:
+            path = out_dir / f"{ClientJourney.create_id(ref)}.json"
+            path.write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
+            files.append(path)
+        bundles.clear()
+        permitted.clear()
+
+    for journey, events in load_histories(wired.app, ids, CHUNK):
         if recipient is None:
             bundles.append((journey.client_ref, fhir.bundle(journey, events, identified=True, now=moment)))
-            continue
-        consent = covering(journey.consents(), recipient, moment, (), purpose)
-        if consent is None:
-            left_out += 1
-            continue
-        permitted.append(Permitted(journey.client_ref, consent))
-        identified = "all" in consent.scope or "demographics" in consent.scope
-        bundles.append((journey.client_ref, fhir.bundle(
-            journey, events, identified=identified, kinds=consent.scope, now=moment, notice=NOTICE, consents=[consent])))
-    written: list[Disclosure] = []
-    if recipient is None:
-        wired.reads.record_listing(reader, [ref for ref, _ in bundles], "FHIR export")
-    else:
-        written = Disclosures(wired.views).record(
-            permitted, recipient=recipient, what="FHIR R4 Bundle (the consent's scope)", actor_id=reader.actor_id,
-            role=reader.role, at=moment,
-        )
-    files = []
-    for ref, document in bundles:
-        path = out_dir / f"{ClientJourney.create_id(ref)}.json"
-        path.write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
-        files.append(path)
+        else:
+            consent = covering(journey.consents(), recipient, moment, (), purpose)
+            if consent is None:
+                left_out += 1
+                continue
+            permitted.append(Permitted(journey.client_ref, consent))
+            identified = "all" in consent.scope or "demographics" in consent.scope
+            bundles.append((journey.client_ref, fhir.bundle(
+                journey, events, identified=identified, kinds=consent.scope, now=moment, notice=NOTICE, consents=[consent])))
+        count += 1
+        if len(bundles) >= CHUNK:
+            flush()
+    flush()
     if recipient is not None:
         notice = out_dir / "NOTICE.txt"
         notice.write_text(f"Disclosed to {recipient} on {moment.date().isoformat()}.\n\n{NOTICE}\n", encoding="utf-8")
         files.append(notice)
-    return ExportReport(recipient or "", len(bundles), len(bundles), left_out, written, files, time.perf_counter() - started)
+    return ExportReport(recipient or "", count, count, left_out, written, files, time.perf_counter() - started)

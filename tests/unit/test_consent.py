@@ -113,3 +113,15 @@ def test_a_voided_grant_covers_nothing(wired):
     assert consent.voided
     assert not consent.in_force(datetime(2025, 2, 1, tzinfo=UTC))
     assert "no such consent" in str(run(wired, line("A-1", "revoke_consent", "01-06", consent_id="CF-1"))[0])
+
+
+def test_a_deceased_clients_record_may_be_consented_by_a_representative(wired):
+    assert run(
+        wired,
+        line("A-1", "register", "01-02", site="north"),
+        line("A-1", "admit", "01-03", level="iop", site="north", track="day"),
+        line("A-1", "discharge", "02-01", reason="died"),
+        line("A-1", "grant_consent", "03-01", **GRANT),
+    ) == [None, None, None, None]
+    assert "before the client's registration" in str(run(wired, line("A-2", "register", "03-01", site="north"),
+                                                          line("A-2", "grant_consent", "02-01", **GRANT))[1])
