@@ -537,9 +537,9 @@ def test_schema_commands_prints_a_json_schema_naming_every_command(command_schem
     assert set(command_schema["discriminator"]["mapping"]) == {
         "register", "refer", "assess", "start_detox", "complete_detox", "admit", "plan", "attend_session", "miss_session",
         "collect_drug_test", "result_drug_test", "step_up", "step_down", "discharge", "enrol_alumni",
-        "attend_alumni_activity", "correct", "change_track", "change_medication", "void",
+        "attend_alumni_activity", "correct", "change_track", "change_medication", "void", "grant_consent", "revoke_consent",
     }
-    assert len(command_schema["oneOf"]) == 20
+    assert len(command_schema["oneOf"]) == 22
     for definition in command_schema["discriminator"]["mapping"].values():
         model = command_schema["$defs"][definition.removeprefix("#/$defs/")]
         assert model["additionalProperties"] is False
