@@ -8,6 +8,7 @@ with it (`services/disclosures.py`). The CLI and the API call these and render w
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,14 +48,14 @@ class ExportReport:
         }
 
 
-def all_journeys(wired: Continuum) -> list[ClientJourney]:
-    """Every journey, as stored (the census's list of clients, caught up first)."""
+def all_journeys(wired: Continuum) -> Iterator[ClientJourney]:
+    """Every journey, as stored (the census's list of clients, caught up first), `CHUNK` in memory at a time."""
     from projections.census import journey_ids
 
     wired.runner.catch_up()
     with wired.views.transaction() as cursor:
         ids = journey_ids(cursor)
-    return list(load_journeys(wired.app, ids))
+    return load_journeys(wired.app, ids, CHUNK)
 
 
 def teds_extract(
