@@ -113,6 +113,7 @@ class Settings(BaseSettings):
     chain_key: Annotated[SecretStr | None, AfterValidator(_chain_key)] = None  # base64 HMAC key of the chain's global links
     checkpoint_key: Annotated[SecretStr | None, AfterValidator(_checkpoint_key)] = None  # base64 Ed25519 seed: signs checkpoints
     checkpoint_public_key: Annotated[str | None, AfterValidator(_checkpoint_public_key)] = None  # checks them
+    checkpoint_interval: Seconds = 300.0  # a following relay publishes a checkpoint this often (with the key set)
     actor: Name = "cli"
     role: Name = "system"
     timezone: Annotated[str, AfterValidator(_zone)] = "UTC"  # the zone of dates typed and times shown to people

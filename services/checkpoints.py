@@ -23,12 +23,16 @@ import base64
 import binascii
 import hashlib
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from threading import Event, Thread
 from typing import TYPE_CHECKING, Any
 
 from infra.chain import GENESIS
+
+log = logging.getLogger("continuum.checkpoints")
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -139,6 +143,25 @@ def publish(checkpoint: Checkpoint, kafka: KafkaSettings) -> str:
     finally:
         sender.close(timeout=kafka.send_timeout)
     return topic
+
+
+def keep_publishing(wired: Continuum, private_key: str, kafka: KafkaSettings, interval: float, stop: Event) -> Thread:
+    """Beside a following relay: a signed checkpoint of the store's heads on the checkpoints topic at once
+    and every `interval` seconds until `stop`. A broker that is away is logged; the next turn tries again."""
+    from kafka.errors import KafkaError
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                topic = publish(take(wired, private_key), kafka)
+                log.info("checkpoint published to %s", topic)
+            except KafkaError as error:
+                log.warning("checkpoint not published (%s); trying again in %s s", error, interval)
+            stop.wait(interval)
+
+    thread = Thread(target=run, name="checkpoints", daemon=True)
+    thread.start()
+    return thread
 
 
 def signature_problem(checkpoint: Checkpoint, public_key: str) -> str | None:

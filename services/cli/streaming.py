@@ -77,6 +77,11 @@ def relay(
                     f"relaying {wired.database.display} to {settings.topic} at {settings.bootstrap_servers}"
                     f" ({following(wired)}); Ctrl-C stops",
                 )
+                key = wired.settings.checkpoint_key
+                if key is not None:  # signed heads on <topic>.checkpoints, outside the store, while the relay runs
+                    from services.checkpoints import keep_publishing
+
+                    keep_publishing(wired, key.get_secret_value(), settings, wired.settings.checkpoint_interval, stop)
                 publisher.run(stop, wired.wait_for_events, wired.settings.poll_interval)
             else:
                 count = publisher.publish_pending()
@@ -141,7 +146,7 @@ def consume(
 
 @schema_app.command("events")
 def schema_events(
-    out: Annotated[Path | None, typer.Option("--out", help="Write events/<Event>.v2.json (beside the kept v1 files) and asyncapi.json here")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write events/<Event>.v2.json and asyncapi.json here")] = None,
 ) -> None:
     """The published Kafka contract: a JSON Schema per event type and the topic's AsyncAPI 3.0 document."""
     from infra.config import Settings

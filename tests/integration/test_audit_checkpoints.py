@@ -444,3 +444,27 @@ def test_a_checkpoint_that_cannot_be_published_says_so_after_writing_the_file(cl
     assert result.exit_code == 1, result.output
     assert "not published: the checkpoint could not be sent to Kafka (127.0.0.1:1)" in plain(result.stderr)
     assert len(path.read_text().splitlines()) == 1
+
+
+@pytest.mark.kafka
+def test_a_following_relay_publishes_checkpoints_outside_the_store(clinic, database_url, keys, tmp_path, kafka):
+    import threading
+
+    from infra.kafka.clients import KafkaSettings
+    from services.checkpoints import keep_publishing
+    from tests.integration.kafka_support import read_topic, wait_until
+
+    settings = KafkaSettings(kafka.bootstrap_servers, kafka.topic, f"{kafka.topic}.DLT")
+    stop = threading.Event()
+    thread = keep_publishing(clinic, keys["CONTINUUM_CHECKPOINT_KEY"], settings, 0.2, stop)
+    try:
+        wait_until(lambda: len(read_topic(kafka, f"{kafka.topic}.checkpoints", timeout=2)) >= 2, 60, "two checkpoints")
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    records = read_topic(kafka, f"{kafka.topic}.checkpoints")
+    copy = tmp_path / "from-kafka.jsonl"
+    copy.write_text("".join(record.value.decode() + "\n" for record in records))
+    verified = cli_json(database_url, "verify", "--checkpoints", copy, env=auditor(keys))
+    assert verified["checkpoints_checked"] == len(records) >= 2
