@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field
 
-from services.api.deps import ApiDep, Purpose, ReadableClient, RecordReader, moment, reader
+from services.api.deps import ApiDep, CensusPosition, Purpose, ReadableClient, RecordReader, moment, reader
 from services.api.freshness import mark
 from services.api.problems import responses
 from services.tokens import Role
@@ -61,9 +61,11 @@ def disclosures(
 
 @router.get(
     "/fhir/Patient/{client}/$everything", summary="The client's record as a FHIR R4 Bundle (clinicians of the site, auditors)",
-    responses=responses(401, 403, 404), response_class=Response,
+    responses=responses(401, 403, 404, 422, 503), response_class=Response,
 )
-def everything(client: ReadableClient, principal: RecordReader, api: ApiDep, purpose: Purpose = None) -> Response:
+def everything(
+    _: CensusPosition, client: ReadableClient, principal: RecordReader, api: ApiDep, purpose: Purpose = None,
+) -> Response:
     """Patient, EpisodeOfCare (with statusHistory), Encounter per stay and session, Observation per analyte and
     ASAM dimension, CarePlan and Goal, Consent; every resource labelled R, 42CFRPart2, ETH, NORDSCLCD. The read
     is recorded in the access log."""
