@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from infra.lag import Lag
-from infra.views import ViewStore
+from infra.views import Cursor, ViewStore
 
 DDL = "CREATE TABLE IF NOT EXISTS relay_positions (name TEXT PRIMARY KEY, position BIGINT NOT NULL, updated_at TEXT NOT NULL)"
 
@@ -50,12 +50,16 @@ class RelayPositions:
     def advance(self, topic: str, position: int) -> None:
         """Only forward: a second relay that published an older batch cannot move the position back."""
         with self.views.transaction() as cursor:
-            cursor.execute(
-                "INSERT INTO relay_positions (name, position, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at"
-                " WHERE relay_positions.position < excluded.position",
-                (topic, position, datetime.now(tz=UTC).isoformat()),
-            )
+            self.advance_in(cursor, topic, position)
+
+    def advance_in(self, cursor: Cursor, topic: str, position: int) -> None:
+        """`advance` inside the caller's transaction (a recipient's feed saves its consent state in the same one)."""
+        cursor.execute(
+            "INSERT INTO relay_positions (name, position, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET position = excluded.position, updated_at = excluded.updated_at"
+            " WHERE relay_positions.position < excluded.position",
+            (topic, position, datetime.now(tz=UTC).isoformat()),
+        )
 
     def all(self) -> dict[str, int]:
         """Every topic's position: what the API's metrics report as relay lag."""

@@ -139,6 +139,11 @@ class Relay:
                 raise future.exception
             if not future.succeeded():
                 raise KafkaTimeoutError(f"no acknowledgement within {self.settings.send_timeout} s")
+        self._acknowledged(last)
+
+    def _acknowledged(self, last: int) -> None:
+        """Hook: every message up to notification `last` is acknowledged; record the position. A recipient's feed
+        (infra/kafka/feeds.py) also saves its consent state here, in the same transaction."""
         self.positions.advance(self.topic, last)
 
     def _chain_heads(self, first: int, last: int) -> dict[int, str]:
