@@ -13,6 +13,7 @@ from bench.ingest import INGEST_TARGET
 from bench.queries import CENSUS_P99_TARGET_MS, TARGET_CLIENTS
 from bench.rebuild import RAW_TARGET, STOCK_TARGET
 from bench.relay import RELAY_TARGET
+from bench.reports import SLOW_P50_MS, slowest
 
 Row = tuple[str, str, str, str, str, str]
 Justify = Literal["left", "right"]
@@ -73,9 +74,15 @@ def _at_least(share: float) -> str:
 
 
 def _ingest(i: dict[str, Any]) -> list[Row]:
-    return [
+    rows: list[Row] = [
         ("ingest", f"events, {i['events']:,} demo commands", rate(i["events_per_s"]), f"raw insert {rate(i['baseline']['rows_per_s'])}",
-         pct(i["ratio"]), f"{_at_least(INGEST_TARGET)} {mark(i['ratio'] >= INGEST_TARGET)}"),
+         pct(i["ratio"]), "" if "ratio_with_chain" in i else f"{_at_least(INGEST_TARGET)} {mark(i['ratio'] >= INGEST_TARGET)}"),
+    ]
+    if "ratio_with_chain" in i:  # the design's floor: each event row with its chain row; the target is judged on it
+        rows.append(("", "events, against event and chain rows", "", f"raw insert {rate(i['baseline_with_chain']['rows_per_s'])}",
+                     pct(i["ratio_with_chain"]), f"{_at_least(INGEST_TARGET)} {mark(i['ratio_with_chain'] >= INGEST_TARGET)}"))
+    return [
+        *rows,
         ("", "commands", rate(i["commands_per_s"]), "", "", ""),
         ("", "share of ingest time: store insert / hash chain", f"{pct(i['store_insert_share'])} / {pct(i['chain_share'])}", "", "", ""),
     ]
@@ -117,6 +124,19 @@ def _queries(q: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _reports(r: dict[str, Any]) -> list[Row]:
+    """The slowest report at each size (every report's figures: BENCHMARKS.md's Reports table)."""
+    rows: list[Row] = []
+    for scale in r["scales"].values():
+        worst = slowest(scale)
+        target = NO_TARGET
+        if scale["clients"] >= TARGET_CLIENTS:
+            target = f"p50 ≤ {SLOW_P50_MS:.0f} ms {mark(worst['p50_ms'] <= SLOW_P50_MS)}"
+        rows.append(("reports", f"slowest of {len(scale['reports'])} @ {scale['clients']:,} clients: {worst['report']} ({worst['scope']})",
+                     f"p50 {worst['p50_ms']:.1f} ms", f"p99 {worst['p99_ms']:.1f} ms", "", target))
+    return rows
+
+
 def _growth(g: dict[str, Any]) -> list[Row]:
     rows: list[Row] = [
         ("growth", f"{p['events']:,} events: ingest / rebuild",
@@ -131,4 +151,4 @@ def _growth(g: dict[str, Any]) -> list[Row]:
     return rows
 
 
-BUILDERS = {"ingest": _ingest, "rebuild": _rebuild, "relay": _relay, "queries": _queries, "growth": _growth}
+BUILDERS = {"ingest": _ingest, "rebuild": _rebuild, "relay": _relay, "queries": _queries, "reports": _reports, "growth": _growth}

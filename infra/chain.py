@@ -213,16 +213,17 @@ def chain_params(rows: Iterable[ChainRow]) -> list[tuple[Any, ...]]:
     return [(r.position, str(r.originator_id), r.version, r.row_hash, r.journey_link, r.global_link) for r in rows]
 
 
-def chain_ddl(prefix: str = "") -> tuple[str, ...]:
-    """The chain's tables; `prefix` is a PostgreSQL schema with its dot (`"public".`)."""
+def chain_ddl(prefix: str = "", *, table: str = CHAIN_TABLE, meta: bool = True) -> tuple[str, ...]:
+    """The chain's tables; `prefix` is a PostgreSQL schema with its dot (`"public".`). `table` and `meta`
+    (whether `chain_meta` too) let the benchmarks make a table of the same DDL under another name."""
     return (
         (
-            f"CREATE TABLE IF NOT EXISTS {prefix}{CHAIN_TABLE} (notification_id BIGINT PRIMARY KEY, originator_id TEXT NOT NULL,"
+            f"CREATE TABLE IF NOT EXISTS {prefix}{table} (notification_id BIGINT PRIMARY KEY, originator_id TEXT NOT NULL,"
             " originator_version BIGINT NOT NULL, row_hash TEXT NOT NULL, journey_link TEXT NOT NULL,"
             " global_link TEXT NOT NULL)"
         ),
-        f"CREATE UNIQUE INDEX IF NOT EXISTS {CHAIN_TABLE}_journey ON {prefix}{CHAIN_TABLE} (originator_id, originator_version)",
-        f"CREATE TABLE IF NOT EXISTS {prefix}{META_TABLE} (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_journey ON {prefix}{table} (originator_id, originator_version)",
+        *([f"CREATE TABLE IF NOT EXISTS {prefix}{META_TABLE} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"] if meta else []),
     )
 
 
