@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,6 +100,39 @@ def _checkpoint_public_key(value: str | None) -> str | None:
     return checked.get_secret_value() if checked else None
 
 
+def feed_slug(recipient: str) -> str:
+    """The part of a recipient's feed topic that names it (`<journey topic>.to.<slug>`): the name in lower case
+    without accents, each run of anything but letters and digits one hyphen (`State HIE, North` -> `state-hie-north`)."""
+    plain = unicodedata.normalize("NFKD", recipient).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", plain).strip("-")
+    if not slug:
+        msg = f"recipient {recipient!r} has no letter or digit (a-z, 0-9) to name its feed's topic with"
+        raise ValueError(msg)
+    return slug
+
+
+def recipient_names(value: str) -> list[str]:
+    """`CONTINUUM_FEED_RECIPIENTS`: recipient names separated by commas, each exactly as consents name it."""
+    return list(dict.fromkeys(name.strip() for name in value.split(",") if name.strip()))
+
+
+def check_recipients(names: list[str]) -> list[str]:
+    """Every name makes a topic and no two make the same one; else a ValueError naming them."""
+    seen: dict[str, str] = {}
+    for name in names:
+        slug = feed_slug(name)
+        if slug in seen:
+            msg = f"recipients {seen[slug]!r} and {name!r} would share the feed topic ...to.{slug}: name one differently"
+            raise ValueError(msg)
+        seen[slug] = name
+    return names
+
+
+def _recipients(value: str) -> str:
+    check_recipients(recipient_names(value))
+    return value
+
+
 Name = Annotated[str, AfterValidator(_named)]
 Positive = Annotated[int, Field(ge=1)]
 Seconds = Annotated[float, Field(gt=0)]
@@ -131,6 +166,7 @@ class Settings(BaseSettings):
     kafka_relay_batch_size: Positive = 1000
     kafka_consumer_group: str = "continuum-projections"
     pseudonym_key: Annotated[SecretStr | None, AfterValidator(_pseudonym_key)] = None  # base64 HMAC key of the topic's pseudonyms
+    feed_recipients: Annotated[str, AfterValidator(_recipients)] = ""  # comma-separated: a consent-aware feed topic each
     # The HTTP API (`continuum serve`)
     api_host: str = "127.0.0.1"
     api_port: Annotated[int, Field(ge=1, le=65535)] = 8000

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from psycopg.rows import TupleRow
 
     from infra.kafka.clients import KafkaSettings
+    from infra.kafka.feeds import Feed
     from infra.kafka.relay import Relay
     from services.audit import Audit
     from services.projection_worker import ProjectionWorker
@@ -87,6 +88,27 @@ class Continuum:
         return Relay(
             self.app, self.views, kafka or kafka_settings(self.settings), batch_size=self.settings.kafka_relay_batch_size,
             pseudonym_key=key,
+        )
+
+    def feed(self, recipient: str, kafka: KafkaSettings | None = None, *, pseudonym_key: bytes | None = None) -> Feed:
+        """`recipient`'s consent-aware feed (`<journey topic>.to.<slug>`, infra/kafka/feeds.py), configured like the relay;
+        each batch's disclosures entered in the accounting of disclosures (by the settings' actor and role), every message
+        with the §2.32 notice. ConfigurationError for a recipient that names no topic, or without a pseudonym key."""
+        from infra.kafka.clients import kafka_settings
+        from infra.kafka.feeds import Disclosed, Feed
+        from services.disclosures import NOTICE, Disclosures, Permitted
+
+        accounting = Disclosures(self.views)
+
+        def account(to: str, disclosed: Sequence[Disclosed]) -> None:
+            accounting.record_each([(Permitted(d.client_ref, d.consent), d.what) for d in disclosed], recipient=to,
+                                   actor_id=self.settings.actor, role=self.settings.role)
+
+        configured = self.settings.pseudonym_key
+        key = pseudonym_key or (base64.b64decode(configured.get_secret_value()) if configured else None)
+        return Feed(
+            self.app, self.views, kafka or kafka_settings(self.settings), recipient, notice=NOTICE, account=account,
+            batch_size=self.settings.kafka_relay_batch_size, pseudonym_key=key,
         )
 
     def wait_for_events(self, timeout: float) -> None:

@@ -172,8 +172,14 @@ class Disclosures:
         at: datetime | None = None,
     ) -> list[Disclosure]:
         """One row per client disclosed, chained in one transaction, before the disclosure leaves."""
+        return self.record_each([(item, what) for item in permitted], recipient=recipient, actor_id=actor_id, role=role, at=at)
+
+    def record_each(
+        self, entries: Sequence[tuple[Permitted, str]], *, recipient: str, actor_id: str, role: str, at: datetime | None = None,
+    ) -> list[Disclosure]:
+        """`record` with what was disclosed said per client (a recipient's feed: each client's events of a batch)."""
         rows: list[Disclosure] = []
-        if not permitted:
+        if not entries:
             return rows
         stamp = (at or datetime.now(tz=UTC)).astimezone(UTC).isoformat()
         with self.views.transaction() as cursor:
@@ -181,7 +187,7 @@ class Disclosures:
             if self.views.dialect == "postgres":
                 cursor.execute("LOCK TABLE disclosures IN EXCLUSIVE MODE")  # one writer at a time keeps the chain linear
             seq, prev = self.head(cursor)
-            for item in permitted:
+            for item, what in entries:
                 seq += 1
                 purpose = item.consent.purpose_text if item.consent.purpose is ConsentPurpose.NAMED else None
                 fields = (seq, stamp, actor_id, role, recipient, purpose or item.consent.purpose.value, item.client_ref,
