@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from domain.values import Actor
 from services.commands import Command, parse_command
 from services.journeys import DryRun, JourneyService, Outcome
+from services.unit_of_work import FrozenHeap
 
 
 @dataclass(frozen=True)
@@ -112,19 +113,22 @@ def import_lines(
     """Record the lines, a unit of work per `chunk_size` lines; with `dry_run`, record nothing and
     report what would be recorded (journeys read from the store and changed in memory only)."""
     run = _Import(service, actor, ImportReport(dry_run=dry_run), on_chunk, service.new_dry_run() if dry_run else None)
-    for number, parsed, client in parse_lines(lines):
-        run.report.lines = number
-        if isinstance(parsed, LineError):
-            if client is not None and client in run.chunk_clients:
-                run.flush()  # the client's earlier lines decide first: one of them may be refused and hold this one
-            run.refuse(number, parsed, client)
-            continue
-        if not run.held(number, parsed.client):
-            run.chunk.append((number, parsed))
-            run.chunk_clients.add(parsed.client)
-            if len(run.chunk) >= chunk_size:
-                run.flush()
-    run.flush()
+    try:
+        for number, parsed, client in parse_lines(lines):
+            run.report.lines = number
+            if isinstance(parsed, LineError):
+                if client is not None and client in run.chunk_clients:
+                    run.flush()  # the client's earlier lines decide first: one of them may be refused and hold this one
+                run.refuse(number, parsed, client)
+                continue
+            if not run.held(number, parsed.client):
+                run.chunk.append((number, parsed))
+                run.chunk_clients.add(parsed.client)
+                if len(run.chunk) >= chunk_size:
+                    run.flush()
+        run.flush()
+    finally:
+        run.heap.close()
     run.report.errors.sort(key=lambda error: error.line)
     run.report.held.sort(key=lambda held: held.line)
     return run.report
@@ -140,6 +144,7 @@ class _Import:
     refused: dict[str, int] = field(default_factory=dict)  # client -> its first refused line, which holds the later ones
     chunk: list[tuple[int, Command]] = field(default_factory=list)
     chunk_clients: set[str] = field(default_factory=set)
+    heap: FrozenHeap = field(default_factory=FrozenHeap)
 
     def held(self, number: int, client: str | None) -> bool:
         if client is None or client not in self.refused:
@@ -172,6 +177,7 @@ class _Import:
             _count(self.report, number, outcome)
         self.chunk.clear()
         self.chunk_clients.clear()
+        self.heap.after_unit()
         if self.on_chunk is not None:
             self.on_chunk(self.report)
 
