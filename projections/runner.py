@@ -3,13 +3,21 @@
 Each page is read once, decoded once, handed to every projection that has not yet seen it, and
 committed together with every projection's new position. The positions are read again inside the
 transaction (and locked on PostgreSQL), so two runners never apply the same event twice.
+
+A rebuild from zero fills shadow tables (`Shadow`: the projection's own DDL and handlers, with its
+table and index names given the suffix `_rebuilding`) under a position of their own, creates the
+secondary indexes once they are filled, and swaps them in with the projection's position in one
+transaction: readers see the old complete tables until then, the new ones after. A rebuild that
+stops part way (a crash, Ctrl-C) leaves the old tables serving; the next rebuild discards its shadow
+and starts again from zero.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from threading import Event
 from typing import Any
@@ -17,6 +25,7 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Notification
 
 from infra.lag import Lag
 from infra.views import Cursor, Params, ViewStore
@@ -149,12 +158,16 @@ class ProjectionRunner:
         return self.app.recorder.max_notification_id() or 0
 
     def positions(self, cursor: Cursor | None = None, *, lock: bool = False) -> dict[str, int]:
+        return {name: position for name, position in self._rows(cursor, lock=lock).items() if name in self.projections}
+
+    def _rows(self, cursor: Cursor | None = None, *, lock: bool = False) -> dict[str, int]:
+        """Every row of projection_positions: the projections' and their shadows' (locked on PostgreSQL)."""
         if cursor is None:
             with self.views.transaction() as own:
-                return self.positions(own)
+                return self._rows(own)
         suffix = " FOR UPDATE" if lock and self.views.dialect == "postgres" else ""
         cursor.execute(f"SELECT name, position FROM projection_positions{suffix}")  # noqa: S608
-        return {name: position for name, position in cursor.fetchall() if name in self.projections}
+        return dict(cursor.fetchall())
 
     def status(self) -> list[ProjectionStatus]:
         self.setup()
@@ -164,11 +177,16 @@ class ProjectionRunner:
     def catch_up(self, names: Sequence[str] | None = None, progress: Progress | None = None) -> int:
         """Process every recorded event the chosen projections have not seen; returns how many."""
         self.setup()
-        chosen = [self.projections[name] for name in (names or self.projections)]
-        head = self.head()
+        return self._run([_Target(self.projections[name]) for name in (names or self.projections)], self.head(), progress)
+
+    def _run(self, targets: list[_Target], head: int, progress: Progress | None) -> int:
+        """Pages of events up to `head` for each target's tables, from its position; a target whose
+        position row has gone (a shadow another rebuild swapped in) is done."""
         processed = 0
         while True:
-            start = min(self.positions()[p.name] for p in chosen)
+            rows = self._rows()
+            targets = [t for t in targets if t.row in rows]
+            start = min((rows[t.row] for t in targets), default=head)
             if start >= head:
                 break
             # The page is read outside the write transaction (on SQLite that transaction holds the
@@ -178,42 +196,63 @@ class ProjectionRunner:
             notifications = self.app.recorder.select_notifications(start=start, limit=self.batch_size, inclusive_of_start=False)
             if not notifications:
                 break
-            last = notifications[-1].id
             with self.views.transaction() as cursor:
-                current = self.positions(cursor, lock=True)
-                if any(current[p.name] < start for p in chosen):
+                current = self._rows(cursor, lock=True)
+                if any(t.row not in current or current[t.row] < start for t in targets):
                     continue
-                decoded: dict[int, DomainEventProtocol[UUID]] = {}
-                writes = GatheredInserts(cursor)
-                for notification in notifications:
-                    for projection in chosen:
-                        if notification.id > current[projection.name] and notification.topic in projection.topics:
-                            if notification.id not in decoded:
-                                decoded[notification.id] = self.app.mapper.to_domain_event(notification)
-                            projection.process(decoded[notification.id], writes, notification.id)
-                writes.flush()
-                cursor.executemany(
-                    "UPDATE projection_positions SET position = ?, updated_at = ? WHERE name = ? AND position < ?",
-                    [(last, _now(), p.name, last) for p in chosen],
-                )
+                self._apply(cursor, notifications, [(t, current[t.row]) for t in targets])
             processed += len(notifications)
             if progress is not None:
-                progress(last, head)
+                progress(notifications[-1].id, head)
         return processed
 
+    def _apply(self, cursor: Cursor, notifications: Sequence[Notification], targets: list[tuple[_Target, int]]) -> None:
+        """A page to each target from its position, and the targets' new positions."""
+        decoded: dict[int, DomainEventProtocol[UUID]] = {}
+        writes = GatheredInserts(cursor)
+        chosen = [(t.projection, position, t.topics, t.cursor(writes)) for t, position in targets]
+        for notification in notifications:
+            for projection, position, topics, into in chosen:
+                if notification.id > position and notification.topic in topics:
+                    if notification.id not in decoded:
+                        decoded[notification.id] = self.app.mapper.to_domain_event(notification)
+                    projection.process(decoded[notification.id], into, notification.id)
+        writes.flush()
+        last = notifications[-1].id
+        cursor.executemany(
+            "UPDATE projection_positions SET position = ?, updated_at = ? WHERE name = ? AND position < ?",
+            [(last, _now(), t.row, last) for t, _ in targets],
+        )
+
     def rebuild(self, names: Sequence[str], progress: Progress | None = None) -> int:
-        """Drop the projections' tables, start them from position zero and catch up."""
+        """Build the projections' tables again from the first event, beside the tables in use, and swap
+        them in when built (see the module's docstring); returns how many events were read."""
         self.setup()
+        shadows = [Shadow(self.projections[name], self.views.dialect) for name in names]
         with self.views.transaction() as cursor:
-            self.positions(cursor, lock=True)  # positions first, then tables: the order every runner locks in
-            for name in names:
-                projection = self.projections[name]
-                for table in projection.tables:
-                    cursor.execute(f"DROP TABLE IF EXISTS {table}")
-                for statement in projection.ddl(self.views.dialect):
-                    cursor.execute(statement)
-                cursor.execute("UPDATE projection_positions SET position = 0, updated_at = ? WHERE name = ?", (_now(), name))
-        return self.catch_up(names, progress)
+            self.views.lock_for_ddl(cursor)
+            self._rows(cursor, lock=True)  # the DDL lock, then positions, then tables: the order every runner locks in
+            for shadow in shadows:
+                shadow.create(cursor)
+        head, done = self.head(), 0
+        while shadows:
+            done += self._run([shadow.target for shadow in shadows], head, progress)
+            if self.views.dialect == "postgres":  # built outside the swap, so the positions stay locked briefly
+                with self.views.transaction() as cursor:
+                    self.views.lock_for_ddl(cursor)  # shadows are created and swapped under it
+                    rows = self._rows(cursor)
+                    for shadow in shadows:
+                        if shadow.row in rows:
+                            shadow.index(cursor)
+            with self.views.transaction() as cursor:
+                self.views.lock_for_ddl(cursor)
+                rows = self._rows(cursor, lock=True)
+                shadows = [shadow for shadow in shadows if shadow.row in rows]  # the others another rebuild swapped in
+                if all(rows[shadow.row] >= head for shadow in shadows):  # else another rebuild began them again: go on
+                    for shadow in shadows:
+                        shadow.swap(cursor, rows[shadow.row])
+                    shadows = []
+        return done + self.catch_up(names)
 
     def wait_for(self, position: int, timeout: float) -> bool:
         """Catch up until every projection has reached `position` or `timeout` seconds pass."""
@@ -231,6 +270,113 @@ class ProjectionRunner:
         while not stop.is_set():
             self.catch_up(progress=progress)
             wait(poll)
+
+
+SHADOW = "_rebuilding"
+"""The suffix of a shadow's table and index names, and of its row in projection_positions."""
+_INDEX = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+
+
+def renaming(names: Mapping[str, str]) -> Callable[[str], str]:
+    """SQL with the given table and index names (whole words) replaced; each statement rewritten once."""
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")\b")
+
+    @functools.lru_cache(maxsize=256)  # handlers use a few constant statements
+    def rename(sql: str) -> str:
+        return pattern.sub(lambda match: names[match.group(1)], sql)
+
+    return rename
+
+
+class Renamed:
+    """A cursor that sends every statement through `rename`."""
+
+    def __init__(self, cursor: Cursor, rename: Callable[[str], str]) -> None:
+        self._cursor, self.rename = cursor, rename
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    def execute(self, sql: str, params: Params = (), /) -> object:
+        return self._cursor.execute(self.rename(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Params], /) -> object:
+        return self._cursor.executemany(self.rename(sql), rows)
+
+    def fetchone(self) -> Any:  # noqa: ANN401 - a row, or None
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+
+class _Target:
+    """What a page is applied to: a projection's tables under its position row, or (`renames` given) its shadow's."""
+
+    def __init__(self, projection: Projection, renames: Mapping[str, str] | None = None) -> None:
+        self.projection, self.topics = projection, projection.topics
+        self.row = projection.name + (SHADOW if renames else "")
+        self._rename = renaming(renames) if renames else None
+
+    def cursor(self, writes: Cursor) -> Cursor:
+        return writes if self._rename is None else Renamed(writes, self._rename)
+
+
+class Shadow:
+    """A projection's tables built again beside the ones in use, from its own DDL with the names changed:
+    the tables first, the secondary indexes once they are filled (`index`), then `swap`."""
+
+    def __init__(self, projection: Projection, dialect: str) -> None:
+        self.projection, self.dialect = projection, dialect
+        statements = projection.ddl(dialect)
+        self.indexes = [statement for statement in statements if _INDEX.match(statement)]
+        self.tables = [statement for statement in statements if not _INDEX.match(statement)]
+        index_names = [match.group(1) for match in map(_INDEX.match, self.indexes) if match]
+        names = {name: name + SHADOW for name in (*projection.tables, *index_names)}
+        self.target = _Target(projection, names)
+        self.row = self.target.row
+
+    def create(self, cursor: Cursor) -> None:
+        """Discard what an earlier rebuild left and create the tables, at position zero."""
+        into = self.target.cursor(cursor)
+        for table in self.projection.tables:
+            into.execute(f"DROP TABLE IF EXISTS {table}")
+        for statement in self.tables:
+            into.execute(statement)
+        cursor.execute("DELETE FROM projection_positions WHERE name = ?", (self.row,))
+        cursor.execute("INSERT INTO projection_positions (name, position, updated_at) VALUES (?, 0, ?)", (self.row, _now()))
+
+    def index(self, cursor: Cursor) -> None:
+        """The secondary indexes, on the filled tables (cheaper than keeping them up row by row)."""
+        into = self.target.cursor(cursor)
+        for statement in self.indexes:
+            into.execute(statement)
+
+    def swap(self, cursor: Cursor, position: int) -> None:
+        """Drop the tables in use, give the shadow's their names and the projection the shadow's position.
+        PostgreSQL renames the shadow's indexes (its primary keys' too); SQLite cannot rename an index and
+        creates them here (readers meanwhile read the old tables: its WAL gives them the last commit)."""
+        name = self.projection.name
+        if self.dialect == "postgres":
+            self.index(cursor)  # no-ops, unless another rebuild began the shadow again since they were built
+        for table in self.projection.tables:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        for table in self.projection.tables:
+            cursor.execute(f"ALTER TABLE {table}{SHADOW} RENAME TO {table}")
+        if self.dialect == "postgres":
+            cursor.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = ANY(?)"
+                " AND strpos(indexname, ?) > 0",
+                (list(self.projection.tables), SHADOW),
+            )
+            for (index,) in cursor.fetchall():
+                cursor.execute(f"ALTER INDEX {index} RENAME TO {index.replace(SHADOW, '', 1)}")
+        else:
+            for statement in self.indexes:
+                cursor.execute(statement)
+        cursor.execute("DELETE FROM projection_positions WHERE name = ?", (self.row,))
+        cursor.execute("UPDATE projection_positions SET position = ?, updated_at = ? WHERE name = ?", (position, _now(), name))
 
 
 def _now() -> str:

@@ -1,0 +1,161 @@
+"""A rebuild fills shadow tables and swaps them in when built: a reader during it sees the old complete
+tables, after it tables equal to live ones; a rebuild stopped part way (or failing in its swap) leaves
+the old tables serving, and the next rebuild discards the shadow and starts again from zero."""
+
+from __future__ import annotations
+
+import pytest
+
+from projections.catalogue import all_projections
+from projections.runner import SHADOW, ProjectionRunner, Shadow
+from tests.projections.builders import admit, build_mixed_history, dump, register, table_rows
+
+NAMES = [projection.name for projection in all_projections()]
+TABLES = [table for projection in all_projections() for table in projection.tables]
+
+
+class Crash(Exception):  # noqa: N818 - what the test injects
+    """Injected part way through a rebuild."""
+
+
+def stale_audit_row(wired) -> None:
+    """A row no event gives: the old tables are told apart from rebuilt ones by it."""
+    with wired.views.transaction() as cursor:
+        cursor.execute(
+            "INSERT INTO audit_entries (journey_id, version, position, event_type, occurred_at, recorded_at, actor_id,"
+            " actor_role, command_id, details) VALUES ('stale', 1, 0, 'Stale', 'x', 'x', 'x', 'x', 'x', '{}')",
+        )
+
+
+def shadow_rows(wired) -> list[str]:
+    with wired.views.transaction() as cursor:
+        cursor.execute("SELECT name FROM projection_positions ORDER BY name")
+        return [name for (name,) in cursor.fetchall() if name.endswith(SHADOW)]
+
+
+def schema(wired) -> dict[str, list[str]]:
+    """The indexes on each projection table, by name (what a fresh setup creates)."""
+    with wired.views.transaction() as cursor:
+        if wired.views.dialect == "postgres":
+            cursor.execute("SELECT tablename, indexname FROM pg_indexes WHERE schemaname = current_schema()")
+        else:
+            cursor.execute("SELECT tbl_name, name FROM sqlite_master WHERE type = 'index'")
+        found: dict[str, list[str]] = {}
+        for table, index in cursor.fetchall():
+            found.setdefault(table, []).append(index)
+    return {table: sorted(found.get(table, [])) for table in sorted(found) if table in TABLES or SHADOW in table}
+
+
+def test_a_reader_during_a_rebuild_sees_the_old_tables_and_after_it_rebuilt_ones(wired):
+    build_mixed_history(wired, catch_up_between=True)
+    live = dump(wired)
+    head = wired.runner.head()
+    stale_audit_row(wired)
+    old = dump(wired)
+    assert old != live
+    indexes = schema(wired)
+    wired.runner.batch_size = 4
+    seen: list[int] = []
+
+    def read_between_pages(position: int, of: int) -> None:
+        assert dump(wired) == old  # the old tables, complete, however far the shadow has got
+        assert wired.runner.positions() == dict.fromkeys(NAMES, head)
+        assert table_rows(wired, "audit_entries" + SHADOW)  # the shadow is being filled meanwhile
+        seen.append(position)
+
+    assert wired.runner.rebuild(NAMES, progress=read_between_pages) == head
+    assert len(seen) == (head + 3) // 4
+    assert dump(wired) == live
+    assert wired.runner.positions() == dict.fromkeys(NAMES, head)
+    assert shadow_rows(wired) == []
+    assert schema(wired) == indexes  # the indexes a fresh setup makes, by their own names
+    assert wired.runner.rebuild(NAMES) == head  # and again: no name left taken
+    assert dump(wired) == live
+    assert schema(wired) == indexes
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_projection_rebuilt_alone_equals_its_live_tables(wired, name):
+    build_mixed_history(wired, catch_up_between=True)
+    live = dump(wired)
+    wired.runner.batch_size = 5
+    wired.runner.rebuild([name])
+    assert dump(wired) == live
+    assert wired.runner.catch_up() == 0
+
+
+def test_a_crash_part_way_leaves_the_old_tables_and_the_next_rebuild_starts_again(wired):
+    build_mixed_history(wired, catch_up_between=True)
+    head = wired.runner.head()
+    stale_audit_row(wired)
+    old = dump(wired)
+    wired.runner.batch_size = 3
+
+    def crash_on_the_third_page(position: int, of: int) -> None:
+        if position >= 9:
+            raise Crash
+
+    with pytest.raises(Crash):
+        wired.runner.rebuild(NAMES, progress=crash_on_the_third_page)
+    assert dump(wired) == old
+    assert wired.runner.positions() == dict.fromkeys(NAMES, head)
+    assert len(shadow_rows(wired)) == len(NAMES)  # left behind, at the page it reached
+
+    # the old tables keep serving: live events still reach them
+    register(wired, "L-1", "2026-11-01T10:00:00Z", "west")
+    admit(wired, "L-1", "2026-11-02T10:00:00Z", "3.1", "west")
+    assert wired.runner.catch_up() == 2
+    assert len(table_rows(wired, "audit_entries")) == len(old["audit_entries"]) + 2
+
+    fresh = ProjectionRunner(wired.app, wired.views, all_projections(), batch_size=1000)
+    assert fresh.rebuild(NAMES) == head + 2  # the shadow discarded: every event read again, once
+    rebuilt = dump(wired)
+    assert ("stale", 1) not in {(row[0], row[1]) for row in rebuilt["audit_entries"]}
+    assert len(rebuilt["audit_entries"]) == head + 2
+    assert shadow_rows(wired) == []
+    fresh.rebuild(NAMES)
+    assert dump(wired) == rebuilt
+
+
+def test_a_failing_swap_swaps_nothing(wired, monkeypatch):
+    build_mixed_history(wired, catch_up_between=True)
+    stale_audit_row(wired)
+    old = dump(wired)
+    positions = wired.runner.positions()
+    swap = Shadow.swap
+
+    def fail_at_the_last(shadow: Shadow, cursor, position: int) -> None:
+        if shadow.projection.name == NAMES[-1]:
+            raise Crash
+        swap(shadow, cursor, position)
+
+    monkeypatch.setattr(Shadow, "swap", fail_at_the_last)
+    with pytest.raises(Crash):
+        wired.runner.rebuild(NAMES)
+    assert dump(wired) == old  # audit_trail's swap, done before the failure, went with it
+    assert wired.runner.positions() == positions
+
+
+def test_a_live_runner_tailing_during_a_rebuild_applies_each_event_once(wired):
+    build_mixed_history(wired, catch_up_between=True)
+    live = ProjectionRunner(wired.app, wired.views, all_projections(), batch_size=2)
+    wired.runner.batch_size = 4
+    added: list[str] = []
+
+    def events_arrive_and_are_followed(position: int, of: int) -> None:
+        ref = f"L-{len(added)}"
+        register(wired, ref, "2026-11-01T10:00:00Z", "west")
+        admit(wired, ref, "2026-11-02T10:00:00Z", "3.1", "west")
+        added.append(ref)
+        assert live.catch_up() == 2  # the old tables, kept current while the shadow fills
+
+    wired.runner.rebuild(NAMES, progress=events_arrive_and_are_followed)
+    assert added
+    assert live.catch_up() == 0  # the rebuild caught its tables up to the head after the swap
+    head = wired.runner.head()
+    assert wired.runner.positions() == dict.fromkeys(NAMES, head)
+    tailed = dump(wired)
+    assert len(tailed["audit_entries"]) == head
+    wired.runner.batch_size = 1000
+    wired.runner.rebuild(NAMES)
+    assert dump(wired) == tailed
