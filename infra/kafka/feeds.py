@@ -414,7 +414,7 @@ class Feed(Relay):
             positions = [position for _, position in sent]
             history = sum(out.history for out, _ in sent)
             also = f"; {history} of them earlier events, sent with the grant" if history else ""
-            what = (f"Kafka feed {self.topic}: {len(sent)} events ({kinds}) at positions {min(positions)}..{max(positions)}"
-                    f"{also}")
+            events = f"{len(sent)} event{'s' if len(sent) > 1 else ''}"
+            what = f"Kafka feed {self.topic}: {events} ({kinds}) at positions {min(positions)}..{max(positions)}{also}"
             entries.append(Disclosed(client_ref, sent[0][0].consent, what))
         return entries

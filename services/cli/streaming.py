@@ -1,4 +1,4 @@
-"""Kafka commands: `relay` publishes the event log, `consume` builds projections from the topic,
+"""Kafka commands: `relay` publishes the event log (and the recipients' consent-aware feeds), `consume` builds projections from the topic,
 `schema events` writes the published contract."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from threading import Thread
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -29,7 +30,11 @@ from services.cli.base import (
 )
 
 if TYPE_CHECKING:  # the Kafka client loads when a Kafka command runs
+    from threading import Event
+
     from kafka.errors import KafkaError
+
+    from infra.kafka.relay import Relay
 
 ServersOption = Annotated[
     str | None,
@@ -52,29 +57,45 @@ def _broker_error(servers: str, error: KafkaError) -> typer.Exit:
     return typer.Exit(EXIT_USAGE)
 
 
+RecipientOption = Annotated[list[str] | None, typer.Option(
+    "--recipient", help="Feed this recipient (a name as its consents give it; repeat for more): instead of CONTINUUM_FEED_RECIPIENTS",
+)]
+
+
 @command("relay")
 def relay(
     follow: Annotated[bool, typer.Option("--follow", help="Keep running: publish new events as they are recorded")] = False,
+    recipients: RecipientOption = None,
     bootstrap_servers: ServersOption = None,
     topic: TopicOption = None,
     verbose: VerboseOption = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Publish every recorded event to Kafka, from where the relay stopped (and keep going with --follow)."""
+    """Publish every recorded event to Kafka, from where the relay stopped (and keep going with --follow); beside it,
+    each recipient's consent-aware feed (<topic>.to.<recipient>)."""
     from kafka.errors import KafkaError
 
+    from infra.config import check_recipients, recipient_names
     from infra.kafka.clients import kafka_settings
     from infra.kafka.envelope import ContractViolation
 
     _logging(verbose)
     with continuum(database_url, kafka_bootstrap_servers=bootstrap_servers, kafka_topic=topic) as wired:
         settings = kafka_settings(wired.settings)
+        names = list(dict.fromkeys(name.strip() for name in recipients)) if recipients else recipient_names(
+            wired.settings.feed_recipients)
+        try:
+            check_recipients(names)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
         publisher = wired.relay()
+        feeds = [wired.feed(name) for name in names]
         try:
             if follow:
                 stop = stop_on_signals()
                 errors.print(
-                    f"relaying {wired.database.display} to {settings.topic} at {settings.bootstrap_servers}"
+                    f"relaying {wired.database.display} to {settings.topic}"
+                    f"{''.join(f', {feed.topic}' for feed in feeds)} at {settings.bootstrap_servers}"
                     f" ({following(wired)}); Ctrl-C stops",
                 )
                 key = wired.settings.checkpoint_key
@@ -82,18 +103,35 @@ def relay(
                     from services.checkpoints import keep_publishing
 
                     keep_publishing(wired, key.get_secret_value(), settings, wired.settings.checkpoint_interval, stop)
+                threads = [_beside(feed, stop, wired.settings.poll_interval) for feed in feeds]
                 publisher.run(stop, wired.wait_for_events, wired.settings.poll_interval)
+                for thread in threads:
+                    thread.join()
             else:
                 count = publisher.publish_pending()
                 publisher.close()
                 console.print(f"published {count} events to {settings.topic}")
+                for feed in feeds:
+                    read = feed.publish_pending()
+                    feed.close()
+                    console.print(f"feed to {escape(feed.recipient)}: {feed.topic}: {feed.sent} messages ({read} events read)")
         except KafkaError as error:
             raise _broker_error(settings.bootstrap_servers, error) from None
         except ContractViolation as violation:
             errors.print(f"[red]error:[/red] {escape(str(violation))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USAGE) from None
         status = publisher.status()
+        statuses = [feed.status() for feed in feeds]
     console.print(f"relay position {status.position}, head {status.head}, lag {status.lag}")
+    for feed_status in statuses:
+        console.print(f"feed {feed_status.topic} position {feed_status.position}, head {feed_status.head}, lag {feed_status.lag}")
+
+
+def _beside(feed: Relay, stop: Event, poll: float) -> Thread:
+    """A recipient's feed following the log in its own thread (polling: the relay holds the LISTEN connection)."""
+    thread = Thread(target=feed.run, args=(stop, stop.wait, poll), name=f"feed {feed.topic}", daemon=True)
+    thread.start()
+    return thread
 
 
 @command("consume")
