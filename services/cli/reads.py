@@ -247,19 +247,22 @@ def _summary(details: dict[str, Any]) -> str:
 
 @command("status")
 def status(as_json: JsonOption = False, database_url: DatabaseOption = None) -> None:
-    """Each projection's position in the event log and its lag behind the head; the Kafka relay's too."""
+    """Each projection's position in the event log and its lag behind the head; the Kafka relay's and its feeds' too."""
     from infra.kafka.positions import RelayPositions
 
     with continuum(database_url) as wired:
         statuses = wired.runner.status()
-        relay = RelayPositions(wired.views).status(wired.settings.kafka_topic, wired.runner.head())
+        relays = RelayPositions(wired.views)
+        relay = relays.status(wired.settings.kafka_topic, wired.runner.head())
+        feeds = [relays.status(name, relay.head) for name in sorted(relays.all()) if name.startswith(f"{relay.topic}.to.")]
         where = wired.database.display
     if as_json:
         print_json({"database": where, "projections": [{"name": s.name, "position": s.position, "head": s.head, "lag": s.lag} for s in statuses],  # noqa: E501
-                    "relay": relay.as_json()})
+                    "relay": relay.as_json(), "feeds": [feed.as_json() for feed in feeds]})
         return
     table = Table("projection", "position", "head", "lag", title=f"Projections in {where}")
     for s in statuses:
         table.add_row(s.name, str(s.position), str(s.head), str(s.lag))
-    table.add_row(f"kafka relay → {relay.topic}", str(relay.position), str(relay.head), str(relay.lag))
+    for r in (relay, *feeds):  # a recipient's feed: <topic>.to.<recipient>
+        table.add_row(f"kafka relay → {r.topic}", str(r.position), str(r.head), str(r.lag))
     console.print(table)

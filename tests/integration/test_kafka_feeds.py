@@ -158,6 +158,7 @@ def test_relay_command_runs_the_configured_feeds_and_disclosures_lists_them(kafk
     one = runner.invoke(app, ["relay", *options, "--recipient", "Nobody Yet"])
     refused = runner.invoke(app, ["relay", *options, "--recipient", "§§"])
     listed = runner.invoke(app, ["disclosures", "--client", "A-3", "--json", "--database-url", url])
+    status = runner.invoke(app, ["status", "--json", "--database-url", url], env={"CONTINUUM_KAFKA_TOPIC": kafka.topic})
 
     assert published.exit_code == 0, published.output
     assert f"published {head} events to {kafka.topic}" in published.output
@@ -174,3 +175,6 @@ def test_relay_command_runs_the_configured_feeds_and_disclosures_lists_them(kafk
     assert row["recipient"] == PROBATION
     assert row["what"].startswith(f"Kafka feed {feed_topic(kafka.topic, PROBATION)}: 2 events (consent, drug_tests)")
     assert len(read_topic(kafka, feed_topic(kafka.topic, HIE))) == 7
+    assert json.loads(status.stdout)["feeds"] == [
+        {"topic": feed_topic(kafka.topic, name), "position": head, "head": head, "lag": 0} for name in (PROBATION, "Nobody Yet", HIE)
+    ]
