@@ -19,14 +19,17 @@ from typing import Any
 import psycopg
 
 from bench.growth import growth_stage
-from bench.ingest import cohort_lines, ingest_stage
+from bench.ingest import ACTOR, cohort_lines, ingest_stage
 from bench.instrument import timed_recorder_topic
 from bench.queries import queries_stage
 from bench.rebuild import rebuild_stage
 from bench.relay import relay_stage
+from bench.reports import ReportsStage
 from bench.stores import Target, open_continuum
+from services.bootstrap import Continuum
+from services.importer import import_lines
 
-STAGES = ("ingest", "rebuild", "relay", "queries", "growth")
+STAGES = ("ingest", "rebuild", "relay", "queries", "reports", "growth")
 SEED = 7
 
 
@@ -41,11 +44,14 @@ class Mode:
     query_runs: int
     growth_events: tuple[int, ...]
     relay_events: int
+    report_clients: tuple[int, ...]  # every `continuum report` is timed at these sizes (the tables only grow)
+    report_runs: tuple[int, ...]  # timed runs of each report at each of those sizes
 
 
 MODES = {
-    "quick": Mode("quick", 10_000, 500, 1000, 2_000, (10_000,), 100, (1_000, 10_000), 10_000),
-    "full": Mode("full", 100_000, 500, 1000, 10_000, (10_000, 100_000), 200, (10_000, 100_000, 1_000_000), 100_000),
+    "quick": Mode("quick", 10_000, 500, 1000, 2_000, (10_000,), 100, (1_000, 10_000), 10_000, (1_000,), (3,)),
+    "full": Mode("full", 100_000, 500, 1000, 10_000, (10_000, 100_000), 200, (10_000, 100_000, 1_000_000), 100_000,
+                 (10_000, 100_000), (50, 20)),
 }
 
 Say = Callable[[str], None]
@@ -88,12 +94,15 @@ def run_backend(target: Target, mode: Mode, say: Say) -> dict[str, Any]:
         try:
             _stage(stages, "ingest", say, lambda: ingest_stage(wired, lines, mode.chunk))
             if stages["ingest"]["status"] != "ok":
-                for name in ("rebuild", "relay", "queries"):
+                for name in ("rebuild", "relay", "queries", "reports"):
                     stages[name] = {"status": "skipped", "reason": "ingest failed"}
             else:
                 _stage(stages, "rebuild", say, lambda: rebuild_stage(wired, mode.stock_positions))
                 _stage(stages, "relay", say, lambda: relay_stage(wired, mode.relay_events))
-                _stage(stages, "queries", say, lambda: queries_stage(wired, mode.query_clients, mode.query_runs, end))
+                reports = ReportsStage(wired, mode.report_clients, mode.report_runs, end)
+                _stage(stages, "queries", say,
+                       lambda: queries_stage(wired, mode.query_clients, mode.query_runs, end, before_growing=reports.hook))
+                _stage(stages, "reports", say, reports.result)
         finally:
             wired.close()
         _stage(stages, "growth", say, lambda: growth_stage(target, mode.growth_events, mode.chunk, mode.batch, end))
@@ -102,6 +111,52 @@ def run_backend(target: Target, mode: Mode, say: Say) -> dict[str, Any]:
     if any(stage["status"] == "failed" for stage in stages.values()):
         backend["status"] = "failed"
     return backend
+
+
+def run_reports_alone(targets: list[Target], mode: Mode, say: Say = lambda _: None, warmup: int = 1) -> dict[str, Any]:
+    """Only the reports stage (`python -m bench.reports`): each backend's cohort recorded through the service and
+    projected, then grown to each of `mode.report_clients` and every report timed. Shaped as `run_bench`'s result."""
+    started = time.perf_counter()
+    results: dict[str, Any] = {"mode": mode.name, "only": "reports", "settings": asdict(mode), "machine": machine(),
+                               "started_at": datetime.now(tz=UTC).isoformat(timespec="seconds"), "backends": {}}
+    for target in targets:
+        say(f"[bold]{target.label}[/bold]")
+        results["backends"][target.label] = _reports_backend(target, mode, say, warmup)
+    results["seconds"] = time.perf_counter() - started
+    return results
+
+
+def _reports_backend(target: Target, mode: Mode, say: Say, warmup: int) -> dict[str, Any]:
+    problem = target.reachable()
+    if problem is not None:
+        return {"status": "skipped", "reason": problem, "stages": {}}
+    end = datetime.now(tz=UTC).replace(microsecond=0)
+    stages: dict[str, Any] = {}
+    backend: dict[str, Any] = {"status": "ok", "kind": target.kind, "stages": stages}
+    try:
+        wired = open_continuum(target.fresh("reports"), batch_size=mode.batch)
+        try:
+            backend["version"] = server_version(wired.views)
+            _stage(stages, "cohort", say, lambda: record_cohort(wired, mode, end))
+            if stages["cohort"]["status"] == "ok":
+                _stage(stages, "reports", say, ReportsStage(wired, mode.report_clients, mode.report_runs, end, warmup).result)
+        finally:
+            wired.close()
+    finally:
+        target.cleanup()
+    if any(stage["status"] == "failed" for stage in stages.values()):
+        backend["status"] = "failed"
+    return backend
+
+
+def record_cohort(wired: Continuum, mode: Mode, end: datetime) -> dict[str, Any]:
+    """The bench's cohort through the importer and the journey service, then every projection brought up to it."""
+    report = import_lines(wired.service, cohort_lines(mode.events, SEED, end), ACTOR, chunk_size=mode.chunk)
+    if report.errors:
+        msg = f"{len(report.errors)} demo lines refused, e.g. line {report.errors[0].line}: {report.errors[0].reason}"
+        raise RuntimeError(msg)
+    wired.runner.catch_up()
+    return {"status": "ok", "events": report.events}
 
 
 def _stage(stages: dict[str, Any], name: str, say: Say, work: Callable[[], dict[str, Any]]) -> None:

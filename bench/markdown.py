@@ -6,28 +6,44 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.reports import REPORT_HEADERS, REPORT_NUMBERS, report_rows
 from bench.rows import Section, stage_rows
 
 
 def render(results: dict[str, Any]) -> str:
     machine = results["machine"]
     out = [
-        f"Run `continuum bench --{results['mode']}` on {results['started_at']} ({results['seconds'] / 60:.0f} min).\n",
+        f"Run `{results.get('command', 'continuum bench --' + results['mode'])}` on {results['started_at']} ({results['seconds'] / 60:.0f} min).\n",
         f"Machine: {machine['nproc']} vCPU ({machine['cpu']}), {machine['memory_gb']} GB RAM, Python {machine['python']},"
         f" eventsourcing {machine['eventsourcing']}, psycopg {machine['psycopg']}; {machine['platform']}.\n",
     ]
-    for section in stage_rows(results):
+    for section in [] if results.get("only") == "reports" else stage_rows(results):
         out.append(f"\n### {section.title}\n")
         out.append(f"skipped: {section.skipped}\n" if section.skipped is not None else table(section))
+    reports = reports_table(results)
+    if reports:
+        out.append(f"\n### Reports\n\n{reports}")
     return "\n".join(out)
 
 
+def reports_table(results: dict[str, Any]) -> str:
+    """Every report's p50 and p99 by scope, backend and size (`bench.reports`); empty when none were timed."""
+    rows = report_rows(results)
+    if not rows:
+        return ""
+    return grid(REPORT_HEADERS, tuple("---:" if header in REPORT_NUMBERS else "---" for header in REPORT_HEADERS), rows)
+
+
 def table(section: Section) -> str:
-    rule = "|" + "|".join("---:" if side == "right" else "---" for side in section.justify) + "|"
-    return "\n".join([_line(section.headers), rule, *(_line(row) for row in section.rows)])
+    return grid(section.headers, tuple("---:" if side == "right" else "---" for side in section.justify), section.rows)
+
+
+def grid(headers: tuple[str, ...], rules: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    return "\n".join([_line(headers), "|" + "|".join(rules) + "|", *(_line(row) for row in rows)])
 
 
 def _line(cells: tuple[str, ...]) -> str:

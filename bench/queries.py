@@ -24,10 +24,15 @@ CENSUS_P99_TARGET_MS = 5.0
 TARGET_CLIENTS = 100_000
 
 
-def queries_stage(wired: Continuum, scales: tuple[int, ...], runs: int, end: datetime, seed: int = 7) -> dict[str, Any]:
+def queries_stage(
+    wired: Continuum, scales: tuple[int, ...], runs: int, end: datetime, seed: int = 7,
+    before_growing: Callable[[int], None] = lambda _: None,
+) -> dict[str, Any]:
+    """`before_growing(clients)` runs before the rows are grown to each scale (the reports are timed there)."""
     reads = wired.reads
     results: dict[str, Any] = {}
     for clients in scales:
+        before_growing(clients)
         made = grow_to(wired, clients)
         queries = _queries(wired, reads, end, seed)
         results[str(clients)] = {"clients": made, **{name: latency(query, runs) for name, query in queries.items()}}

@@ -10,8 +10,11 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.harness import STAGES
+from bench.markdown import render
+from bench.reports import SCOPES
 from projections.catalogue import all_projections
 from services.cli import app
+from services.cli.reports import NAMES
 
 pytestmark = pytest.mark.slow
 
@@ -31,10 +34,23 @@ def _check(results: dict, kind: str) -> None:
     assert set(backend["stages"]) == set(STAGES)
     for name, stage in backend["stages"].items():
         assert stage["status"] in ("ok", "skipped"), (name, stage.get("error"), stage.get("traceback"))
-    for name in ("ingest", "rebuild", "queries", "growth"):
+    for name in ("ingest", "rebuild", "queries", "reports", "growth"):
         assert backend["stages"][name]["status"] == "ok", name
+    _check_reports(backend["stages"]["reports"], results["settings"])
+    rendered = render(results)  # BENCHMARKS.md's Reports table: a row per report, scope, backend and size
+    assert all(f"| {name} | default | {kind} |" in rendered for name in NAMES), rendered
     assert backend["stages"]["ingest"]["events"] == results["settings"]["events"]
     assert set(backend["stages"]["rebuild"]["projections"]) == {p.name for p in all_projections()}
+
+
+def _check_reports(stage: dict, settings: dict) -> None:
+    """Every report `continuum report` accepts was run at each size, with and without the site/level filter."""
+    assert [int(size) for size in stage["scales"]] == settings["report_clients"]
+    for scale in stage["scales"].values():
+        assert scale["clients"] >= 1
+        timed = {(timing["report"], timing["scope"]) for timing in scale["reports"].values()}
+        assert timed == {(name, scope) for name in NAMES for scope in SCOPES}
+        assert all(timing["runs"] >= 1 and timing["rows"] >= 0 for timing in scale["reports"].values())
 
 
 def test_quick_bench_on_sqlite(tmp_path):
