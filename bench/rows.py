@@ -20,6 +20,7 @@ Justify = Literal["left", "right"]
 
 HEADERS = ("stage", "measure", "ours", "baseline (same run, same store)", "ratio", "target")
 JUSTIFY: tuple[Justify, ...] = ("left", "left", "right", "right", "right", "left")
+LATER = frozenset({"reports"})  # stages added after results were first kept (BENCHMARKS.md's older runs lack them)
 # A target cell with nothing to judge in a queries row: one space, which BENCHMARKS.md has always had there ("|  |").
 NO_TARGET = " "
 
@@ -48,6 +49,8 @@ def stage_rows(results: dict[str, Any]) -> list[Section]:
             continue
         stages = []
         for name in STAGES:
+            if name in LATER and name not in backend["stages"]:
+                continue  # a result from before the stage was added
             data = backend["stages"].get(name, {"status": "missing"})
             if data["status"] == "ok":
                 stages.append(tuple(BUILDERS[name](data)))
