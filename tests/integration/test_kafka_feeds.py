@@ -174,7 +174,13 @@ def test_relay_command_runs_the_configured_feeds_and_disclosures_lists_them(kafk
     [row] = json.loads(listed.stdout)["disclosures"]
     assert row["recipient"] == PROBATION
     assert row["what"].startswith(f"Kafka feed {feed_topic(kafka.topic, PROBATION)}: 2 events (consent, drug_tests)")
-    assert len(read_topic(kafka, feed_topic(kafka.topic, HIE))) == 7
+    journey_topic = {header(record, "ce_id"): record for record in read_topic(kafka)}
+    fed = read_topic(kafka, feed_topic(kafka.topic, HIE))
+    assert len(fed) == 7
+    for record in fed:  # the journey topic's message, byte for byte, and the notice (and the history mark)
+        same = journey_topic[header(record, "ce_id")]
+        assert (record.key, record.value) == (same.key, same.value)
+        assert [h for h in record.headers if h[0] not in (NOTICE_HEADER, HISTORY_HEADER)] == same.headers
     assert json.loads(status.stdout)["feeds"] == [
         {"topic": feed_topic(kafka.topic, name), "position": head, "head": head, "lag": 0} for name in (PROBATION, "Nobody Yet", HIE)
     ]
