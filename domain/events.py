@@ -35,6 +35,8 @@ class JourneyEvent(Aggregate.Event):
     occurred_at: datetime
     recorded_by: Actor
     command_id: str
+    episode: int | None  # version of the event that opened the treatment episode this one belongs to (None: none)
+    stay: int | None  # version of the admission or step that opened the service stay this one belongs to
 
 
 class ClientRegistered(Aggregate.Created):
@@ -254,6 +256,24 @@ EVENT_TYPES: tuple[type[Aggregate.Event], ...] = (
 )
 
 
+def _recorded_before_episode_ids(state: dict[str, Any]) -> None:
+    """Events stored before episode and stay ids were stored with each event carry none (the journey still derives
+    them when it folds its history: `Entry.episode`, `Entry.stay`)."""
+    state["episode"] = None
+    state["stay"] = None
+
+
+def _store_episode_ids(event_class: type[Aggregate.Event]) -> None:
+    """One more class version, whose upcast from the last gives an older stored event no episode or stay."""
+    version = getattr(event_class, "class_version", 1)
+    setattr(event_class, f"upcast_v{version}_v{version + 1}", staticmethod(_recorded_before_episode_ids))
+    event_class.class_version = version + 1  # type: ignore[attr-defined]
+
+
+for _event_class in EVENT_TYPES[1:]:  # every journey event but the registration, which opens no episode
+    _store_episode_ids(_event_class)
+
+
 def event_id(journey_id: UUID, version: int) -> UUID:
     """The stable id of one event: the same event has the same id wherever it is published."""
     return uuid5(journey_id, str(version))
@@ -264,7 +284,8 @@ def event_name(event: object) -> str:
     return type(event).__name__
 
 
-COMMON_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic"})
+COMMON_FIELDS = frozenset({"originator_id", "originator_version", "timestamp", "originator_topic", "episode", "stay"})
+"""Where an event sits (journey, version, recorded time, its episode and stay), not what it says."""
 
 
 def payload(event: Any) -> dict[str, Any]:  # noqa: ANN401 - any event of the catalogue

@@ -36,7 +36,7 @@ from domain.levels import (
     TestResult,
     Track,
 )
-from domain.record import MILESTONES, OPENERS, TRANSITIONS, Entry, Placement, Status, placement
+from domain.record import CONSENT_ENTRIES, MILESTONES, OPENERS, STEPS, TRANSITIONS, Entry, Placement, Status, placement
 from domain.values import Actor, Context
 
 LEVEL_KEY = "_level"  # the level a transition entered, kept beside its correctable fields
@@ -120,7 +120,7 @@ class ClientJourney(Amendments, Aggregate):
         self.status, self.level, self.site, self.track = now.status, now.level, now.site, now.track
         self.planned_hours_per_week, self.level_since, self.moved_at = now.hours, now.level_since, now.moved_at
         self.admitted_at, self.discharged_at, self.episodes = now.admitted_at, now.discharged_at, now.episodes
-        self.episode_opened_by, self.discharged_by = now.episode, now.discharged_by
+        self.episode_opened_by, self.stay_opened_by, self.discharged_by = now.episode, now.stay, now.discharged_by
         self.detox_completed, self.medication = now.detox_completed, now.medication
         self.home_site = str(self.entries[1].fields["site"])
 
@@ -133,7 +133,7 @@ class ClientJourney(Amendments, Aggregate):
         if self._seen(ctx):
             return
         self._require_alive(at, ctx)
-        self._referral_received(source=source, referred_level=referred_level, **self._facts(at, ctx))
+        self._referral_received(source=source, referred_level=referred_level, **self._facts(at, ctx, "ReferralReceived"))
 
     def assess(self, *, ratings: list[int], recommended: Level, clinician: str, at: datetime, ctx: Context) -> None:
         if self._seen(ctx):
@@ -142,7 +142,7 @@ class ClientJourney(Amendments, Aggregate):
         if len(ratings) != ASAM_DIMENSIONS or any(not 0 <= r <= MAX_RATING for r in ratings):
             raise errors.InvalidValue(self.client_ref, "ASAM ratings must be six values from 0 to 4", ratings=ratings)
         self._assessment_completed(
-            ratings=list(ratings), recommended_level=recommended, clinician=clinician, **self._facts(at, ctx),
+            ratings=list(ratings), recommended_level=recommended, clinician=clinician, **self._facts(at, ctx, "AssessmentCompleted"),
         )
 
     def start_withdrawal_management(
@@ -155,7 +155,7 @@ class ClientJourney(Amendments, Aggregate):
         if not level.is_withdrawal_management:
             raise errors.WrongLevelKind(self.client_ref, "withdrawal management needs a WM level", level=level)
         self._withdrawal_management_started(
-            level=level, site=site, substances=list(substances), medication=medication, **self._facts(at, ctx),
+            level=level, site=site, substances=list(substances), medication=medication, **self._facts(at, ctx, "WithdrawalManagementStarted"),
         )
 
     def complete_detox(self, *, completed: bool, at: datetime, ctx: Context) -> None:
@@ -164,7 +164,7 @@ class ClientJourney(Amendments, Aggregate):
         level = self._require_admitted("complete withdrawal management", at, ctx)
         if not level.is_withdrawal_management or self.detox_completed is not None:
             raise errors.NotInWithdrawalManagement(self.client_ref, level=level, detox_recorded=self.detox_completed)
-        self._detox_completed(level=level, completed=completed, **self._facts(at, ctx))
+        self._detox_completed(level=level, completed=completed, **self._facts(at, ctx, "DetoxCompleted"))
 
     def admit(
         self,
@@ -197,14 +197,14 @@ class ClientJourney(Amendments, Aggregate):
             flags=self._hours_flags(level, hours, at) + flagging.withdrawal_flags(
                 level, None if dimension_1 is None else int(dimension_1), None if recommended is None else Level(recommended),
             ),
-            **self._facts(at, ctx),
+            **self._facts(at, ctx, "AdmittedToLevel"),
         )
 
     def record_plan(self, *, goals: list[str], review_on: date | None, at: datetime, ctx: Context) -> None:
         if self._seen(ctx):
             return
         self._require_admitted("record a treatment plan", at, ctx)
-        self._treatment_plan_recorded(goals=list(goals), review_on=review_on, **self._facts(at, ctx))
+        self._treatment_plan_recorded(goals=list(goals), review_on=review_on, **self._facts(at, ctx, "TreatmentPlanRecorded"))
 
     def attend_session(
         self,
@@ -228,7 +228,7 @@ class ClientJourney(Amendments, Aggregate):
             group_type=group_type,
             modality=modality,
             telehealth=telehealth,
-            **self._facts(at, ctx),
+            **self._facts(at, ctx, "SessionAttended"),
         )
 
     def miss_session(
@@ -237,7 +237,7 @@ class ClientJourney(Amendments, Aggregate):
         if self._seen(ctx):
             return
         self._check_session(session_id, minutes, at, ctx)
-        self._session_missed(session_id=session_id, minutes=minutes, kind=kind, excused=excused, **self._facts(at, ctx))
+        self._session_missed(session_id=session_id, minutes=minutes, kind=kind, excused=excused, **self._facts(at, ctx, "SessionMissed"))
 
     def collect_specimen(
         self, *, specimen_id: str, specimen: SpecimenKind, observed: bool, random: bool, at: datetime, ctx: Context,
@@ -248,7 +248,7 @@ class ClientJourney(Amendments, Aggregate):
         if specimen_id in self.specimens:
             raise errors.DuplicateSpecimen(self.client_ref, specimen_id=specimen_id)
         self._drug_test_collected(
-            specimen_id=specimen_id, specimen=specimen, observed=observed, random=random, **self._facts(at, ctx),
+            specimen_id=specimen_id, specimen=specimen, observed=observed, random=random, **self._facts(at, ctx, "DrugTestCollected"),
         )
 
     def record_result(
@@ -282,7 +282,7 @@ class ClientJourney(Amendments, Aggregate):
             result=result,
             substances=dict(substances),
             expected_medications=list(expected_medications),
-            **self._facts(at, ctx),
+            **self._facts(at, ctx, "DrugTestResulted", of=self.specimens[specimen_id]),
         )
 
     def step_up(
@@ -309,7 +309,7 @@ class ClientJourney(Amendments, Aggregate):
             raise errors.NothingToChange(self.client_ref, track=chosen, planned_hours_per_week=hours)
         self._track_changed(
             level=level, site=self.site or "", from_track=self.track or chosen, track=chosen, planned_hours_per_week=hours, reason=reason,
-            flags=self._hours_flags(level, hours, at), **self._facts(at, ctx),
+            flags=self._hours_flags(level, hours, at), **self._facts(at, ctx, "TrackChanged"),
         )
 
     def change_medication(self, *, medication: Medication, reason: str | None, at: datetime, ctx: Context) -> None:
@@ -319,7 +319,7 @@ class ClientJourney(Amendments, Aggregate):
         self._require_admitted("change medication", at, ctx)
         if medication is self.medication:
             raise errors.NothingToChange(self.client_ref, medication=medication)
-        self._medication_changed(medication=medication, reason=reason, **self._facts(at, ctx))
+        self._medication_changed(medication=medication, reason=reason, **self._facts(at, ctx, "MedicationChanged"))
 
     def discharge(self, *, reason: DischargeReason, referral_onward: str | None, at: datetime, ctx: Context) -> None:
         if self._seen(ctx):
@@ -332,7 +332,7 @@ class ClientJourney(Amendments, Aggregate):
                 self.client_ref, entry=self._name(latest), entry_at=self.entries[latest].at.isoformat(),
                 discharge_at=at.isoformat(),
             )
-        self._discharged(level=level, reason=reason, referral_onward=referral_onward, **self._facts(at, ctx))
+        self._discharged(level=level, reason=reason, referral_onward=referral_onward, **self._facts(at, ctx, "Discharged"))
 
     def enrol_in_alumni(self, *, program: str, at: datetime, ctx: Context) -> None:
         if self._seen(ctx):
@@ -344,7 +344,7 @@ class ClientJourney(Amendments, Aggregate):
             raise errors.NotDischarged(self.client_ref, status=self.status)
         if at < self.discharged_at:
             raise errors.OutOfOrder(self.client_ref, discharged_at=self.discharged_at.isoformat(), occurred_at=at.isoformat())
-        self._enrolled_in_alumni(program=program, **self._facts(at, ctx))
+        self._enrolled_in_alumni(program=program, **self._facts(at, ctx, "EnrolledInAlumni"))
 
     def attend_alumni_activity(self, *, activity: str, at: datetime, ctx: Context) -> None:
         if self._seen(ctx):
@@ -352,7 +352,7 @@ class ClientJourney(Amendments, Aggregate):
         self._require_alive(at, ctx)
         if self.status is not Status.ALUMNI:
             raise errors.NotAlumni(self.client_ref, status=self.status)
-        self._alumni_activity_attended(activity=activity, **self._facts(at, ctx))
+        self._alumni_activity_attended(activity=activity, **self._facts(at, ctx, "AlumniActivityAttended"))
 
     def grant_consent(
         self, *, consent_id: str, recipient: str, purpose: part2.ConsentPurpose, purpose_text: str | None,
@@ -372,7 +372,7 @@ class ClientJourney(Amendments, Aggregate):
         )
         self._consent_granted(
             consent_id=consent_id, recipient=recipient, purpose=purpose.value, purpose_text=purpose_text, scope=kinds,
-            expires_on=expires_on, **self._facts(at, ctx),
+            expires_on=expires_on, **self._facts(at, ctx, "ConsentGranted"),
         )
 
     def revoke_consent(self, *, consent_id: str, at: datetime, ctx: Context) -> None:
@@ -391,7 +391,7 @@ class ClientJourney(Amendments, Aggregate):
                 self.client_ref, "a revocation cannot precede its grant",
                 granted_at=self.entries[granted].at.isoformat(), occurred_at=at.isoformat(),
             )
-        self._consent_revoked(consent_id=consent_id, granted_version=granted, **self._facts(at, ctx))
+        self._consent_revoked(consent_id=consent_id, granted_version=granted, **self._facts(at, ctx, "ConsentRevoked"))
 
     def consents(self) -> list[part2.Consent]:
         """Every consent recorded (voided ones marked), in the order granted."""
@@ -425,7 +425,7 @@ class ClientJourney(Amendments, Aggregate):
             corrected_value=corrected,
             reason=reason,
             flags=self._flags_after_correction(entry, field, corrected),
-            **self._facts(at, ctx),
+            **self._facts(at, ctx, "EntryCorrected", of=version),
         )
 
     def void(self, *, versions: Sequence[int], reason: str, at: datetime, ctx: Context) -> None:
@@ -446,7 +446,7 @@ class ClientJourney(Amendments, Aggregate):
             self._check_voidable(version, set(plan[:number]))
         for version in plan:
             self._entry_voided(
-                voided_version=version, voided_type=self.entries[version].type, reason=reason, **self._facts(at, ctx),
+                voided_version=version, voided_type=self.entries[version].type, reason=reason, **self._facts(at, ctx, "EntryVoided", of=version),
             )
 
     # -- guards ---------------------------------------------------------------------------
@@ -454,8 +454,24 @@ class ClientJourney(Amendments, Aggregate):
     def _seen(self, ctx: Context) -> bool:
         return ctx.command_id in self.commands
 
-    def _facts(self, at: datetime, ctx: Context) -> dict[str, Any]:
-        return {"occurred_at": at, "recorded_by": ctx.by, "command_id": ctx.command_id}
+    def _facts(self, at: datetime, ctx: Context, entry_type: str, of: int | None = None) -> dict[str, Any]:
+        episode, stay = self._belonging(entry_type, of)
+        return {"occurred_at": at, "recorded_by": ctx.by, "command_id": ctx.command_id, "episode": episode, "stay": stay}
+
+    def _belonging(self, entry_type: str, of: int | None = None) -> tuple[int | None, int | None]:
+        """(episode, stay) of the next entry of this type: the versions of the entries that opened the treatment
+        episode and the service stay it belongs to, or None outside one. An entry about another one (`of`: a result's
+        collection, a correction's or a void's entry) belongs where that one does. Computed the same way when the
+        entry is recorded (stored on its event) and when it is folded again (`Entry.episode`, `Entry.stay`)."""
+        if of is not None:
+            entry = self.entries[of]
+            return entry.episode, entry.stay
+        version = self.version + 1
+        if entry_type in OPENERS:
+            return version, version
+        if entry_type in UNBOUND or entry_type in CONSENT_ENTRIES or self.level is None:
+            return None, None
+        return self.episode_opened_by, version if entry_type in STEPS else self.stay_opened_by
 
     def _require_alive(self, at: datetime, ctx: Context) -> None:
         check_time(self.client_ref, at, ctx.now)
@@ -561,7 +577,7 @@ class ClientJourney(Amendments, Aggregate):
             "track": self.track if same_setting else self._check_track(to, track),
             "planned_hours_per_week": planned,
             "flags": self._hours_flags(to, planned, at),
-            **self._facts(at, ctx),
+            **self._facts(at, ctx, kind.__name__),
         }
         if up:
             self._stepped_up(**change)
@@ -572,11 +588,11 @@ class ClientJourney(Amendments, Aggregate):
 
     def _remember(
         self, version: int, entry_type: str, occurred_at: datetime, fields: dict[str, object], *,
-        key: str | None = None, notes: tuple[str, ...] = (), episode: int | None = None,
+        key: str | None = None, notes: tuple[str, ...] = (), episode: int | None = None, stay: int | None = None,
     ) -> Entry:
         recorded = {name: as_scalar(value) for name, value in fields.items()}
         recorded["occurred_at"] = occurred_at.isoformat()
-        entry = self.entries[version] = Entry(entry_type, occurred_at, recorded, episode, key, notes)
+        entry = self.entries[version] = Entry(entry_type, occurred_at, recorded, episode, key, notes, stay=stay)
         if entry_type in MILESTONES:
             self.milestones.append(version)
             if entry_type in TRANSITIONS:
@@ -588,97 +604,94 @@ class ClientJourney(Amendments, Aggregate):
         key: str | None = None, notes: tuple[str, ...] = (), **fields: object,
     ) -> None:
         self.commands.add(command_id)
-        version = self.version + 1  # the body runs before the version moves on
-        episode = (
-            version if entry_type in OPENERS else None if entry_type in UNBOUND or self.level is None else self.episode_opened_by
-        )
-        self._remember(version, entry_type, occurred_at, fields, key=key, notes=notes, episode=episode)
+        episode, stay = self._belonging(entry_type)  # the body runs before the version moves on
+        self._remember(self.version + 1, entry_type, occurred_at, fields, key=key, notes=notes, episode=episode, stay=stay)
         if entry_type in MILESTONES:
             self._settle()
 
     @event(ev.ReferralReceived)
-    def _referral_received(self, source: ReferralSource, referred_level: Level | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _referral_received(self, source: ReferralSource, referred_level: Level | None, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("ReferralReceived", occurred_at, command_id, source=source)
 
     @event(ev.AssessmentCompleted)
-    def _assessment_completed(self, ratings: list[int], recommended_level: Level, clinician: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _assessment_completed(self, ratings: list[int], recommended_level: Level, clinician: str, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("AssessmentCompleted", occurred_at, command_id, clinician=clinician, _dimension_1=ratings[0], _recommended=recommended_level)
         self.assessments.append(self.version + 1)
 
     @event(ev.WithdrawalManagementStarted)
-    def _withdrawal_management_started(self, level: Level, site: str, substances: list[str], medication: Medication, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _withdrawal_management_started(self, level: Level, site: str, substances: list[str], medication: Medication, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         track = Track.RESIDENTIAL if level.is_24_hour else Track.DAY
         self._note("WithdrawalManagementStarted", occurred_at, command_id, site=site, track=track, planned_hours_per_week=0.0,
                    _level=level, _medication=medication)
 
     @event(ev.DetoxCompleted)
-    def _detox_completed(self, level: Level, completed: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _detox_completed(self, level: Level, completed: bool, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("DetoxCompleted", occurred_at, command_id, completed=completed)
 
     @event(ev.AdmittedToLevel)
-    def _admitted_to_level(self, level: Level, site: str, track: Track, planned_hours_per_week: float, expected_end: date | None, medication: Medication, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _admitted_to_level(self, level: Level, site: str, track: Track, planned_hours_per_week: float, expected_end: date | None, medication: Medication, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("AdmittedToLevel", occurred_at, command_id, notes=tuple(flags), site=site, track=track,
                    planned_hours_per_week=planned_hours_per_week, expected_end=expected_end, _level=level, _medication=medication)
 
     @event(ev.TreatmentPlanRecorded)
-    def _treatment_plan_recorded(self, goals: list[str], review_on: date | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _treatment_plan_recorded(self, goals: list[str], review_on: date | None, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("TreatmentPlanRecorded", occurred_at, command_id, notes=tuple(goals))
 
     @event(ev.SessionAttended)
-    def _session_attended(self, session_id: str, minutes: int, kind: SessionKind, group_type: GroupType | None, modality: Modality | None, telehealth: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _session_attended(self, session_id: str, minutes: int, kind: SessionKind, group_type: GroupType | None, modality: Modality | None, telehealth: bool, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("SessionAttended", occurred_at, command_id, key=session_id, minutes=minutes, kind=kind, telehealth=telehealth)
         self.sessions.add(session_id)
 
     @event(ev.SessionMissed)
-    def _session_missed(self, session_id: str, minutes: int, kind: SessionKind, excused: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _session_missed(self, session_id: str, minutes: int, kind: SessionKind, excused: bool, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("SessionMissed", occurred_at, command_id, key=session_id, minutes=minutes, excused=excused)
         self.sessions.add(session_id)
 
     @event(ev.DrugTestCollected)
-    def _drug_test_collected(self, specimen_id: str, specimen: SpecimenKind, observed: bool, random: bool, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _drug_test_collected(self, specimen_id: str, specimen: SpecimenKind, observed: bool, random: bool, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("DrugTestCollected", occurred_at, command_id, key=specimen_id, observed=observed, random=random)
         self.specimens[specimen_id] = self.version + 1
 
     @event(ev.DrugTestResulted)
-    def _drug_test_resulted(self, specimen_id: str, result: TestResult, substances: dict[str, str], expected_medications: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _drug_test_resulted(self, specimen_id: str, result: TestResult, substances: dict[str, str], expected_medications: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self.commands.add(command_id)
-        collection = self.entries[self.specimens[specimen_id]]
-        self._remember(self.version + 1, "DrugTestResulted", occurred_at, {"result": result}, key=specimen_id, episode=collection.episode)
+        episode, stay = self._belonging("DrugTestResulted", self.specimens[specimen_id])
+        self._remember(self.version + 1, "DrugTestResulted", occurred_at, {"result": result}, key=specimen_id, episode=episode, stay=stay)
         self.results[specimen_id] = self.version + 1
 
     @event(ev.SteppedUp)
-    def _stepped_up(self, from_level: Level, to_level: Level, reason: str, site: str, track: Track, planned_hours_per_week: float, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _stepped_up(self, from_level: Level, to_level: Level, reason: str, site: str, track: Track, planned_hours_per_week: float, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("SteppedUp", occurred_at, command_id, notes=tuple(flags), site=site, track=track,
                    planned_hours_per_week=planned_hours_per_week, reason=reason, _level=to_level)
 
     @event(ev.SteppedDown)
-    def _stepped_down(self, from_level: Level, to_level: Level, reason: str, site: str, track: Track, planned_hours_per_week: float, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _stepped_down(self, from_level: Level, to_level: Level, reason: str, site: str, track: Track, planned_hours_per_week: float, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("SteppedDown", occurred_at, command_id, notes=tuple(flags), site=site, track=track,
                    planned_hours_per_week=planned_hours_per_week, reason=reason, _level=to_level)
 
     @event(ev.TrackChanged)
-    def _track_changed(self, level: Level, site: str, from_track: Track, track: Track, planned_hours_per_week: float, reason: str, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _track_changed(self, level: Level, site: str, from_track: Track, track: Track, planned_hours_per_week: float, reason: str, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("TrackChanged", occurred_at, command_id, notes=tuple(flags), site=site, track=track,
                    planned_hours_per_week=planned_hours_per_week, reason=reason, _level=level)
 
     @event(ev.MedicationChanged)
-    def _medication_changed(self, medication: Medication, reason: str | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _medication_changed(self, medication: Medication, reason: str | None, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("MedicationChanged", occurred_at, command_id, reason=reason, _medication=medication)
 
     @event(ev.Discharged)
-    def _discharged(self, level: Level, reason: DischargeReason, referral_onward: str | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _discharged(self, level: Level, reason: DischargeReason, referral_onward: str | None, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("Discharged", occurred_at, command_id, reason=reason, referral_onward=referral_onward, _level=level)
 
     @event(ev.EnrolledInAlumni)
-    def _enrolled_in_alumni(self, program: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _enrolled_in_alumni(self, program: str, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("EnrolledInAlumni", occurred_at, command_id, program=program)
 
     @event(ev.AlumniActivityAttended)
-    def _alumni_activity_attended(self, activity: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _alumni_activity_attended(self, activity: str, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("AlumniActivityAttended", occurred_at, command_id, activity=activity)
 
     @event(ev.ConsentGranted)
-    def _consent_granted(self, consent_id: str, recipient: str, purpose: str, purpose_text: str | None, scope: list[str], expires_on: date | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _consent_granted(self, consent_id: str, recipient: str, purpose: str, purpose_text: str | None, scope: list[str], expires_on: date | None, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self.commands.add(command_id)
         self._remember(self.version + 1, "ConsentGranted", occurred_at, {
             "recipient": recipient, "purpose": purpose, "purpose_text": purpose_text, "expires_on": expires_on,
@@ -686,13 +699,13 @@ class ClientJourney(Amendments, Aggregate):
         self.consent_grants[consent_id] = self.version + 1
 
     @event(ev.ConsentRevoked)
-    def _consent_revoked(self, consent_id: str, granted_version: int, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _consent_revoked(self, consent_id: str, granted_version: int, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self.commands.add(command_id)
         self._remember(self.version + 1, "ConsentRevoked", occurred_at, {}, key=consent_id)
         self.consent_revocations[consent_id] = self.version + 1
 
     @event(ev.EntryCorrected)
-    def _entry_corrected(self, corrects_version: int, corrects_type: str, field: str, previous_value: Scalar, corrected_value: Scalar, reason: str, flags: list[str] | None, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _entry_corrected(self, corrects_version: int, corrects_type: str, field: str, previous_value: Scalar, corrected_value: Scalar, reason: str, flags: list[str] | None, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self.commands.add(command_id)
         entry = self.entries[corrects_version]
         entry.fields[field] = corrected_value
@@ -704,7 +717,7 @@ class ClientJourney(Amendments, Aggregate):
             self._settle()
 
     @event(ev.EntryVoided)
-    def _entry_voided(self, voided_version: int, voided_type: str, reason: str, occurred_at: datetime, recorded_by: Actor, command_id: str) -> None:
+    def _entry_voided(self, voided_version: int, voided_type: str, reason: str, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self.commands.add(command_id)
         entry = self.entries[voided_version]
         entry.voided = True

@@ -29,6 +29,8 @@ class Status(Enum):
 
 OPENERS = frozenset({"WithdrawalManagementStarted", "AdmittedToLevel"})
 STEPS = frozenset({"SteppedUp", "SteppedDown"})
+CONSENT_ENTRIES = frozenset({"ConsentGranted", "ConsentRevoked"})
+"""Entries about disclosure, not care: they belong to no episode or stay."""
 TRANSITIONS = OPENERS | STEPS | {"TrackChanged", "Discharged", "EnrolledInAlumni"}
 """Entries that open or close a census interval: they stay in clinical order, and only the latest may be voided."""
 MILESTONES = TRANSITIONS | {"DetoxCompleted", "MedicationChanged"}
@@ -44,6 +46,7 @@ class Entry:
     key: str | None = None  # specimen or session id
     notes: tuple[str, ...] = ()  # plan goals; flags of an admission or step
     voided: bool = False
+    stay: int | None = None  # version of the admission or step that opened the service stay it belongs to
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +63,7 @@ class Placement:
     alumni_since: datetime | None = None
     episodes: int = 0
     episode: int | None = None  # version that opened the current (or last) episode
+    stay: int | None = None  # version that opened the current (or last) service stay: an admission or a step
     discharged_by: int | None = None
     last_discharge: str | None = None  # its reason
     detox_completed: bool | None = None
@@ -78,7 +82,7 @@ def placement(entries: Mapping[int, Entry], milestones: Iterable[int], until: da
         if kind in OPENERS:
             episodes += 1
             now = {
-                "status": Status.IN_TREATMENT, "admitted_at": entry.at, "episode": version, "detox_completed": None,
+                "status": Status.IN_TREATMENT, "admitted_at": entry.at, "episode": version, "stay": version, "detox_completed": None,
                 "medication": Medication(facts["_medication"]),
                 "discharged_at": now.get("discharged_at"), "discharged_by": now.get("discharged_by"),
                 "last_discharge": now.get("last_discharge"),
@@ -86,6 +90,7 @@ def placement(entries: Mapping[int, Entry], milestones: Iterable[int], until: da
             _enter(now, entry, level_changed=True)
         elif kind in STEPS:
             _enter(now, entry, level_changed=True)
+            now["stay"] = version
             if Level(str(facts["_level"])).is_withdrawal_management:
                 now["detox_completed"] = None  # each stay in withdrawal management needs its own completion
         elif kind == "TrackChanged":

@@ -7,7 +7,10 @@ uuid5(pseudonym, version), the dedupe key), `ce_type` (versioned), `ce_source`, 
 `ce_sequence` (the journey's version, zero-padded so it also orders as text, as the CloudEvents
 sequence extension asks), `ce_position` (the notification id in the store's log) and
 `ce_chainhead` (the global hash-chain link after this event: an auditor can compare it with
-`continuum verify`).
+`continuum verify`). Since contract 2.1, two more on every event recorded inside a treatment episode:
+`ce_episode` (the `ce_sequence` of the event that opened the episode: an admission or the start of
+withdrawal management) and `ce_stay` (the `ce_sequence` of the admission or step that opened the
+service stay at one level); both absent outside an episode and on events stored before 2.1.
 
 Pseudonyms (`Pseudonyms`) are keyed with the deployment's secret `CONTINUUM_PSEUDONYM_KEY`, never
 published and kept apart from the database: the journey's pseudonym is HMAC-SHA256(key, "journey:" +
@@ -145,6 +148,8 @@ class Envelope:
     position: int
     recorded_at: datetime
     chain_head: str | None
+    episode: int | None = None
+    stay: int | None = None
 
 
 def _published_facts(event: Any, name: str, pseudonyms: Pseudonyms, subject: UUID) -> dict[str, Any]:  # noqa: ANN401
@@ -206,6 +211,8 @@ def encode(event: Any, position: int, chain_head: str | None, pseudonyms: Pseudo
     }
     if chain_head:
         headers["ce_chainhead"] = chain_head.encode()
+    for attribute, value in _belonging(event):
+        headers[f"ce_{attribute}"] = f"{value:0{SEQUENCE_WIDTH}d}".encode()
     return KafkaMessage(headers=headers, key=journey, value=data.model_dump_json().encode())
 
 
@@ -247,8 +254,15 @@ def encode_with_sdk(event: Any, position: int, chain_head: str | None, pseudonym
     }
     if chain_head:
         attributes["chainhead"] = chain_head
+    for attribute, value in _belonging(event):
+        attributes[attribute] = f"{value:0{SEQUENCE_WIDTH}d}"
     cloud = CloudEvent(attributes, data.model_dump_json().encode())
     return to_binary_event(cloud, key_mapper=lambda _: str(subject).encode())
+
+
+def _belonging(event: Any) -> list[tuple[str, int]]:  # noqa: ANN401 - an event of the catalogue
+    """The episode and stay extension attributes an event carries: those it has."""
+    return [(name, value) for name in ("episode", "stay") if (value := getattr(event, name, None)) is not None]
 
 
 def kafka_headers(message: KafkaMessage) -> Headers:
@@ -318,16 +332,26 @@ def _envelope(cloud: Any, key: bytes | None) -> Envelope:  # noqa: ANN401 - a Cl
         journey_id = UUID((key or b"").decode())
         version = int(cloud.get_extension("sequence"))
         position = int(cloud.get_extension("position"))
+        episode, stay = (_sequence_or_none(cloud.get_extension(name)) for name in ("episode", "stay"))
     except (ValueError, TypeError, UnicodeDecodeError) as error:
-        raise PoisonMessage(f"bad key, ce_sequence or ce_position: {error}") from None
+        raise PoisonMessage(f"bad key, ce_sequence, ce_position, ce_episode or ce_stay: {error}") from None
     if not (1 <= version <= LARGEST and 0 <= position <= LARGEST):
         raise PoisonMessage(f"ce_sequence {version} or ce_position {position} out of range")
+    if any(value is not None and not 1 <= value <= version for value in (episode, stay)):
+        raise PoisonMessage(f"ce_episode {episode} or ce_stay {stay} is not a ce_sequence up to {version}")
     if cloud.get_id() != str(event_id(journey_id, version)):
         raise PoisonMessage(f"ce_id {cloud.get_id()} is not the id of journey {journey_id} version {version}")
     recorded_at = cloud.get_time()
     if recorded_at is None:
         raise PoisonMessage("no ce_time")
-    return Envelope(cloud.get_id(), cloud.get_type(), journey_id, version, position, recorded_at, cloud.get_extension("chainhead"))
+    return Envelope(
+        cloud.get_id(), cloud.get_type(), journey_id, version, position, recorded_at, cloud.get_extension("chainhead"),
+        episode, stay,
+    )
+
+
+def _sequence_or_none(value: object) -> int | None:
+    return None if value is None else int(str(value))
 
 
 _PLACEHOLDERS: dict[str, Any] = {
@@ -347,6 +371,7 @@ def _domain_event(name: str, envelope: Envelope, facts: dict[str, Any]) -> Any: 
         "originator_id": envelope.journey_id, "originator_version": envelope.version, "timestamp": envelope.recorded_at,
         "originator_topic": get_topic(ClientJourney), "recorded_by": Actor(NOT_PUBLISHED, role),
         "command_id": envelope.ce_id, "client_ref": str(envelope.journey_id),
+        "episode": envelope.episode, "stay": envelope.stay,
     }
     withheld = dict(_PLACEHOLDERS)
     if name in ("ConsentGranted", "ConsentRevoked"):  # a grant and its revocations pair by the grant's version

@@ -20,6 +20,9 @@ KAFKA_BINDING = "0.5.0"
 UUID_TEXT = {"type": "string", "format": "uuid"}
 VERSIONS: dict[int, dict[str, type[BaseModel]]] = {contract_v1.VERSION: dict(contract_v1.MODELS), VERSION: dict(MODELS)}
 """The models of every contract version whose schemas are written: the published one and the record of the earlier."""
+MINOR = 1
+"""The contract's minor version: 2.1 added the optional `ce_episode` and `ce_stay` headers (nothing else changed, so
+consumers of 2.0 read 2.1 unchanged and the topic and ce_types stay `.v2`)."""
 KEY = "The journey's pseudonym: HMAC-SHA256 of the journey id under the deployment's key, as a UUID of version 8"
 
 
@@ -57,6 +60,14 @@ def _headers(event: str) -> dict[str, Any]:
             "ce_position": {**text, "pattern": "^[0-9]+$", "description": "Position in the store's notification log"},
             "ce_chainhead": {**text, "pattern": "^[0-9a-f]{64}$",
                              "description": "Global hash-chain link after this event (compare with `continuum verify`)"},
+            "ce_episode": {**text, "pattern": f"^[0-9]{{{SEQUENCE_WIDTH}}}$", "description": (
+                "Since 2.1.0, on events inside a treatment episode: the ce_sequence of the event that opened the episode"
+                " (an admission or the start of withdrawal management); absent outside one and on events stored before"
+            )},
+            "ce_stay": {**text, "pattern": f"^[0-9]{{{SEQUENCE_WIDTH}}}$", "description": (
+                "Since 2.1.0, with ce_episode: the ce_sequence of the admission or step that opened the service stay (one"
+                " level of care) the event belongs to"
+            )},
             "content-type": {"const": CONTENT_TYPE},
         },
     }
@@ -80,7 +91,7 @@ def asyncapi_document(topic: str, dead_letter_topic: str, partitions: int) -> di
         "asyncapi": "3.0.0",
         "info": {
             "title": "care-continuum journey events",
-            "version": f"{VERSION}.0.0",
+            "version": f"{VERSION}.{MINOR}.0",
             "description": (
                 "Every recorded event of every client journey, in order per journey, CloudEvents 1.0 binary mode."
                 " Key and ce_subject: the journey's pseudonym, keyed with the deployment's secret (no client reference,"

@@ -122,7 +122,9 @@ def test_committed_schemas_match_the_code(tmp_path):
 
 
 def test_every_domain_field_is_published_withheld_or_pseudonymised():
-    envelope_fields = {"originator_id", "originator_version", "timestamp", "originator_topic", "command_id", "recorded_by"}
+    envelope_fields = {
+        "originator_id", "originator_version", "timestamp", "originator_topic", "command_id", "recorded_by", "episode", "stay",
+    }
     for event_class in EVENT_TYPES:
         name = event_class.__name__
         domain = {f.name for f in dataclasses.fields(event_class)} - envelope_fields
@@ -224,7 +226,7 @@ def test_the_asyncapi_document_references_a_message_and_schema_per_event_type():
     messages = document["components"]["messages"]
 
     assert document["asyncapi"] == "3.0.0"
-    assert document["info"]["version"] == "2.0.0"
+    assert document["info"]["version"] == "2.1.0"  # 2.1: the optional ce_episode and ce_stay headers
     assert document["channels"]["journeyEvents"]["address"] == "care.journey.v2"
     assert set(messages) == {f"{name}.v2" for name in MODELS} == set(document["channels"]["journeyEvents"]["messages"])
     for name, message in messages.items():
