@@ -41,15 +41,13 @@ class AuditTrail(Projection):
         if not isinstance(event, ev.JourneyEvent | ev.ClientRegistered):  # every event of the catalogue is one
             raise TypeError(f"not an event of the catalogue: {type(event).__name__}")
         facts = _payload(event)
-        actor = facts.pop("recorded_by")
-        facts.pop("occurred_at")
-        command_id = facts.pop("command_id")
+        actor = event.recorded_by
         cursor.execute(
             "INSERT INTO audit_entries (journey_id, version, position, event_type, occurred_at, recorded_at, actor_id,"
             " actor_role, command_id, details, corrects_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 str(event.originator_id), event.originator_version, position, ev.event_name(event), utc(event.occurred_at),
-                utc(event.timestamp), actor["id"], actor["role"], command_id, self.seal.seal(json.dumps(facts, sort_keys=True)),
+                utc(event.timestamp), actor.id, actor.role, event.command_id, self.seal.seal(_DETAILS.encode(facts)),
                 facts.get("corrects_version", facts.get("voided_version")),
             ),
         )
@@ -57,14 +55,20 @@ class AuditTrail(Projection):
 
 _FIELDS: dict[type, tuple[str, ...]] = {}
 _PLAIN = frozenset({str, int, float, bool, type(None)})
+_OWN_COLUMNS = frozenset({"recorded_by", "occurred_at", "command_id"})
+"""Fields with columns of their own, not repeated in the details."""
+_DETAILS = json.JSONEncoder(sort_keys=True)
+"""`json.dumps(details, sort_keys=True)`'s encoder, made once (`dumps` makes one per call for `sort_keys`)."""
 
 
 def _payload(event: ev.JourneyEvent | ev.ClientRegistered) -> dict[str, Any]:
-    """`domain.events.payload`, without its per-event cost: the field names are looked up once per
-    event class, and values that are already plain JSON are not walked."""
+    """`domain.events.payload` less the fields with columns of their own, without its per-event cost: the
+    field names are looked up once per event class, and values that are already plain JSON are not walked."""
     names = _FIELDS.get(type(event))
     if names is None:
-        names = _FIELDS[type(event)] = tuple(f.name for f in fields(event) if f.name not in ev.COMMON_FIELDS)
+        names = _FIELDS[type(event)] = tuple(
+            f.name for f in fields(event) if f.name not in ev.COMMON_FIELDS and f.name not in _OWN_COLUMNS
+        )
     facts = {}
     for name in names:
         value = getattr(event, name)

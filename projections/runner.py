@@ -15,6 +15,7 @@ and starts again from zero.
 from __future__ import annotations
 
 import functools
+import inspect
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +33,7 @@ from infra.views import Cursor, Params, ViewStore
 from projections.base import Projection
 
 Progress = Callable[[int, int], None]  # (position reached, head)
+Handler = Callable[[DomainEventProtocol[UUID], Cursor, int], None]  # a projection's process, for one class of event
 
 
 class GatheredInserts:
@@ -210,13 +212,14 @@ class ProjectionRunner:
         """A page to each target from its position, and the targets' new positions."""
         decoded: dict[int, DomainEventProtocol[UUID]] = {}
         writes = GatheredInserts(cursor)
-        chosen = [(t.projection, position, t.topics, t.cursor(writes)) for t, position in targets]
+        chosen = [(t, position, t.topics, t.cursor(writes)) for t, position in targets]
         for notification in notifications:
-            for projection, position, topics, into in chosen:
+            for target, position, topics, into in chosen:
                 if notification.id > position and notification.topic in topics:
-                    if notification.id not in decoded:
-                        decoded[notification.id] = self.app.mapper.to_domain_event(notification)
-                    projection.process(decoded[notification.id], into, notification.id)
+                    event = decoded.get(notification.id)
+                    if event is None:
+                        event = decoded[notification.id] = self.app.mapper.to_domain_event(notification)
+                    target.handler(type(event))(event, into, notification.id)
         writes.flush()
         last = notifications[-1].id
         cursor.executemany(
@@ -318,9 +321,24 @@ class _Target:
         self.projection, self.topics = projection, projection.topics
         self.row = projection.name + (SHADOW if renames else "")
         self._rename = renaming(renames) if renames else None
+        self._handlers: dict[type, Handler] = {}
 
     def cursor(self, writes: Cursor) -> Cursor:
         return writes if self._rename is None else Renamed(writes, self._rename)
+
+    def handler(self, kind: type) -> Handler:
+        """`projection.process` for events of class `kind`: a single-dispatch method's implementation for
+        the class is looked up once (called through the method, the lookup and a new wrapper are per event)."""
+        found = self._handlers.get(kind)
+        if found is None:
+            method = inspect.getattr_static(self.projection, "process")
+            if isinstance(method, functools.singledispatchmethod):
+                method.__get__(self.projection)  # the library's registers its deferred implementations then
+                found = method.dispatcher.dispatch(kind).__get__(self.projection)
+            else:
+                found = self.projection.process
+            self._handlers[kind] = found
+        return found
 
 
 class Shadow:
