@@ -35,13 +35,13 @@ PSEUDONYM_SYSTEM = "urn:care-continuum:journey"
 CLIENT_SYSTEM = "urn:care-continuum:client-ref"
 LOINC = "http://loinc.org"
 ANALYTE_LOINC: dict[str, tuple[str, str]] = {
-    "amphetamines": ("19343-9", "Amphetamines [Presence] in Urine by Screen method"),
-    "barbiturates": ("19270-4", "Barbiturates [Presence] in Urine by Screen method"),
-    "benzodiazepines": ("14316-0", "Benzodiazepines [Presence] in Urine by Screen method"),
-    "thc": ("18282-0", "Cannabinoids [Presence] in Urine by Screen method"),
-    "benzoylecgonine": ("19359-5", "Cocaine [Presence] in Urine by Screen method"),
-    "opiates": ("19295-1", "Opiates [Presence] in Urine by Screen method"),
-    "methadone": ("19550-9", "Methadone [Presence] in Urine by Screen method"),
+    "amphetamines": ("19261-7", "Amphetamines [Presence] in Urine by Screen method"),
+    "barbiturates": ("19270-8", "Barbiturates [Presence] in Urine by Screen method"),
+    "benzodiazepines": ("14316-4", "Benzodiazepines [Presence] in Urine by Screen method"),
+    "thc": ("18282-4", "Cannabinoids [Presence] in Urine by Screen method"),
+    "benzoylecgonine": ("14314-9", "Benzoylecgonine [Presence] in Urine by Screen method"),
+    "opiates": ("19295-5", "Opiates [Presence] in Urine by Screen method"),
+    "methadone": ("19550-3", "Methadone [Presence] in Urine by Screen method"),
 }
 """Urine screens with a LOINC code; any other analyte (fentanyl, buprenorphine, EtG, ...) is named in `code.text` only."""
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"

@@ -59,7 +59,7 @@ def test_a_clients_bundle_validates_and_is_labelled(database_url, tmp_path):
     analytes = {r["code"]["text"]: r for r in found if r["resourceType"] == "Observation" and "ASAM" not in r["code"]["text"]}
     assert sorted(analytes) == ["buprenorphine", "opiates"]
     assert "coding" not in analytes["buprenorphine"]["code"]
-    assert analytes["opiates"]["code"]["coding"][0]["code"] == "19295-1"
+    assert analytes["opiates"]["code"]["coding"][0]["code"] == "19295-5"
     assert analytes["buprenorphine"]["interpretation"][0]["coding"][0]["code"] == "POS"
     [consent] = [r for r in found if r["resourceType"] == "Consent"]
     assert consent["status"] == "active"
