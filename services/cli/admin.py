@@ -38,11 +38,11 @@ def _lags(statuses: list[ProjectionStatus]) -> str:
 
 @command("rebuild")
 def rebuild(
-    name: Annotated[str | None, typer.Argument(help="census, step_history or audit_trail")] = None,
+    name: Annotated[str | None, typer.Argument(help="A projection: census, step_history, audit_trail, flags, outcomes, ...")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Rebuild every projection")] = False,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Drop a projection's tables and build them again from the first event."""
+    """Build a projection's tables again from the first event, beside the ones in use, and swap them in when built."""
     from projections.catalogue import all_projections
 
     known = [projection.name for projection in all_projections()]
