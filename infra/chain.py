@@ -15,6 +15,11 @@ package is still checked offline without any key (every row is under the keyed g
 `chain_meta` records the scheme (and the key's id) when a store is first written, and the last
 position ever chained: a keyed store refuses unkeyed writes and the reverse, and a position at or
 below the last one is never given again (the store is damaged: `continuum verify` says how).
+
+Writing a row looks up the journey link before each journey's first new event through the events
+table's own (id, version) key and the chain's integer key (`notification_id`): the chain has no index
+keyed by journey, which cost one dirtied index page per event once the log outgrew memory. A store
+made before that loses the index (`event_chain_journey`) the first time it is opened (`chain_ddl`).
 """
 
 from __future__ import annotations
@@ -131,18 +136,32 @@ class ChainRow:
     previous_global: str | None = None  # the global link of the row before it (read for one journey's check)
 
 
-def chain_rows(
-    positions: Sequence[int], stored: Sequence[StoredEvent], global_head: str, journey_heads: dict[UUID, str],
+def chain_params(
+    positions: Sequence[int], stored: Sequence[StoredEvent], global_head: str, journey_heads: dict[str, str],
     scheme: ChainScheme = UNKEYED_SCHEME,
-) -> list[ChainRow]:
+) -> list[tuple[int, str, int, str, str, str]]:
+    """The chain rows of events just stored at `positions`, as the insert's parameters: (position, journey id,
+    version, row hash, journey link, global link). `journey_heads` (journey id as text -> its last link) is
+    updated. The same hashes as `row_hash`, `link` and `scheme.global_link`, in one lean loop."""
+    sha256 = hashlib.sha256
+    mac = scheme._mac  # noqa: SLF001 - the scheme's own key schedule, copied per link
     rows = []
     for position, event in zip(positions, stored, strict=True):
-        originator = UUID(str(event.originator_id))
-        hashed = row_hash(position, originator, event.originator_version, event.topic, event.state)
-        journey_link = link(journey_heads.get(originator, GENESIS), hashed)
-        global_head = scheme.global_link(global_head, hashed)
-        journey_heads[originator] = journey_link
-        rows.append(ChainRow(position, originator, event.originator_version, hashed, journey_link, global_head))
+        originator = event.originator_id
+        journey = str(originator if type(originator) is UUID else UUID(str(originator)))
+        version = event.originator_version
+        hashing = sha256(f"{position}|{journey}|{version}|{event.topic}|".encode())
+        hashing.update(event.state)
+        hashed = hashing.hexdigest()
+        journey_link = sha256((journey_heads.get(journey, GENESIS) + hashed).encode()).hexdigest()
+        if mac is None:
+            global_head = sha256((global_head + hashed).encode()).hexdigest()
+        else:
+            keyed = mac.copy()
+            keyed.update((global_head + hashed).encode())
+            global_head = keyed.hexdigest()
+        journey_heads[journey] = journey_link
+        rows.append((position, journey, version, hashed, journey_link, global_head))
     return rows
 
 
@@ -150,11 +169,25 @@ CHAIN_COLUMNS = "notification_id, originator_id, originator_version, row_hash, j
 LINKS_PER_SELECT = 400  # (id, version) pairs per lookup: well under SQLite's limit on bound parameters
 
 
-def append_chain(cursor: Any, positions: Sequence[int], stored: Sequence[StoredEvent], scheme: ChainScheme, placeholder: str) -> None:  # noqa: ANN401
+@dataclass(frozen=True)
+class EventsTable:
+    """The library's events table, as the chain reads it: its name, its position column, how an id is
+    bound (SQLite stores the hex, PostgreSQL a uuid) and the driver's placeholder."""
+
+    name: str
+    position: str
+    hex_ids: bool
+    placeholder: str
+
+    def id(self, journey: str) -> str | UUID:
+        return UUID(journey).hex if self.hex_ids else UUID(journey)
+
+
+def append_chain(cursor: Any, positions: Sequence[int], stored: Sequence[StoredEvent], scheme: ChainScheme, events: EventsTable) -> None:  # noqa: ANN401
     """Chain the rows just stored at `positions`, in the transaction that stored them (the recorders call it
     after the insert, holding the write lock). Refused, and so rolled back with the insert: a scheme or key
-    other than the chain's (ChainKeyMismatch), and a store that lost rows the chain remembers (StoreDamaged),
-    where recording on would give a position or a journey version again."""
+    other than the chain's (ChainKeyMismatch), and a store that lost its last rows (StoreDamaged), where
+    recording on would give a position again."""
     meta = read_meta(cursor)
     last_position, global_head = chain_head(cursor)
     check_scheme(meta, scheme, last_position)
@@ -167,9 +200,10 @@ def append_chain(cursor: Any, positions: Sequence[int], stored: Sequence[StoredE
         msg = (f"store damaged: position #{min(positions)} is already in the hash chain (which reaches #{reached}):"
                f" a stored event was deleted and its position would be given again; {RUN_VERIFY}")
         raise StoreDamaged(msg)
-    rows = chain_rows(positions, stored, global_head, previous_links(cursor, stored, placeholder), scheme)
+    rows = chain_params(positions, stored, global_head, previous_links(cursor, stored, events), scheme)
+    placeholder = events.placeholder
     marks = ", ".join(placeholder for _ in range(6))
-    cursor.executemany(f"INSERT INTO {CHAIN_TABLE} ({CHAIN_COLUMNS}) VALUES ({marks})", chain_params(rows))  # noqa: S608
+    cursor.executemany(f"INSERT INTO {CHAIN_TABLE} ({CHAIN_COLUMNS}) VALUES ({marks})", rows)  # noqa: S608
     written = [("last_position", str(max(positions)))]
     if meta.scheme is None:
         written += [("scheme", scheme.name), ("key_id", scheme.key_id)]
@@ -180,37 +214,29 @@ def append_chain(cursor: Any, positions: Sequence[int], stored: Sequence[StoredE
     )
 
 
-def previous_links(cursor: Any, stored: Sequence[StoredEvent], placeholder: str) -> dict[UUID, str]:  # noqa: ANN401
-    """The journey link before each journey's first event in this insert (GENESIS for a new journey).
-
-    StoreDamaged when the chain already holds one of the versions being stored: the insert of the
-    stored row succeeded, so its earlier row with that version was deleted behind the application's back.
-    """
-    wanted: dict[UUID, int] = {}  # the version before each journey's first event in this insert
+def previous_links(cursor: Any, stored: Sequence[StoredEvent], events: EventsTable) -> dict[str, str]:  # noqa: ANN401
+    """The journey link before each journey's first event in this insert (GENESIS for a new journey), by
+    journey id as text: the version before is found by the events table's (id, version) key, its chain row
+    by the chain's integer key, for many journeys in one statement."""
+    wanted: dict[str, int] = {}  # the version before each journey's first event in this insert
     for event in stored:
-        wanted.setdefault(UUID(str(event.originator_id)), event.originator_version - 1)
-    heads: dict[UUID, str] = {}
-    pairs = [(str(originator), version) for originator, version in wanted.items()]
+        originator = event.originator_id
+        wanted.setdefault(str(originator if type(originator) is UUID else UUID(str(originator))), event.originator_version - 1)
+    heads: dict[str, str] = {}
+    pairs = [(events.id(journey), version) for journey, version in wanted.items() if version > 0]
+    mark = events.placeholder
     for start in range(0, len(pairs), LINKS_PER_SELECT):  # one statement for many journeys, not one each
         chunk = pairs[start:start + LINKS_PER_SELECT]
-        values = ", ".join(f"({placeholder}, {placeholder})" for _ in chunk)
-        cursor.execute(  # a join on VALUES, which both SQLite and PostgreSQL answer from the (id, version) index
-            f"SELECT c.originator_id, c.originator_version, c.journey_link FROM (VALUES {values}) AS w"  # noqa: S608
-            f" JOIN {CHAIN_TABLE} c ON c.originator_id = w.column1 AND c.originator_version >= w.column2",
+        values = ", ".join(f"({mark}, {mark})" for _ in chunk)
+        cursor.execute(
+            f"SELECT e.originator_id, c.journey_link FROM (VALUES {values}) AS w"  # noqa: S608
+            f" JOIN {events.name} e ON e.originator_id = w.column1 AND e.originator_version = w.column2"
+            f" JOIN {CHAIN_TABLE} c ON c.notification_id = e.{events.position}",
             [value for pair in chunk for value in pair],
         )
-        for ref, number, journey_link in cursor.fetchall():
-            journey, version = UUID(str(ref)), int(number)
-            if version > wanted[journey]:
-                msg = (f"store damaged: the hash chain already holds journey {journey} version {version}, whose stored"
-                       f" event was deleted; {RUN_VERIFY}")
-                raise StoreDamaged(msg)
-            heads[journey] = str(journey_link)
+        for ref, journey_link in cursor.fetchall():
+            heads[str(ref if isinstance(ref, UUID) else UUID(str(ref)))] = str(journey_link)
     return {journey: heads.get(journey, GENESIS) for journey in wanted}
-
-
-def chain_params(rows: Iterable[ChainRow]) -> list[tuple[Any, ...]]:
-    return [(r.position, str(r.originator_id), r.version, r.row_hash, r.journey_link, r.global_link) for r in rows]
 
 
 def chain_ddl(prefix: str = "", *, table: str = CHAIN_TABLE, meta: bool = True) -> tuple[str, ...]:
@@ -222,7 +248,7 @@ def chain_ddl(prefix: str = "", *, table: str = CHAIN_TABLE, meta: bool = True) 
             " originator_version BIGINT NOT NULL, row_hash TEXT NOT NULL, journey_link TEXT NOT NULL,"
             " global_link TEXT NOT NULL)"
         ),
-        f"CREATE UNIQUE INDEX IF NOT EXISTS {table}_journey ON {prefix}{table} (originator_id, originator_version)",
+        f"DROP INDEX IF EXISTS {prefix}{table}_journey",  # a store made before the chain was keyed by position alone
         *([f"CREATE TABLE IF NOT EXISTS {prefix}{META_TABLE} (name TEXT PRIMARY KEY, value TEXT NOT NULL)"] if meta else []),
     )
 

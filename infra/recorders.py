@@ -18,7 +18,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
-from infra.chain import CHAIN_TABLE, LINKS_PER_SELECT, UNKEYED_SCHEME, ChainScheme, append_chain, chain_ddl
+from infra.chain import LINKS_PER_SELECT, UNKEYED_SCHEME, ChainScheme, EventsTable, append_chain, chain_ddl
 
 
 def _after_values(pairs: Sequence[tuple[UUID, int]], placeholder: str) -> str:
@@ -45,12 +45,12 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         return found
 
     def select_positions(self, journey_id: UUID, versions: Sequence[int]) -> dict[int, int]:
-        """The notification ids (log positions) of a journey's versions, from the chain written with them."""
+        """The notification ids (log positions) of a journey's versions, by the events table's (id, version) key."""
         with self.datastore.transaction(commit=False) as c:
             c.execute(
-                f"SELECT originator_version, notification_id FROM {CHAIN_TABLE} WHERE originator_id = ?"  # noqa: S608
+                f"SELECT originator_version, rowid FROM {self.events_table_name} WHERE originator_id = ?"  # noqa: S608
                 " AND originator_version BETWEEN ? AND ?",
-                (str(journey_id), min(versions, default=0), max(versions, default=0)),
+                (journey_id.hex, min(versions, default=0), max(versions, default=0)),
             )
             return {int(version): int(position) for version, position in c.fetchall()}
 
@@ -82,7 +82,8 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
 
     def _append_chain(self, c: Any, positions: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:  # noqa: ANN401
         """In the insert's write transaction; an exception rolls the insert back (the library's transaction)."""
-        append_chain(c, positions, stored_events, self.chain_scheme, "?")
+        events = EventsTable(self.events_table_name, "rowid", hex_ids=True, placeholder="?")
+        append_chain(c, positions, stored_events, self.chain_scheme, events)
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
@@ -110,12 +111,12 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def select_positions(self, journey_id: UUID, versions: Sequence[int]) -> dict[int, int]:
         """As on SQLite: the log positions of a journey's versions."""
-        table = f'"{self.datastore.schema}".{CHAIN_TABLE}'
+        table = f'"{self.datastore.schema}".{self.events_table_name}'
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(
                 f"SELECT originator_version, notification_id FROM {table} WHERE originator_id = %s"  # noqa: S608
                 " AND originator_version BETWEEN %s AND %s",
-                (str(journey_id), min(versions, default=0), max(versions, default=0)),
+                (journey_id, min(versions, default=0), max(versions, default=0)),
             )
             return {int(row["originator_version"]): int(row["notification_id"]) for row in curs.fetchall()}
 
@@ -151,7 +152,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def _append_chain(self, curs: Any, positions: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:  # noqa: ANN401
         curs.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
-        append_chain(_Positional(curs), positions, stored_events, self.chain_scheme, "%s")
+        events = EventsTable(self.events_table_name, "notification_id", hex_ids=False, placeholder="%s")
+        append_chain(_Positional(curs), positions, stored_events, self.chain_scheme, events)
 
 
 class _Positional:

@@ -8,17 +8,22 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from bench.ingest import RAW_CHAIN_TABLE, RAW_CHAINED_TABLE, RAW_TABLE, raw_insert
 from domain.values import Actor
-from infra.chain import CHAIN_COLUMNS, CHAIN_TABLE
+from infra.chain import CHAIN_COLUMNS, CHAIN_TABLE, GENESIS, ChainScheme, chain_params, link, row_hash
+from infra.config import Settings
 from infra.raw import events_table
-from services.bootstrap import Continuum
+from services.bootstrap import Continuum, bootstrap
 from services.commands import parse_command
 from services.demo import cohort_lines
 from services.importer import import_lines
+from tests.integration.audit_builders import cli_json, raw, send
+from tests.support.clock import fixed_clock
 from tests.unit.test_kafka_contract import HISTORY
 
 ACTOR = Actor("dr-ames", "clinician")
@@ -58,3 +63,69 @@ def test_the_raw_baselines_insert_the_same_event_and_chain_rows_as_the_store(ing
     chain = rows(ingested, f"SELECT {CHAIN_COLUMNS} FROM {CHAIN_TABLE} ORDER BY notification_id")
     assert rows(ingested, f"SELECT {CHAIN_COLUMNS} FROM {RAW_CHAIN_TABLE} ORDER BY notification_id") == chain
     assert len(chain) == len(stored)
+
+
+def stored_events(wired: Continuum) -> list[tuple[int, UUID, int, str, bytes]]:
+    kind = wired.database.kind
+    position = "rowid" if kind == "sqlite" else "notification_id"
+    found = rows(wired, f"SELECT {position}, originator_id, originator_version, topic, state FROM {events_table(kind)} ORDER BY {position}")
+    return [(int(p), UUID(str(j)), int(v), str(t), bytes(s)) for p, j, v, t, s in found]
+
+
+def reference_chain(events: list[tuple[int, UUID, int, str, bytes]], scheme: ChainScheme) -> list[tuple[Any, ...]]:
+    """The chain as first written: `row_hash`, `link` and the scheme's global link, one row at a time."""
+    heads: dict[UUID, str] = {}
+    head, chain = GENESIS, []
+    for position, journey, version, topic, state in events:
+        hashed = row_hash(position, journey, version, topic, state)
+        heads[journey] = link(heads.get(journey, GENESIS), hashed)
+        head = scheme.global_link(head, hashed)
+        chain.append((position, str(journey), version, hashed, heads[journey], head))
+    return chain
+
+
+@pytest.mark.parametrize("key", [None, b"k" * 32], ids=["unkeyed", "keyed"])
+def test_the_lean_chain_loop_makes_the_reference_links(ingested, key):
+    events = stored_events(ingested)
+    scheme = ChainScheme(key)
+    stored = [StoredEvent(journey, version, topic, state) for _, journey, version, topic, state in events]
+    positions = [position for position, *_ in events]
+    half = len(events) // 2  # in two inserts: the second starts from the first's heads
+    heads: dict[str, str] = {}
+    first = chain_params(positions[:half], stored[:half], GENESIS, heads, scheme)
+    second = chain_params(positions[half:], stored[half:], first[-1][5], heads, scheme)
+    assert first + second == reference_chain(events, scheme)
+
+
+def test_the_stored_chain_is_the_reference_chain_and_verifies(ingested, database_url):
+    events = stored_events(ingested)
+    assert {name for name, *_ in HISTORY} <= {topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1] for *_, topic, _ in events}
+    stored = rows(ingested, f"SELECT {CHAIN_COLUMNS} FROM {CHAIN_TABLE} ORDER BY notification_id")
+    assert [(int(p), str(j), int(v), h, jl, gl) for p, j, v, h, jl, gl in stored] == reference_chain(events, ChainScheme())
+    assert cli_json(database_url, "verify")["events_checked"] == len(events)
+
+
+def journey_index(url: str) -> list[str]:
+    with raw(url) as connection:
+        if connection.kind == "sqlite":
+            found = connection.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'event_chain'")
+        else:
+            found = connection.execute("SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'event_chain'")
+    return sorted(str(name) for (name,) in found if "journey" in str(name))
+
+
+def test_a_store_made_with_the_journey_index_loses_it_on_first_start_and_still_verifies(ingested, database_url):
+    count = len(stored_events(ingested))
+    ingested.close()
+    with raw(database_url) as connection:  # the chain's DDL before: a unique index keyed by journey
+        connection.execute("CREATE UNIQUE INDEX event_chain_journey ON event_chain (originator_id, originator_version)")
+    assert journey_index(database_url) == ["event_chain_journey"]
+    reopened = bootstrap(Settings(database_url=database_url), clock=fixed_clock)
+    try:
+        assert journey_index(database_url) == []
+        assert cli_json(database_url, "verify")["events_checked"] == count
+        send(reopened, "register", "M-1", 2, site="north", birth_year=1990, sex="male")
+        send(reopened, "refer", "M-1", 3, source="court", referred_level="3.7-WM")  # its link from the row before
+        assert cli_json(database_url, "verify")["events_checked"] == count + 2
+    finally:
+        reopened.close()
