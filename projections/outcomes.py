@@ -18,7 +18,7 @@ range queries. Referrals and assessments are kept as first contacts (initiation 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from eventsourcing.dispatch import singledispatchmethod
@@ -307,3 +307,120 @@ def episodes_query(cursor: Cursor, *, started_before: datetime | None = None) ->
 def contacts_query(cursor: Cursor) -> list[Contact]:
     cursor.execute("SELECT journey_id, version, kind, occurred_at FROM outcome_contacts ORDER BY journey_id, occurred_at, version")
     return [Contact(j, int(v), k, from_utc(at)) for j, v, k, at in cursor.fetchall()]
+
+
+def day_count(dialect: str, later: str, earlier: str) -> str:
+    """SQL for `days_between` of two time columns: whole calendar days (UTC) from `earlier` to `later`."""
+    if dialect == "postgres":
+        return f"(CAST(substr({later}, 1, 10) AS DATE) - CAST(substr({earlier}, 1, 10) AS DATE))"
+    return f"CAST(julianday(substr({later}, 1, 10)) - julianday(substr({earlier}, 1, 10)) AS INTEGER)"
+
+
+def _kept(where: list[str], params: list[Any], site: str | None, levels: tuple[str, ...] | None) -> None:
+    """Only a site's rows, and only rows at one of `levels` (the reports' --site and --level), when given."""
+    if site is not None:
+        where.append("site = ?")
+        params.append(site)
+    if levels is not None:
+        where.append(f"level IN ({', '.join('?' for _ in levels)})")
+        params.extend(levels)
+
+
+@dataclass(frozen=True)
+class StayTally:
+    """How many stays (`stays`) at `level` ended by `end_event` with `end_reason`; `length_of_stay` (days) when
+    they ended in the period, None when they were still open at its end."""
+
+    level: str
+    end_reason: str | None
+    end_event: str | None
+    length_of_stay: int | None
+    stays: int
+
+
+def stay_tally(
+    cursor: Cursor, dialect: str, *, until: datetime, since: datetime | None = None, site: str | None = None,
+    levels: tuple[str, ...] | None = None,
+) -> list[StayTally]:
+    """The stays that started before `until` and had not ended before `since`, counted by level, end reason, end
+    event and length of stay (the stays of `stays_query`, as counts: what the stay reports add up)."""
+    where, params = ["started_at < ?"], [utc(until), utc(until)]
+    if since is not None:
+        where.append("(ended_at IS NULL OR ended_at >= ?)")
+        params.append(utc(since))
+    _kept(where, params, site, levels)
+    cursor.execute(
+        f"SELECT level, end_reason, end_event, CASE WHEN ended_at IS NOT NULL AND ended_at < ? THEN {day_count(dialect, 'ended_at', 'started_at')} END,"  # noqa: S608, E501
+        f" COUNT(*) FROM outcome_stays WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4",
+        params,
+    )
+    return [StayTally(lv, er, ee, None if los is None else int(los), int(n)) for lv, er, ee, los, n in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class EndingTally:
+    """How many stays or episodes (`count`) at `level` ended on `ended_on` (a UTC day) and were followed by
+    `next_level` `days_to_next` days later (None: nothing followed)."""
+
+    level: str
+    ended_on: date
+    next_level: str | None
+    days_to_next: int | None
+    count: int
+
+
+def ending_tally(
+    cursor: Cursor, dialect: str, table: str, *, until: datetime, since: datetime | None = None, site: str | None = None,
+    levels: tuple[str, ...] | None = None, steps_up: bool = True,
+) -> list[EndingTally]:
+    """The stays (`table` outcome_stays) or episodes (outcome_episodes) that started before `until` and ended in
+    [since, until), but not by death (nor by a step up, unless `steps_up`), counted by level, day ended and what
+    followed: continuity of care and readmission add these up."""
+    if table not in ("outcome_stays", "outcome_episodes"):
+        msg = f"no endings in table {table!r}"
+        raise ValueError(msg)
+    where = ["started_at < ?", "ended_at IS NOT NULL", "ended_at < ?", "(end_reason IS NULL OR end_reason <> 'died')"]
+    params: list[Any] = [utc(until), utc(until)]
+    if since is not None:
+        where.append("ended_at >= ?")
+        params.append(utc(since))
+    if not steps_up:
+        where.append("(end_event IS NULL OR end_event <> 'SteppedUp')")
+    _kept(where, params, site, levels)
+    cursor.execute(
+        f"SELECT level, substr(ended_at, 1, 10), next_level, CASE WHEN next_started_at IS NOT NULL THEN"  # noqa: S608
+        f" {day_count(dialect, 'next_started_at', 'ended_at')} END, COUNT(*) FROM {table} WHERE {' AND '.join(where)}"
+        " GROUP BY 1, 2, 3, 4",
+        params,
+    )
+    return [EndingTally(lv, date.fromisoformat(day), nl, None if d is None else int(d), int(n))
+            for lv, day, nl, d, n in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class EpisodeTally:
+    """How many episodes (`count`) started on `started_on` (a UTC day) and lasted `days` (None: still open at the
+    period's end)."""
+
+    started_on: date
+    days: int | None
+    count: int
+
+
+def episode_tally(
+    cursor: Cursor, dialect: str, *, until: datetime, since: datetime | None = None, site: str | None = None,
+    levels: tuple[str, ...] | None = None,
+) -> list[EpisodeTally]:
+    """The episodes that started in [since, until), counted by day started and days in treatment (retention)."""
+    where, params = ["started_at < ?"], [utc(until), utc(until)]
+    if since is not None:
+        where.append("started_at >= ?")
+        params.append(utc(since))
+    _kept(where, params, site, levels)
+    cursor.execute(
+        "SELECT substr(started_at, 1, 10), CASE WHEN ended_at IS NULL OR ended_at >= ? THEN NULL ELSE"  # noqa: S608
+        f" {day_count(dialect, 'ended_at', 'started_at')} END, COUNT(*) FROM outcome_episodes WHERE {' AND '.join(where)}"
+        " GROUP BY 1, 2",
+        params,
+    )
+    return [EpisodeTally(date.fromisoformat(day), None if d is None else int(d), int(n)) for day, d, n in cursor.fetchall()]

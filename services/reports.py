@@ -11,18 +11,30 @@ a stay or episode ended in it when its end is in it; one that had not ended by `
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from itertools import accumulate
 from typing import Any
 
 from domain.levels import DischargeReason, Level
 from infra.views import ViewStore
-from projections.attendance import placements_query, sessions_query
+from projections.attendance import attended_days, placements_query, session_weeks
 from projections.census import intervals_query
-from projections.drug_tests import specimens_query
-from projections.outcomes import Contact, Episode, Stay, contacts_query, days_between, episodes_query, stays_query
+from projections.drug_tests import specimen_weeks
+from projections.outcomes import (
+    Contact,
+    Episode,
+    StayTally,
+    contacts_query,
+    days_between,
+    ending_tally,
+    episode_tally,
+    episodes_query,
+    stay_tally,
+)
 
 SMALL_CELL = 11
 REASONS = tuple(reason.value for reason in DischargeReason)
@@ -251,13 +263,12 @@ class Reports:
             note = (note + " " if note else "") + f"Counts under {SMALL_CELL} are suppressed (shown as none), with what is built on them."
         return Report(name, title, scope, rows, cells.hidden, note)
 
-    def _stays(self, scope: Scope) -> list[Stay]:
+    def _stays(self, scope: Scope) -> list[StayTally]:
+        """The period's stays (started before its end, not ended before its start) at its site and levels, counted
+        by level, end reason, end event and length of stay (days; None for a stay still open at the period's end)."""
         with self.views.transaction() as cursor:
-            return [s for s in stays_query(cursor, started_before=scope.until, ended_from=scope.since) if scope.keeps(s.level, s.site)]
-
-    def _episodes(self, scope: Scope) -> list[Episode]:
-        with self.views.transaction() as cursor:
-            return [e for e in episodes_query(cursor, started_before=scope.until) if scope.keeps(e.level, e.site)]
+            return stay_tally(cursor, self.views.dialect, until=scope.until, since=scope.since, site=scope.site,
+                              levels=scope.levels)
 
     # end reasons, completion, length of stay, time to step ---------------------------------------
 
@@ -267,36 +278,38 @@ class Reports:
         rows = []
         for group in GROUPS:
             mine = [s for s in stays if group_of(s.level) == group]
-            ended = [s.end_reason for s in mine if scope.ended_in(s.ended_at)]
-            still = sum(1 for s in mine if s.ended_at is None or s.ended_at >= scope.until)
+            ended = [s for s in mine if s.length_of_stay is not None]
+            still = sum(s.stays for s in mine if s.length_of_stay is None)
             if not mine:
                 continue
-            counts = {reason: sum(1 for r in ended if r == reason) for reason in REASONS}
+            counts = {reason: sum(s.stays for s in ended if s.end_reason == reason) for reason in REASONS}
+            total = sum(s.stays for s in ended)
             values: dict[str, Any] = {r: cells.n(counts[r]) for r in REASONS}
-            values |= {f"{r}_pct": cells.rate(counts[r], len(ended), 100, 1) for r in REASONS}
-            rows.append(EndReasonRow(group=GROUP_NAMES[group], ended=cells.n(len(ended)), open=cells.n(still), **values))
+            values |= {f"{r}_pct": cells.rate(counts[r], total, 100, 1) for r in REASONS}
+            rows.append(EndReasonRow(group=GROUP_NAMES[group], ended=cells.n(total), open=cells.n(still), **values))
         return self._report("end-reasons", "End reasons of service stays (TEDS-D REASON), % of stays ended", scope, rows, cells)
 
     def completion(self, scope: Scope) -> Report:
         cells, stays = _Cells(self.suppress), self._stays(scope)
         rows = []
         for group in GROUPS:
-            ended = [s.end_reason for s in stays if group_of(s.level) == group and scope.ended_in(s.ended_at)]
+            ended = [s for s in stays if group_of(s.level) == group and s.length_of_stay is not None]
             if not ended:
                 continue
-            done = sum(1 for r in ended if r == "completed")
-            moved = done + sum(1 for r in ended if r == "transferred")
-            rows.append(CompletionRow(GROUP_NAMES[group], cells.n(len(ended)), cells.n(done), cells.n(moved),
-                                      cells.rate(done, len(ended)), cells.rate(moved, len(ended))))
+            total = sum(s.stays for s in ended)
+            done = sum(s.stays for s in ended if s.end_reason == "completed")
+            moved = done + sum(s.stays for s in ended if s.end_reason == "transferred")
+            rows.append(CompletionRow(GROUP_NAMES[group], cells.n(total), cells.n(done), cells.n(moved),
+                                      cells.rate(done, total), cells.rate(moved, total)))
         return self._report("completion", "Completion, and completion or transfer, of service stays", scope, rows, cells)
 
     def length_of_stay(self, scope: Scope) -> Report:
         cells, stays = _Cells(self.suppress), self._stays(scope)
         by: dict[tuple[str, str], list[float]] = defaultdict(list)
         for s in stays:
-            if scope.ended_in(s.ended_at) and s.length_of_stay is not None and s.end_reason is not None:
-                by[(group_of(s.level), s.end_reason)].append(s.length_of_stay)
-                by[(group_of(s.level), "all")].append(s.length_of_stay)
+            if s.length_of_stay is not None and s.end_reason is not None:
+                by[(group_of(s.level), s.end_reason)].extend([s.length_of_stay] * s.stays)
+                by[(group_of(s.level), "all")].extend([s.length_of_stay] * s.stays)
         rows = [self._stats(cells, GROUP_NAMES[g], reason, by[(g, reason)])
                 for g in GROUPS for reason in ("all", *REASONS) if by.get((g, reason))]
         return self._report("length-of-stay", "Length of stay in days per level group and end reason", scope, rows, cells)
@@ -305,8 +318,8 @@ class Reports:
         cells, stays = _Cells(self.suppress), self._stays(scope)
         by: dict[tuple[str, str], list[float]] = defaultdict(list)
         for s in stays:
-            if scope.ended_in(s.ended_at) and s.end_event in ("SteppedUp", "SteppedDown") and s.length_of_stay is not None:
-                by[(group_of(s.level), "step up" if s.end_event == "SteppedUp" else "step down")].append(s.length_of_stay)
+            if s.end_event in ("SteppedUp", "SteppedDown") and s.length_of_stay is not None:
+                by[(group_of(s.level), "step up" if s.end_event == "SteppedUp" else "step down")].extend([s.length_of_stay] * s.stays)
         rows = [self._stats(cells, GROUP_NAMES[g], kind, by[(g, kind)])
                 for g in GROUPS for kind in ("step up", "step down") if by.get((g, kind))]
         return self._report("time-to-step", "Days from entering a level to a step up or down from it", scope, rows, cells)
@@ -323,32 +336,40 @@ class Reports:
     def retention(self, scope: Scope) -> Report:
         """Episodes started in the period still in treatment N days after their start."""
         cells, rows = _Cells(self.suppress), []
-        started = [e for e in self._episodes(scope) if scope.started_in(e.started_at)]
+        with self.views.transaction() as cursor:
+            started = episode_tally(cursor, self.views.dialect, until=scope.until, since=scope.since, site=scope.site,
+                                    levels=scope.levels)
         for days in (30, 60, 90):
-            eligible = [e for e in started if reached(e.started_at, days, scope.until)]
-            kept = sum(1 for e in eligible if e.ended_at is None or e.ended_at >= scope.until
-                       or days_between(e.started_at, e.ended_at) >= days)
-            rows.append(RateRow("retained", days, cells.n(len(eligible)), cells.n(kept), cells.rate(kept, len(eligible))))
+            eligible = [e for e in started if reached(_midnight(e.started_on), days, scope.until)]
+            kept = sum(e.count for e in eligible if e.days is None or e.days >= days)
+            total = sum(e.count for e in eligible)
+            rows.append(RateRow("retained", days, cells.n(total), cells.n(kept), cells.rate(kept, total)))
         return self._report("retention", "Retention: episodes still in treatment N days from their start", scope, rows, cells)
 
     def readmission(self, scope: Scope) -> Report:
         cells = _Cells(self.suppress)
-        ended = [e for e in self._episodes(scope) if scope.ended_in(e.ended_at) and e.end_reason != "died"]
-        eligible = [e for e in ended if e.ended_at is not None and passed(e.ended_at, READMISSION_DAYS, scope.until)]
-        back = sum(1 for e in eligible if e.days_to_next is not None and e.days_to_next <= READMISSION_DAYS)
-        rows = [RateRow("readmitted", READMISSION_DAYS, cells.n(len(eligible)), cells.n(back), cells.rate(back, len(eligible)))]
+        with self.views.transaction() as cursor:
+            ended = ending_tally(cursor, self.views.dialect, "outcome_episodes", until=scope.until, since=scope.since,
+                                 site=scope.site, levels=scope.levels)
+        eligible = [e for e in ended if passed(_midnight(e.ended_on), READMISSION_DAYS, scope.until)]
+        back = sum(e.count for e in eligible if e.days_to_next is not None and e.days_to_next <= READMISSION_DAYS)
+        total = sum(e.count for e in eligible)
+        rows = [RateRow("readmitted", READMISSION_DAYS, cells.n(total), cells.n(back), cells.rate(back, total))]
         return self._report("readmission", "Readmission within 30 days of discharge", scope, rows, cells)
 
     def continuity(self, scope: Scope) -> Report:
         """Stays in withdrawal management or residential care ending in the period, followed by a lower level."""
-        cells, stays, rows = _Cells(self.suppress), self._stays(scope), []
+        cells, rows = _Cells(self.suppress), []
+        with self.views.transaction() as cursor:
+            endings = ending_tally(cursor, self.views.dialect, "outcome_stays", until=scope.until, since=scope.since,
+                                   site=scope.site, levels=scope.levels, steps_up=False)
         for group, measure in (("wm", "after withdrawal management"), ("residential", "after residential")):
-            ending = [s for s in stays if group_of(s.level) == group and scope.ended_in(s.ended_at) and s.end_reason != "died"
-                      and s.end_event != "SteppedUp"]
+            ending = [s for s in endings if group_of(s.level) == group]
             for days in (7, 14, 30):
-                eligible = [s for s in ending if s.ended_at is not None and passed(s.ended_at, days, scope.until)]
-                met = sum(1 for s in eligible if _lower(s.level, s.next_level) and (s.days_to_next or 0) <= days)
-                rows.append(RateRow(measure, days, cells.n(len(eligible)), cells.n(met), cells.rate(met, len(eligible))))
+                eligible = [s for s in ending if passed(_midnight(s.ended_on), days, scope.until)]
+                met = sum(s.count for s in eligible if _lower(s.level, s.next_level) and (s.days_to_next or 0) <= days)
+                total = sum(s.count for s in eligible)
+                rows.append(RateRow(measure, days, cells.n(total), cells.n(met), cells.rate(met, total)))
         return self._report("continuity", "Continuity of care: a lower level of care within N days", scope, rows, cells)
 
     def initiation(self, scope: Scope) -> Report:
@@ -358,11 +379,10 @@ class Reports:
         with self.views.transaction() as cursor:
             contacts = contacts_query(cursor)
             episodes = episodes_query(cursor, started_before=None)
-            sessions = sessions_query(cursor, None, None)
-        attended: dict[tuple[str, int], list[datetime]] = defaultdict(list)
-        for s in sessions:
-            if s.attended:
-                attended[(s.journey_id, s.episode)].append(s.occurred_at)
+            sessions = attended_days(cursor)
+        attended: dict[tuple[str, int], list[tuple[date, int]]] = defaultdict(list)
+        for journey, episode, day, count in sessions:
+            attended[(journey, episode)].append((day, count))
         first = [c for c in _first_contacts(contacts, episodes) if scope.started_in(c[0].occurred_at)]
         kept = [(c, e) for c, e in first if e is None or scope.keeps(e.level, e.site)] if scope.levels or scope.site else first
         rows = []
@@ -375,8 +395,9 @@ class Reports:
         for c, e in judged:
             if e is None or days_between(c.occurred_at, e.started_at) > INITIATION_DAYS:
                 continue
-            later = [at for at in attended[(e.journey_id, e.opened_by)] if 1 <= days_between(e.started_at, at) <= ENGAGEMENT_DAYS]
-            engaged += len(later) >= ENGAGEMENT_SERVICES
+            begun_on = e.started_at.date()
+            later = sum(count for day, count in attended[(e.journey_id, e.opened_by)] if 1 <= (day - begun_on).days <= ENGAGEMENT_DAYS)
+            engaged += later >= ENGAGEMENT_SERVICES
         rows.append(RateRow("engaged", ENGAGEMENT_DAYS, cells.n(len(judged)), cells.n(engaged), cells.rate(engaged, len(judged))))
         return self._report("initiation", "Initiation and engagement of treatment (as HEDIS IET)", scope, rows, cells)
 
@@ -388,42 +409,32 @@ class Reports:
         for level in scope.levels or ("2.1",):
             with self.views.transaction() as cursor:
                 intervals = [p for p in placements_query(cursor, level, scope.since, scope.until) if scope.site in (None, p.site)]
-                sessions = [s for s in sessions_query(cursor, scope.since, scope.until)
-                            if s.level == level and scope.site in (None, s.site)]
-            minutes: dict[tuple[str, int, date], float] = defaultdict(float)
-            for s in sessions:
-                if s.attended:
-                    minutes[(s.journey_id, s.stay, monday(s.occurred_at))] += s.minutes
+                held = session_weeks(cursor, self.views.dialect, level, scope.since, scope.until, scope.site)
+            minutes = {(w.journey_id, w.stay, w.week): w.minutes for w in held if w.attended}
             weeks, attended_hours, planned_hours = _full_weeks(intervals, scope, minutes)
             minimum = MINIMUM_HOURS.get(level)
             meeting = sum(1 for hours in attended_hours if minimum is not None and hours >= minimum)
-            went = sum(1 for s in sessions if s.attended)
-            excused = sum(1 for s in sessions if not s.attended and s.excused)
-            unexcused = len(sessions) - went - excused
+            scheduled = sum(w.sessions for w in held)
+            went = sum(w.attended for w in held)
+            excused = sum(w.excused for w in held)
+            unexcused = scheduled - went - excused
             rows.append(AttendanceRow(
                 level, minimum, cells.n(weeks), cells.n(meeting) if minimum else None,
                 cells.rate(meeting, weeks) if minimum else None, cells.stat(attended_hours, statistics.fmean),
-                cells.stat(planned_hours, statistics.fmean), cells.n(len(sessions)), cells.n(went), cells.n(excused),
-                cells.n(unexcused), cells.rate(went, len(sessions)), cells.rate(went, went + unexcused),
+                cells.stat(planned_hours, statistics.fmean), cells.n(scheduled), cells.n(went), cells.n(excused),
+                cells.n(unexcused), cells.rate(went, scheduled), cells.rate(went, went + unexcused),
             ))
         return self._report("attendance", "Attendance: weeks meeting the level's minimum hours, sessions attended", scope, rows, cells)
 
     def negative_tests(self, scope: Scope) -> Report:
         cells = _Cells(self.suppress)
         with self.views.transaction() as cursor:
-            specimens = [s for s in specimens_query(cursor, scope.since, scope.until) if scope.keeps(s.level, s.site)]
-        by: dict[tuple[date, str, str], list[Any]] = defaultdict(list)
-        for s in specimens:
-            by[(monday(s.collected_at), s.site, s.level)].append(s)
-        rows = []
-        for (week, site, level), mine in sorted(by.items()):
-            resulted = [s for s in mine if s.result is not None]
-            negative = sum(1 for s in resulted if s.result == "negative")
-            other = sum(1 for s in resulted if s.other_positives > 0)
-            expected = sum(1 for s in resulted if s.other_positives == 0 and s.expected_positives > 0)
-            odd = sum(1 for s in resulted if s.result not in ("negative", "positive"))
-            rows.append(TestWeekRow(week, site, level, cells.n(len(mine)), cells.n(len(resulted)), cells.n(negative),
-                                    cells.rate(negative, len(resulted)), cells.n(other), cells.n(expected), cells.n(odd)))
+            weeks = specimen_weeks(cursor, self.views.dialect, scope.since, scope.until, site=scope.site, levels=scope.levels)
+        rows = [
+            TestWeekRow(w.week, w.site, w.level, cells.n(w.collected), cells.n(w.resulted), cells.n(w.negative),
+                        cells.rate(w.negative, w.resulted), cells.n(w.other_positive), cells.n(w.expected_only), cells.n(w.odd))
+            for w in sorted(weeks, key=lambda w: (w.week, w.site, w.level))
+        ]
         return self._report("negative-tests", "Negative specimens by week (collected), site and level", scope, rows, cells)
 
     def census_trend(self, scope: Scope) -> Report:
@@ -434,14 +445,21 @@ class Reports:
         with self.views.transaction() as cursor:
             intervals = intervals_query(cursor, _midnight(first), scope.until, site=scope.site)
         days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
-        counts: dict[tuple[date, str], int] = defaultdict(int)
-        for level, start, end in intervals:
-            if scope.levels is not None and level not in scope.levels:
+        ends = [min(_midnight(day + timedelta(days=1)) - timedelta(microseconds=1), scope.until - timedelta(microseconds=1))
+                for day in days]  # the moment each day's census is taken, in order
+        steps: dict[str, list[int]] = defaultdict(lambda: [0] * (len(days) + 1))
+        for level, start, end in intervals:  # in the census of the days from the first taken at or after its start
+            if scope.levels is not None and level not in scope.levels:  # to the last taken before its end
                 continue
-            for day in days:
-                at = min(_midnight(day + timedelta(days=1)) - timedelta(microseconds=1), scope.until - timedelta(microseconds=1))
-                if start <= at and (end is None or end > at):
-                    counts[(day, level)] += 1
+            first_in, first_out = bisect_left(ends, start), len(days) if end is None else bisect_left(ends, end)
+            if first_in < first_out:
+                steps[level][first_in] += 1
+                steps[level][first_out] -= 1
+        counts: dict[tuple[date, str], int] = {}
+        for level, changes in steps.items():
+            for day, n in zip(days, accumulate(changes), strict=False):
+                if n > 0:
+                    counts[(day, level)] = n
         rows = [CensusDayRow(day, level, cells.n(n)) for (day, level), n in sorted(counts.items(), key=_by_day_and_level)]
         return self._report("census-trend", "Census at the end of each day per level", scope, rows, cells)
 
@@ -456,15 +474,15 @@ class Reports:
         order = sorted(REASONS, key=list(TEDS["1"]).index)  # as the TEDS table: completed, transferred, left, ...
         rows = []
         for group in GROUPS:
-            mine = [s for s in stays if group_of(s.level) == group and scope.ended_in(s.ended_at)]
-            ended = [s.end_reason for s in mine]
+            mine = [s for s in stays if group_of(s.level) == group and s.length_of_stay is not None]
+            ended = sum(s.stays for s in mine)
             for reason in order:
                 target = float(targets[group].get(reason, 0.0))
-                share = cells.rate(sum(1 for r in ended if r == reason), len(ended), 100, 1)
-                rows.append(FidelityRow(GROUP_NAMES[group], reason, cells.n(len(ended)), share, target,
+                share = cells.rate(sum(s.stays for s in mine if s.end_reason == reason), ended, 100, 1)
+                rows.append(FidelityRow(GROUP_NAMES[group], reason, cells.n(ended), share, target,
                                         None if share is None else round(share - target, 1)))
             if group == "iop":
-                los = [float(s.length_of_stay) for s in mine if s.length_of_stay is not None]
+                los = [float(s.length_of_stay) for s in mine if s.length_of_stay is not None for _ in range(s.stays)]
                 median = cells.stat(los, statistics.median)
                 rows.append(FidelityRow(GROUP_NAMES[group], "median length of stay (days)", cells.n(len(los)), median,
                                         float(IOP_MEDIAN_DAYS), None if median is None else round(median - IOP_MEDIAN_DAYS, 1)))
