@@ -136,6 +136,7 @@ class ProjectionRunner:
         self.projections = {projection.name: projection for projection in projections}
         self.batch_size = batch_size
         self._created = False
+        self._topics = frozenset().union(*(projection.topics for projection in projections))
 
     def setup(self) -> None:
         if self._created:
@@ -183,7 +184,8 @@ class ProjectionRunner:
 
     def _run(self, targets: list[_Target], head: int, progress: Progress | None) -> int:
         """Pages of events up to `head` for each target's tables, from its position; a target whose
-        position row has gone (a shadow another rebuild swapped in) is done."""
+        position row has gone (a shadow another rebuild swapped in) is done. Only the events of the
+        targets' topics are read (all, when they take every topic of the runner's projections)."""
         processed = 0
         while True:
             rows = self._rows()
@@ -191,25 +193,28 @@ class ProjectionRunner:
             start = min((rows[t.row] for t in targets), default=head)
             if start >= head:
                 break
+            topics = frozenset().union(*(t.topics for t in targets))
+            wanted = sorted(topics) if topics < self._topics else ()
             # The page is read outside the write transaction (on SQLite that transaction holds the
             # database's one write lock: reading the store meanwhile could wait on writers that wait on
             # it). Inside, the positions are read again, locked: a rebuild that reset one below this
             # page's start meanwhile makes the page go unapplied and be chosen again, never skipped past.
-            notifications = self.app.recorder.select_notifications(start=start, limit=self.batch_size, inclusive_of_start=False)
-            if not notifications:
-                break
+            notifications = self.app.recorder.select_notifications(
+                start=start, limit=self.batch_size, stop=head, topics=wanted, inclusive_of_start=False,
+            )
+            last = notifications[-1].id if len(notifications) == self.batch_size else head  # a short page: all up to head
             with self.views.transaction() as cursor:
                 current = self._rows(cursor, lock=True)
                 if any(t.row not in current or current[t.row] < start for t in targets):
                     continue
-                self._apply(cursor, notifications, [(t, current[t.row]) for t in targets])
+                self._apply(cursor, notifications, last, [(t, current[t.row]) for t in targets])
             processed += len(notifications)
             if progress is not None:
-                progress(notifications[-1].id, head)
+                progress(last, head)
         return processed
 
-    def _apply(self, cursor: Cursor, notifications: Sequence[Notification], targets: list[tuple[_Target, int]]) -> None:
-        """A page to each target from its position, and the targets' new positions."""
+    def _apply(self, cursor: Cursor, notifications: Sequence[Notification], last: int, targets: list[tuple[_Target, int]]) -> None:
+        """A page to each target from its position, and the targets' new position `last`."""
         decoded: dict[int, DomainEventProtocol[UUID]] = {}
         writes = GatheredInserts(cursor)
         chosen = [(t, position, t.topics, t.cursor(writes)) for t, position in targets]
@@ -221,7 +226,6 @@ class ProjectionRunner:
                         event = decoded[notification.id] = self.app.mapper.to_domain_event(notification)
                     target.handler(type(event))(event, into, notification.id)
         writes.flush()
-        last = notifications[-1].id
         cursor.executemany(
             "UPDATE projection_positions SET position = ?, updated_at = ? WHERE name = ? AND position < ?",
             [(last, _now(), t.row, last) for t, _ in targets],
