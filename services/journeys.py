@@ -28,7 +28,7 @@ from domain import errors
 from domain.events import event_id, event_name
 from domain.journey import ClientJourney
 from domain.values import Actor, Context
-from infra.transcoding import register_transcodings
+from infra.transcoding import FastJSONTranscoder, register_transcodings
 from services.commands import Command
 from services.unit_of_work import UnitOfWork
 
@@ -41,6 +41,12 @@ class CareContinuum(Application[UUID]):
     """The event store of journeys (its name fixes the PostgreSQL table names)."""
 
     name = "CareContinuum"
+
+    def construct_transcoder(self) -> JSONTranscoder:
+        """The library's JSON, byte for byte, written and read with orjson (`infra.transcoding`)."""
+        transcoder = FastJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -11,13 +11,14 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
 
 from bench.ingest import RAW_CHAIN_TABLE, RAW_CHAINED_TABLE, RAW_TABLE, raw_insert
 from domain.values import Actor
 from infra.chain import CHAIN_COLUMNS, CHAIN_TABLE, GENESIS, ChainScheme, chain_params, link, row_hash
 from infra.config import Settings
 from infra.raw import events_table
+from infra.transcoding import FastJSONTranscoder
 from services.bootstrap import Continuum, bootstrap
 from services.commands import parse_command
 from services.demo import cohort_lines
@@ -72,6 +73,10 @@ def stored_events(wired: Continuum) -> list[tuple[int, UUID, int, str, bytes]]:
     return [(int(p), UUID(str(j)), int(v), str(t), bytes(s)) for p, j, v, t, s in found]
 
 
+def every_event_type(events: list[tuple[int, UUID, int, str, bytes]]) -> bool:
+    return {name for name, _ in HISTORY} <= {topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1] for *_, topic, _ in events}
+
+
 def reference_chain(events: list[tuple[int, UUID, int, str, bytes]], scheme: ChainScheme) -> list[tuple[Any, ...]]:
     """The chain as first written: `row_hash`, `link` and the scheme's global link, one row at a time."""
     heads: dict[UUID, str] = {}
@@ -99,7 +104,7 @@ def test_the_lean_chain_loop_makes_the_reference_links(ingested, key):
 
 def test_the_stored_chain_is_the_reference_chain_and_verifies(ingested, database_url):
     events = stored_events(ingested)
-    assert {name for name, *_ in HISTORY} <= {topic.rsplit(".", 1)[-1].rsplit(":", 1)[-1] for *_, topic, _ in events}
+    assert every_event_type(events)
     stored = rows(ingested, f"SELECT {CHAIN_COLUMNS} FROM {CHAIN_TABLE} ORDER BY notification_id")
     assert [(int(p), str(j), int(v), h, jl, gl) for p, j, v, h, jl, gl in stored] == reference_chain(events, ChainScheme())
     assert cli_json(database_url, "verify")["events_checked"] == len(events)
@@ -129,3 +134,26 @@ def test_a_store_made_with_the_journey_index_loses_it_on_first_start_and_still_v
         assert cli_json(database_url, "verify")["events_checked"] == count + 2
     finally:
         reopened.close()
+
+
+def reference_transcoder(wired: Continuum) -> JSONTranscoder:
+    """The library's own JSON transcoder with the application's transcodings."""
+    transcoder = JSONTranscoder()
+    wired.app.register_transcodings(transcoder)
+    return transcoder
+
+
+def test_the_store_writes_and_reads_the_library_transcoders_bytes_for_every_event_type(ingested):
+    assert isinstance(ingested.app.mapper.transcoder, FastJSONTranscoder)
+    reference, fast = reference_transcoder(ingested), ingested.app.mapper.transcoder
+    events = stored_events(ingested)
+    for _, _, _, _, state in events:
+        decoded = reference.decode(state)
+        assert reference.encode(decoded) == state  # the store's bytes are the library's
+        assert fast.encode(decoded) == state
+        assert fast.decode(state) == decoded
+    library = Mapper[UUID](transcoder=reference)
+    for _, journey, version, topic, state in events:
+        row = StoredEvent(journey, version, topic, state)
+        assert ingested.app.mapper.to_domain_event(row) == library.to_domain_event(row)
+    assert every_event_type(events)

@@ -1,0 +1,54 @@
+"""`FastJSONTranscoder` writes the library `JSONTranscoder`'s bytes and reads them back the same, also for
+what orjson would write otherwise (it falls back to the library there)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import IntEnum, StrEnum
+from typing import Any
+from uuid import UUID
+
+import pytest
+from eventsourcing.persistence import JSONTranscoder
+
+from domain.levels import Level
+from domain.values import Actor
+from infra.transcoding import FastJSONTranscoder
+from services.journeys import CareContinuum
+
+
+class Colour(StrEnum):
+    RED = "red"
+
+
+class Size(IntEnum):
+    SMALL = 1
+
+
+def both() -> tuple[JSONTranscoder, JSONTranscoder]:
+    app = CareContinuum(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    reference = JSONTranscoder()
+    app.register_transcodings(reference)
+    return reference, app.mapper.transcoder  # type: ignore[return-value]
+
+
+VALUES: list[Any] = [
+    {"level": Level("3.5"), "on": date(2026, 3, 1), "at": datetime(2026, 3, 1, 9, tzinfo=UTC), "by": Actor("dr-ames", "clinician")},
+    {"id": UUID(int=7), "amount": Decimal("1.50"), "tuple": (1, "two", None), "nested": [{"a": [True, False]}]},
+    {"hours": 12.5, "tiny": 1e-7, "huge": 1e22, "exact": 1e15, "negative_zero": -0.0},  # exponent forms: the library writes them
+    {"inf": float("inf"), "nan": float("nan")},  # the library writes Infinity and NaN; orjson cannot
+    {"big": 2**64, "edge": 2**63 - 1, "low": -(2**63)},
+    {1: "int key", None: "none key"},  # json writes these keys as strings
+    {"subclasses": [Colour.RED, Size.SMALL]},  # json writes a str or int subclass as its value, never through a transcoding
+    {"text": 'é中😀 \u2028 \x00\x1f\t\n"\\/'},
+]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=range(len(VALUES)))
+def test_the_same_bytes_and_the_same_value_back(value):
+    reference, fast = both()
+    assert isinstance(fast, FastJSONTranscoder)
+    written = reference.encode(value)
+    assert fast.encode(value) == written
+    assert repr(fast.decode(written)) == repr(reference.decode(written))  # repr: nan != nan
