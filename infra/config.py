@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     role: Name = "system"
     timezone: Annotated[str, AfterValidator(_zone)] = "UTC"  # the zone of dates typed and times shown to people
     projection_batch_size: Positive = 1000
-    command_batch_size: Positive = 500
+    command_batch_size: Positive = 2000  # commands per unit of work (one transaction)
     journey_cache_size: Positive = 10_000  # journeys kept in memory between units of work: the bound on memory
     poll_interval: Seconds = 0.5  # seconds between polls when following on SQLite
     connect_timeout: Positive = 5

@@ -106,7 +106,7 @@ def import_lines(
     lines: Iterable[str],
     actor: Actor,
     *,
-    chunk_size: int = 500,
+    chunk_size: int = 2000,
     on_chunk: Callable[[ImportReport], None] | None = None,
     dry_run: bool = False,
 ) -> ImportReport:

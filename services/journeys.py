@@ -59,10 +59,15 @@ class ConcurrencyConflict(errors.CareRuleViolation):
 
 @dataclass(frozen=True)
 class RecordedEvent:
-    id: UUID
+    journey_id: UUID
     type: str
     version: int
     position: int
+
+    @property
+    def id(self) -> UUID:
+        """The event's id (a uuid5 of journey and version), made only when asked for: an import never asks."""
+        return event_id(self.journey_id, self.version)
 
 
 @dataclass
@@ -146,7 +151,7 @@ class JourneyService:
             outcome = self._apply(command, Context(actor, now, command.command_id()), dry_run)
             if outcome.ok:
                 outcome.events = [
-                    RecordedEvent(event_id(e.originator_id, e.originator_version), event_name(e), e.originator_version, 0)
+                    RecordedEvent(e.originator_id, event_name(e), e.originator_version, 0)
                     for e in dry_run.changed[journey_id].pending_events[seen:]
                 ]
             return outcome
@@ -159,8 +164,7 @@ class JourneyService:
         select_positions = getattr(self.app.recorder, "select_positions", None)
         positions = select_positions(journey_id, [e.originator_version for e in found]) if found and select_positions else {}
         return [
-            RecordedEvent(event_id(journey_id, e.originator_version), event_name(e), e.originator_version,
-                          positions.get(e.originator_version, 0))
+            RecordedEvent(journey_id, event_name(e), e.originator_version, positions.get(e.originator_version, 0))
             for e in found
         ]
 
@@ -226,12 +230,7 @@ class JourneyService:
             event = recording.domain_event
             command_id = getattr(event, "command_id", "")
             by_command.setdefault((event.originator_id, command_id), []).append(
-                RecordedEvent(
-                    event_id(event.originator_id, event.originator_version),
-                    event_name(event),
-                    event.originator_version,
-                    recording.notification.id,
-                ),
+                RecordedEvent(event.originator_id, event_name(event), event.originator_version, recording.notification.id),
             )
         for outcome in outcomes:
             if outcome.ok:

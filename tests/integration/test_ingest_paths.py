@@ -14,6 +14,8 @@ import pytest
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
 
 from bench.ingest import RAW_CHAIN_TABLE, RAW_CHAINED_TABLE, RAW_TABLE, raw_insert
+from domain.events import event_id
+from domain.journey import ClientJourney
 from domain.values import Actor
 from infra.chain import CHAIN_COLUMNS, CHAIN_TABLE, GENESIS, ChainScheme, chain_params, link, row_hash
 from infra.config import Settings
@@ -157,3 +159,10 @@ def test_the_store_writes_and_reads_the_library_transcoders_bytes_for_every_even
         row = StoredEvent(journey, version, topic, state)
         assert ingested.app.mapper.to_domain_event(row) == library.to_domain_event(row)
     assert every_event_type(events)
+
+
+def test_a_recorded_events_id_is_made_when_asked_and_is_the_events_id(ingested):
+    outcome = send(ingested, "register", "M-2", 2, site="north", birth_year=1990, sex="male")
+    [recorded] = outcome.events
+    assert "id" not in vars(recorded)  # nothing computed at record time
+    assert recorded.id == event_id(outcome.journey_id, recorded.version) == event_id(ClientJourney.create_id("M-2"), 1)
