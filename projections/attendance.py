@@ -39,6 +39,8 @@ class Attendance(Projection):
                 level TEXT NOT NULL, site TEXT NOT NULL, track TEXT NOT NULL, hours REAL NOT NULL, stay {version} NOT NULL,
                 episode {version} NOT NULL, PRIMARY KEY (journey_id, version))""",
             "CREATE INDEX IF NOT EXISTS attendance_sessions_time ON attendance_sessions (occurred_at)",
+            # an episode's sessions by time, attended or not, without reading the row (initiation's engagement window)
+            "CREATE INDEX IF NOT EXISTS attendance_sessions_episode ON attendance_sessions (journey_id, episode, occurred_at, attended)",
         ]
 
     @singledispatchmethod
@@ -170,10 +172,21 @@ def session_weeks(
             for j, st, week, n, a, x, m in cursor.fetchall()]
 
 
-def attended_days(cursor: Cursor) -> list[tuple[str, int, date, int]]:
-    """(journey, episode, day (UTC), sessions attended that day) of every session attended."""
+def day_after(dialect: str, column: str, days: int) -> str:
+    """SQL: the day (UTC, as YYYY-MM-DD) `days` days after that of a time column; compared with a time column, a
+    time on that day or later is >= it."""
+    if dialect == "postgres":
+        return f"to_char(CAST(substr({column}, 1, 10) AS DATE) + {int(days)}, 'YYYY-MM-DD')"
+    return f"date(substr({column}, 1, 10), '+{int(days)} days')"
+
+
+def attended_after_start(cursor: Cursor, dialect: str, first: int, last: int) -> dict[tuple[str, int], int]:
+    """Per episode (journey, version of its opener) with any: the sessions attended from day `first` to day `last`
+    (calendar days, UTC) after the episode began (the start of the interval its opener opened)."""
+    since, before = day_after(dialect, "p.started_at", first), day_after(dialect, "p.started_at", last + 1)
     cursor.execute(
-        "SELECT journey_id, episode, substr(occurred_at, 1, 10), COUNT(*) FROM attendance_sessions WHERE attended <> 0"
-        " GROUP BY 1, 2, 3",
+        "SELECT p.journey_id, p.opened_by, COUNT(*) FROM attendance_placements p JOIN attendance_sessions s"  # noqa: S608
+        f" ON s.journey_id = p.journey_id AND s.episode = p.opened_by AND s.occurred_at >= {since} AND s.occurred_at < {before}"
+        " WHERE p.opened_by = p.episode AND s.attended <> 0 GROUP BY 1, 2",
     )
-    return [(j, int(ep), date.fromisoformat(day), int(n)) for j, ep, day, n in cursor.fetchall()]
+    return {(j, int(ep)): int(n) for j, ep, n in cursor.fetchall()}

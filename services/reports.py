@@ -21,7 +21,7 @@ from typing import Any
 
 from domain.levels import DischargeReason, Level
 from infra.views import ViewStore
-from projections.attendance import attended_days, placements_query, session_weeks
+from projections.attendance import attended_after_start, placements_query, session_weeks
 from projections.census import intervals_query
 from projections.drug_tests import specimen_weeks
 from projections.outcomes import (
@@ -379,10 +379,7 @@ class Reports:
         with self.views.transaction() as cursor:
             contacts = contacts_query(cursor)
             episodes = episodes_query(cursor, started_before=None)
-            sessions = attended_days(cursor)
-        attended: dict[tuple[str, int], list[tuple[date, int]]] = defaultdict(list)
-        for journey, episode, day, count in sessions:
-            attended[(journey, episode)].append((day, count))
+            attended = attended_after_start(cursor, self.views.dialect, 1, ENGAGEMENT_DAYS)
         first = [c for c in _first_contacts(contacts, episodes) if scope.started_in(c[0].occurred_at)]
         kept = [(c, e) for c, e in first if e is None or scope.keeps(e.level, e.site)] if scope.levels or scope.site else first
         rows = []
@@ -395,9 +392,7 @@ class Reports:
         for c, e in judged:
             if e is None or days_between(c.occurred_at, e.started_at) > INITIATION_DAYS:
                 continue
-            begun_on = e.started_at.date()
-            later = sum(count for day, count in attended[(e.journey_id, e.opened_by)] if 1 <= (day - begun_on).days <= ENGAGEMENT_DAYS)
-            engaged += later >= ENGAGEMENT_SERVICES
+            engaged += attended.get((e.journey_id, e.opened_by), 0) >= ENGAGEMENT_SERVICES
         rows.append(RateRow("engaged", ENGAGEMENT_DAYS, cells.n(len(judged)), cells.n(engaged), cells.rate(engaged, len(judged))))
         return self._report("initiation", "Initiation and engagement of treatment (as HEDIS IET)", scope, rows, cells)
 
