@@ -21,6 +21,7 @@ class AuditTrail(Projection):
     name = "audit_trail"
     handles = ev.EVENT_TYPES
     tables = ("audit_entries",)
+    appends_only = True
 
     def __init__(self, seal: FieldSeal = PLAIN) -> None:
         super().__init__()

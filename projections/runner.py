@@ -281,6 +281,8 @@ class ProjectionRunner:
 
 SHADOW = "_rebuilding"
 """The suffix of a shadow's table and index names, and of its row in projection_positions."""
+_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+_KEY = re.compile(r",\s*PRIMARY\s+KEY\s*\(([^()]*)\)\s*\)\s*$", re.IGNORECASE)
 _INDEX = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
 
 
@@ -347,17 +349,29 @@ class _Target:
 
 class Shadow:
     """A projection's tables built again beside the ones in use, from its own DDL with the names changed:
-    the tables first, the secondary indexes once they are filled (`index`), then `swap`."""
+    the tables first, the secondary indexes once they are filled (`index`; and on PostgreSQL the primary
+    keys of a projection that only appends), then `swap`."""
 
     def __init__(self, projection: Projection, dialect: str) -> None:
         self.projection, self.dialect = projection, dialect
         statements = projection.ddl(dialect)
         self.indexes = [statement for statement in statements if _INDEX.match(statement)]
         self.tables = [statement for statement in statements if not _INDEX.match(statement)]
+        self.keys: list[tuple[str, str]] = []  # (table, columns) of primary keys added once the tables are filled
+        if projection.appends_only and dialect == "postgres":
+            self.tables = [self._unkeyed(statement) for statement in self.tables]
         index_names = [match.group(1) for match in map(_INDEX.match, self.indexes) if match]
         names = {name: name + SHADOW for name in (*projection.tables, *index_names)}
         self.target = _Target(projection, names)
         self.row = self.target.row
+
+    def _unkeyed(self, statement: str) -> str:
+        """A CREATE TABLE without its closing PRIMARY KEY clause (kept in `keys`)."""
+        table, key = _TABLE.match(statement), _KEY.search(statement)
+        if table is None or key is None:
+            return statement
+        self.keys.append((table.group(1), key.group(1)))
+        return statement[: key.start()] + statement[key.end() - 1 :]
 
     def create(self, cursor: Cursor) -> None:
         """Discard what an earlier rebuild left and create the tables, at position zero."""
@@ -374,6 +388,10 @@ class Shadow:
         into = self.target.cursor(cursor)
         for statement in self.indexes:
             into.execute(statement)
+        for table, columns in self.keys:
+            cursor.execute("SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(?) AND contype = 'p'", (table + SHADOW,))
+            if cursor.fetchone() is None:
+                cursor.execute(f"ALTER TABLE {table}{SHADOW} ADD PRIMARY KEY ({columns})")
 
     def swap(self, cursor: Cursor, position: int) -> None:
         """Drop the tables in use, give the shadow's their names and the projection the shadow's position.
