@@ -424,7 +424,7 @@ class Reports:
     def negative_tests(self, scope: Scope) -> Report:
         cells = _Cells(self.suppress)
         with self.views.transaction() as cursor:
-            weeks = specimen_weeks(cursor, self.views.dialect, scope.since, scope.until, site=scope.site, levels=scope.levels)
+            weeks = specimen_weeks(cursor, scope.since, scope.until, site=scope.site, levels=scope.levels)
         rows = [
             TestWeekRow(w.week, w.site, w.level, cells.n(w.collected), cells.n(w.resulted), cells.n(w.negative),
                         cells.rate(w.negative, w.resulted), cells.n(w.other_positive), cells.n(w.expected_only), cells.n(w.odd))
