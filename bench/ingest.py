@@ -18,7 +18,7 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from bench.instrument import TIMER
 from domain.values import Actor
-from infra.chain import CHAIN_COLUMNS, CHAIN_TABLE, chain_ddl
+from infra.chain import CHAIN_COLUMNS, CHAIN_TABLE, CHAIN_TYPES, chain_ddl
 from infra.raw import events_table
 from infra.views import PostgresViews
 from services.bootstrap import Continuum
@@ -143,13 +143,13 @@ def _raw_insert_sqlite(wired: Continuum, batch: int, *, chained: bool) -> dict[s
 
 
 def _raw_insert_postgres(wired: Continuum, batch: int, *, chained: bool) -> dict[str, Any]:
+    """By binary COPY, as the recorder writes them (the fastest raw insert: an executemany is half as fast)."""
     datastore = wired.app.recorder.datastore  # type: ignore[attr-defined]
     table = RAW_CHAINED_TABLE if chained else RAW_TABLE
     PostgresApplicationRecorder(datastore, events_table_name=table).create_table()
     schema = wired.database.schema
-    sql = f'INSERT INTO "{schema}".{table} (originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s)'  # noqa: S608
-    marks = ", ".join("%s" for _ in CHAIN_COLUMNS.split(", "))
-    chain_sql = f'INSERT INTO "{schema}".{RAW_CHAIN_TABLE} ({CHAIN_COLUMNS}) VALUES ({marks})'  # noqa: S608
+    copy_events = f'COPY "{schema}".{table} (originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)'
+    copy_chain = f'COPY "{schema}".{RAW_CHAIN_TABLE} ({CHAIN_COLUMNS}) FROM STDIN (FORMAT BINARY)'
     seconds, rows = 0.0, 0
     views = wired.views
     assert isinstance(views, PostgresViews)  # noqa: S101 - only called for PostgreSQL
@@ -161,12 +161,18 @@ def _raw_insert_postgres(wired: Continuum, batch: int, *, chained: bool) -> dict
         for page in stored_rows(wired, batch, chained=chained):
             started = time.perf_counter()
             with connection.transaction(), connection.cursor() as cursor:
-                cursor.executemany(sql, [row[:EVENT_VALUES] for row in page])
+                with cursor.copy(copy_events) as copy:
+                    copy.set_types(["uuid", "int8", "text", "bytea"])
+                    for row in page:
+                        copy.write_row(row[:EVENT_VALUES])
                 if chained:
-                    cursor.executemany(chain_sql, [row[EVENT_VALUES:] for row in page])
+                    with cursor.copy(copy_chain) as copy:
+                        copy.set_types(list(CHAIN_TYPES))
+                        for row in page:
+                            copy.write_row(row[EVENT_VALUES:])
             seconds += time.perf_counter() - started
             rows += len(page)
-    how = "executemany (pipelined) into tables of the library's DDL" + (" and the chain's" if chained else "") + ", same schema"
+    how = "binary COPY into tables of the library's DDL" + (" and the chain's" if chained else "") + ", same schema"
     return _baseline(rows, seconds, batch, how, chained=chained)
 
 

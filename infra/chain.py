@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -183,11 +183,19 @@ class EventsTable:
         return UUID(journey).hex if self.hex_ids else UUID(journey)
 
 
-def append_chain(cursor: Any, positions: Sequence[int], stored: Sequence[StoredEvent], scheme: ChainScheme, events: EventsTable) -> None:  # noqa: ANN401
+ChainWriter = Callable[[list[tuple[int, str, int, str, str, str]]], None]
+CHAIN_TYPES = ("int8", "text", "int8", "text", "text", "text")  # CHAIN_COLUMNS' types, for a binary COPY
+
+
+def append_chain(
+    cursor: Any, positions: Sequence[int], stored: Sequence[StoredEvent], scheme: ChainScheme, events: EventsTable,  # noqa: ANN401
+    write_rows: ChainWriter | None = None,
+) -> None:
     """Chain the rows just stored at `positions`, in the transaction that stored them (the recorders call it
     after the insert, holding the write lock). Refused, and so rolled back with the insert: a scheme or key
     other than the chain's (ChainKeyMismatch), and a store that lost its last rows (StoreDamaged), where
-    recording on would give a position again."""
+    recording on would give a position again. `write_rows` writes the chain rows (PostgreSQL: by COPY);
+    without it, one executemany."""
     meta = read_meta(cursor)
     last_position, global_head = chain_head(cursor)
     check_scheme(meta, scheme, last_position)
@@ -202,8 +210,11 @@ def append_chain(cursor: Any, positions: Sequence[int], stored: Sequence[StoredE
         raise StoreDamaged(msg)
     rows = chain_params(positions, stored, global_head, previous_links(cursor, stored, events), scheme)
     placeholder = events.placeholder
-    marks = ", ".join(placeholder for _ in range(6))
-    cursor.executemany(f"INSERT INTO {CHAIN_TABLE} ({CHAIN_COLUMNS}) VALUES ({marks})", rows)  # noqa: S608
+    if write_rows is None:
+        marks = ", ".join(placeholder for _ in range(6))
+        cursor.executemany(f"INSERT INTO {CHAIN_TABLE} ({CHAIN_COLUMNS}) VALUES ({marks})", rows)  # noqa: S608
+    else:
+        write_rows(rows)
     written = [("last_position", str(max(positions)))]
     if meta.scheme is None:
         written += [("scheme", scheme.name), ("key_id", scheme.key_id)]

@@ -8,17 +8,29 @@ keyed when `CONTINUUM_CHAIN_KEY` is set) right after the application is built.""
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
-from infra.chain import LINKS_PER_SELECT, UNKEYED_SCHEME, ChainScheme, EventsTable, append_chain, chain_ddl
+from infra.chain import (
+    CHAIN_COLUMNS,
+    CHAIN_TABLE,
+    CHAIN_TYPES,
+    LINKS_PER_SELECT,
+    UNKEYED_SCHEME,
+    ChainScheme,
+    EventsTable,
+    append_chain,
+    chain_ddl,
+)
 
 
 def _after_values(pairs: Sequence[tuple[UUID, int]], placeholder: str) -> str:
@@ -126,7 +138,12 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         for statement in chain_ddl(f'"{self.datastore.schema}".'):
             self.sql_create_statements.append(SQL(statement).format())  # type: ignore[arg-type,unused-ignore]
 
+    bulk = True  # COPY for the event and chain rows; False: the library's pipelined insert and an executemany
+
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401
+        if self.bulk and stored_events:
+            copied: list[int] = self._copy_events(stored_events)  # the library's retry wrapper is untyped
+            return copied
         self._refusal.error = None
         try:
             positions: Sequence[int] | None = super().insert_events(stored_events, **kwargs)  # the library's retry wrapper is untyped
@@ -150,10 +167,59 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 raise
         return positions
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _copy_events(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        """The bulk path: in one transaction, the library's EXCLUSIVE table lock and NOTIFY, as many positions
+        taken from the table's sequence at once as there are events (no other insert can take any while the
+        lock is held), the event rows by one binary COPY with those positions, in order (as the library's
+        INSERT ... RETURNING numbers them), then the chain rows, by COPY too. Any failure rolls it all back;
+        a duplicate (journey, version) is the library's IntegrityError, as with its own insert."""
+        schema = Identifier(self.datastore.schema)
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            curs.execute(
+                "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'),"
+                " nextval(pg_get_serial_sequence(%s, 'notification_id')) + %s - 1) AS last",
+                (self._events_name, self._events_name, len(stored_events)),
+            )
+            row = curs.fetchone()
+            assert row is not None  # noqa: S101 - setval returns a row
+            last = int(row["last"])
+            positions = list(range(last - len(stored_events) + 1, last + 1))
+            uuid_ids = self.datastore.originator_id_type == "uuid"
+            copy_events = SQL(
+                "COPY {0}.{1} (notification_id, originator_id, originator_version, topic, state) FROM STDIN (FORMAT BINARY)",
+            ).format(schema, Identifier(self.events_table_name))
+            with curs.copy(copy_events) as copy:
+                copy.set_types(["int8", "uuid" if uuid_ids else "text", "int8", "text", "bytea"])
+                for position, event in zip(positions, stored_events, strict=True):
+                    originator = event.originator_id
+                    if uuid_ids and not isinstance(originator, UUID):
+                        originator = UUID(str(originator))
+                    copy.write_row((position, originator if uuid_ids else str(originator), event.originator_version, event.topic,
+                                    event.state))
+            self._append_chain(curs, positions, stored_events)
+        return positions
+
+    @property
+    def _events_name(self) -> str:
+        return f'"{self.datastore.schema}"."{self.events_table_name}"'
+
     def _append_chain(self, curs: Any, positions: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:  # noqa: ANN401
         curs.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
         events = EventsTable(self.events_table_name, "notification_id", hex_ids=False, placeholder="%s")
-        append_chain(_Positional(curs), positions, stored_events, self.chain_scheme, events)
+        write_rows = functools.partial(self._copy_chain, curs) if self.bulk else None
+        append_chain(_Positional(curs), positions, stored_events, self.chain_scheme, events, write_rows)
+
+    def _copy_chain(self, curs: Any, rows: list[tuple[int, str, int, str, str, str]]) -> None:  # noqa: ANN401
+        copy_chain = SQL("COPY {0}.{1} ({2}) FROM STDIN (FORMAT BINARY)").format(
+            Identifier(self.datastore.schema), Identifier(CHAIN_TABLE), SQL(CHAIN_COLUMNS),  # type: ignore[arg-type,unused-ignore]
+        )
+        with curs.copy(copy_chain) as copy:
+            copy.set_types(list(CHAIN_TYPES))
+            for row in rows:
+                copy.write_row(row)
 
 
 class _Positional:

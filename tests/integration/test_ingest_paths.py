@@ -6,12 +6,13 @@ The history holds every event type (the contract test's hand-written lines) and 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
-from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, StoredEvent
 
 from bench.ingest import RAW_CHAIN_TABLE, RAW_CHAINED_TABLE, RAW_TABLE, raw_insert
 from domain.events import event_id
@@ -166,3 +167,36 @@ def test_a_recorded_events_id_is_made_when_asked_and_is_the_events_id(ingested):
     [recorded] = outcome.events
     assert "id" not in vars(recorded)  # nothing computed at record time
     assert recorded.id == event_id(outcome.journey_id, recorded.version) == event_id(ClientJourney.create_id("M-2"), 1)
+
+
+@pytest.fixture
+def other_pg_url(postgres_url: str) -> Iterator[str]:
+    schema = f"t_{uuid4().hex[:12]}"
+    url = f"{postgres_url}{'&' if '?' in postgres_url else '?'}schema={schema}"
+    yield url
+    with raw(url) as connection:
+        connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_copy_stores_the_rows_the_librarys_insert_and_an_executemany_store(pg_url, other_pg_url):
+    bulk = bootstrap(Settings(database_url=pg_url), clock=fixed_clock)
+    reference = bootstrap(Settings(database_url=other_pg_url), clock=fixed_clock)
+    try:
+        assert bulk.app.recorder.bulk  # type: ignore[attr-defined]
+        reference.app.recorder.bulk = False  # type: ignore[attr-defined]
+        report = import_lines(bulk.service, history_lines(), ACTOR, chunk_size=40)
+        assert report.ok, report.problems()[:3]
+        events = stored_events(bulk)
+        for start in range(0, len(events), 97):  # the same stored events through the library's insert
+            reference.app.recorder.insert_events([StoredEvent(j, v, t, s) for _, j, v, t, s in events[start:start + 97]])
+        assert stored_events(reference) == events
+        for sql in (f"SELECT {CHAIN_COLUMNS} FROM {CHAIN_TABLE} ORDER BY notification_id", "SELECT name, value FROM chain_meta ORDER BY name"):
+            assert rows(bulk, sql) == rows(reference, sql)
+        _, journey, version, topic, state = events[-1]
+        with pytest.raises(IntegrityError):  # a version stored already: refused, nothing stored, as with the library's insert
+            bulk.app.recorder.insert_events([StoredEvent(UUID(int=5), 1, topic, state), StoredEvent(journey, version, topic, state)])
+        assert stored_events(bulk) == events
+        assert cli_json(pg_url, "verify")["events_checked"] == len(events)
+    finally:
+        bulk.close()
+        reference.close()
