@@ -23,7 +23,9 @@ from services.cli.base import (
     console,
     continuum,
     errors,
+    open_store,
     print_json,
+    settings_for,
     shown,
 )
 from services.cli.reads import census_table, matrix_table
@@ -31,6 +33,7 @@ from services.cli.reads import census_table, matrix_table
 if TYPE_CHECKING:  # the importer, the projections and the store load when a command records
     from rich.progress import Progress
 
+    from infra.config import Settings
     from projections.runner import ProjectionRunner
     from services.bootstrap import Continuum
     from services.importer import ImportReport
@@ -96,10 +99,14 @@ def import_file(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Check every line against the current store and report; record nothing"),
     ] = False,
+    workers: Annotated[int, typer.Option(
+        "--workers", min=1, max=64, help="Worker processes (PostgreSQL only): lines split by client, each client's in file order",
+    )] = 1,
 ) -> None:
     """Apply one command per line; bad lines are reported by number and reason and change nothing.
 
     A refused line holds its client's later lines (reported as held); other clients go on.
+    With --workers N the clients are split across N processes (see README, "Ingest across workers and machines").
     """
     if not file.is_file():
         msg = f"no such file: {file}"
@@ -109,6 +116,12 @@ def import_file(
     except UnicodeDecodeError as problem:
         msg = f"{file} is not UTF-8 text (byte {problem.start}): save it as UTF-8 JSON lines"
         raise UsageError(msg) from None
+    if workers > 1:
+        report = _import_across(file, lines, workers, settings_for(database_url, actor=actor, role=role), dry_run=dry_run)
+        _report(report, as_json=as_json)
+        if not report.ok:
+            raise typer.Exit(EXIT_REFUSED)
+        return
     with continuum(database_url, actor=actor, role=role) as wired:
         who = Actor(wired.settings.actor, wired.settings.role)
         if dry_run:
@@ -127,13 +140,35 @@ def import_file(
         raise typer.Exit(EXIT_REFUSED)
 
 
+def _import_across(file: Path, lines: list[str], workers: int, settings: Settings, *, dry_run: bool) -> ImportReport:
+    """`--workers N`: the lines split by client across N processes (services/parallel_import.py), then projected here."""
+    from services.parallel_import import import_parallel, refuse_sqlite
+
+    refuse_sqlite(settings, workers)  # before a SQLite store is made
+    with open_store(settings) as wired:  # makes the store's tables once, before the workers open it
+        total = sum(1 for text in lines if text.strip())
+        with _progress() as bar:
+            label = f"{'checking' if dry_run else 'importing'} {file.name} with {workers} workers" + (" (dry run)" if dry_run else "")
+            task = bar.add_task(label, total=total)
+            report = import_parallel(
+                settings, lines, Actor(settings.actor, settings.role), workers=workers, dry_run=dry_run,
+                on_progress=lambda done: bar.update(task, completed=done),
+            )
+        if not dry_run:
+            project(wired.runner)
+    return report
+
+
 def _report(report: ImportReport, *, as_json: bool) -> None:
+    failures = getattr(report, "failures", [])
     if as_json:
         print_json({
             "dry_run": report.dry_run, "lines": report.lines, "applied": report.applied, "duplicates": report.duplicates,
             "events": report.events, "position": report.last_position, "refused": len(report.errors), "held": len(report.held),
             "errors": [vars(e) for e in report.errors],
             "held_lines": [{"line": h.line, "held_by": h.held_by, "client": h.client, "reason": h.reason} for h in report.held],
+            **({"workers": report.workers, "worker_failures": [vars(f) | {"text": f.describe()} for f in failures]}
+               if hasattr(report, "workers") else {}),
         })
         return
     counts = (
