@@ -24,7 +24,6 @@ from bench.instrument import timed_recorder_topic
 from bench.queries import queries_stage
 from bench.rebuild import rebuild_stage
 from bench.relay import relay_stage
-from bench.reports import ReportsStage
 from bench.stores import Target, open_continuum
 from services.bootstrap import Continuum
 from services.importer import import_lines
@@ -99,6 +98,8 @@ def run_backend(target: Target, mode: Mode, say: Say) -> dict[str, Any]:
             else:
                 _stage(stages, "rebuild", say, lambda: rebuild_stage(wired, mode.stock_positions))
                 _stage(stages, "relay", say, lambda: relay_stage(wired, mode.relay_events))
+                from bench.reports import ReportsStage  # here: `python -m bench.reports` imports this module
+
                 reports = ReportsStage(wired, mode.report_clients, mode.report_runs, end)
                 _stage(stages, "queries", say,
                        lambda: queries_stage(wired, mode.query_clients, mode.query_runs, end, before_growing=reports.hook))
@@ -127,6 +128,8 @@ def run_reports_alone(targets: list[Target], mode: Mode, say: Say = lambda _: No
 
 
 def _reports_backend(target: Target, mode: Mode, say: Say, warmup: int) -> dict[str, Any]:
+    from bench.reports import ReportsStage  # here: `python -m bench.reports` imports this module
+
     problem = target.reachable()
     if problem is not None:
         return {"status": "skipped", "reason": problem, "stages": {}}
