@@ -50,11 +50,17 @@ def store_environment(database: Database, *, cipher_key: str | None, connect_tim
             "POSTGRES_MAX_OVERFLOW": "8",
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",  # the insert must run in Python to chain the rows it stores
         }
-    if cipher_key:
-        check_cipher_key(cipher_key)
-        env |= {"CIPHER_TOPIC": "eventsourcing.cipher:AESCipher", "CIPHER_KEY": cipher_key}
+    env |= cipher_environment(cipher_key)
     refuse_unchaining_variables(env, os.environ)
     return env
+
+
+def cipher_environment(cipher_key: str | None) -> dict[str, str]:
+    """The library's variables that encrypt events at rest with `cipher_key` (none without one)."""
+    if not cipher_key:
+        return {}
+    check_cipher_key(cipher_key)
+    return {"CIPHER_TOPIC": "eventsourcing.cipher:AESCipher", "CIPHER_KEY": cipher_key}
 
 
 def refuse_unchaining_variables(env: Mapping[str, str], environ: Mapping[str, str]) -> None:

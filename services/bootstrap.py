@@ -9,19 +9,21 @@ worker on demand. `read_side` wires a projection worker's database alone (it nee
 from __future__ import annotations
 
 import base64
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
+from uuid import UUID
 
 import psycopg
-from eventsourcing.persistence import MapperDeserialisationError, PersistenceError
+from eventsourcing.persistence import Mapper, MapperDeserialisationError, PersistenceError
 
 from infra.config import ConfigurationError, Database, Settings, parse_database_url
 from infra.sealing import FieldSeal
-from infra.store import chained, store_environment
+from infra.store import chained, cipher_environment, store_environment
 from infra.views import DatabaseUnavailable, PostgresViews, SQLiteViews, open_views
 from projections.catalogue import all_projections
 from projections.runner import ProjectionRunner
@@ -77,17 +79,23 @@ class Continuum:
 
         return TokenStore(self.views)
 
-    def relay(self, kafka: KafkaSettings | None = None, *, pseudonym_key: bytes | None = None) -> Relay:
-        """The Kafka relay of this store, configured by the settings (`CONTINUUM_KAFKA_*`, `CONTINUUM_PSEUDONYM_KEY`)
-        unless `kafka` or `pseudonym_key` is given; without a pseudonym key it refuses to start (ConfigurationError)."""
+    def relay(
+        self, kafka: KafkaSettings | None = None, *, pseudonym_key: bytes | None = None, encoder: str | None = None,
+    ) -> Relay:
+        """The Kafka relay of this store, configured by the settings (`CONTINUUM_KAFKA_*`, `CONTINUUM_PSEUDONYM_KEY`,
+        `CONTINUUM_KAFKA_RELAY_ENCODER`) unless `kafka`, `pseudonym_key` or `encoder` ("process" or "thread") is given;
+        without a pseudonym key it refuses to start (ConfigurationError)."""
         from infra.kafka.clients import kafka_settings
+        from infra.kafka.encoder import EncoderProcess
         from infra.kafka.relay import Relay
 
         configured = self.settings.pseudonym_key
         key = pseudonym_key or (base64.b64decode(configured.get_secret_value()) if configured else None)
+        cipher = self.settings.cipher_key.get_secret_value() if self.settings.cipher_key else None
+        in_process = (encoder or self.settings.kafka_relay_encoder) == "process"
         return Relay(
             self.app, self.views, kafka or kafka_settings(self.settings), batch_size=self.settings.kafka_relay_batch_size,
-            pseudonym_key=key,
+            pseudonym_key=key, encoder=EncoderProcess(functools.partial(store_mapper, cipher), key) if in_process and key else None,
         )
 
     def feed(self, recipient: str, kafka: KafkaSettings | None = None, *, pseudonym_key: bytes | None = None) -> Feed:
@@ -219,6 +227,12 @@ class ReadSide:
 
     def close(self) -> None:
         self.views.close()
+
+
+def store_mapper(cipher_key: str | None) -> Mapper[UUID]:
+    """A mapper like the store's (its transcodings, its cipher) without a database: what the relay's encoder process
+    decodes stored rows with."""
+    return CareContinuum(env={"PERSISTENCE_MODULE": "eventsourcing.popo", **cipher_environment(cipher_key)}).mapper
 
 
 def _seal(settings: Settings) -> FieldSeal:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from threading import Event
 from typing import Any
 
+from cloudevents.core.bindings.kafka import KafkaMessage
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from kafka import KafkaProducer
@@ -28,6 +29,7 @@ from infra.chain import global_links
 from infra.config import ConfigurationError
 from infra.kafka.clients import KafkaSettings, ensure_topics, producer
 from infra.kafka.contract import VERSION
+from infra.kafka.encoder import EncoderProcess
 from infra.kafka.envelope import Pseudonyms, configured_pseudonyms, encode, kafka_headers
 from infra.kafka.positions import RelayPositions, RelayStatus
 from infra.views import ViewStore
@@ -39,10 +41,13 @@ class Relay:
     def __init__(
         self, app: Application[Any], views: ViewStore, settings: KafkaSettings, *, batch_size: int = 1000,
         retry_max: float = 10.0, connect: Callable[[], KafkaProducer] | None = None, pseudonym_key: bytes | None = None,
+        encoder: EncoderProcess | None = None,
     ) -> None:
-        """Raises ConfigurationError without a pseudonym key (`pseudonym_key`, else `CONTINUUM_PSEUDONYM_KEY`)."""
+        """Raises ConfigurationError without a pseudonym key (`pseudonym_key`, else `CONTINUUM_PSEUDONYM_KEY`). With an
+        `encoder`, batches are decoded and encoded in its process (`infra/kafka/encoder.py`); else in this thread."""
         _check_topic(settings.topic)
         self.pseudonyms = Pseudonyms(pseudonym_key) if pseudonym_key is not None else configured_pseudonyms()
+        self.encoder = encoder
         self.app = app
         self.views = views
         self.settings = settings
@@ -71,10 +76,10 @@ class Relay:
                 notifications = self.app.recorder.select_notifications(start=start, limit=size, inclusive_of_start=False)
                 if not notifications:
                     break
-                messages = self._encode(notifications)  # encodes while the previous batch is on the wire
+                messages = self._encoding(notifications)  # encodes while the previous batch is on the wire
                 if in_flight is not None:
                     self._settle(*in_flight)
-                in_flight = (notifications[-1].id, self._send(messages))
+                in_flight = (notifications[-1].id, self._send(messages()))
                 start = notifications[-1].id
                 published += len(notifications)
             if in_flight is not None:
@@ -109,6 +114,8 @@ class Relay:
         self.close()
 
     def close(self) -> None:
+        if self.encoder is not None:
+            self.encoder.close()
         if self._producer is not None:
             producer, self._producer = self._producer, None
             try:
@@ -121,6 +128,15 @@ class Relay:
             ensure_topics(self.settings, self.topic)  # again after every outage: a memory-only broker forgets it
             self._producer = self._connect()
         return self._producer
+
+    def _encoding(self, notifications: Sequence[Notification]) -> Callable[[], list[Any]]:
+        """Start encoding a batch (in the encoder's process, when there is one); the call returns its messages."""
+        if self.encoder is None:
+            messages = self._encode(notifications)
+            return lambda: messages
+        heads = self._chain_heads(notifications[0].id, notifications[-1].id)
+        wire = self.encoder.submit(notifications, heads)
+        return lambda: [KafkaMessage(dict(headers), key, value) for key, value, headers in wire()]
 
     def _encode(self, notifications: Sequence[Notification]) -> list[Any]:
         heads = self._chain_heads(notifications[0].id, notifications[-1].id)
