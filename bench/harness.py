@@ -107,6 +107,10 @@ def run_backend(target: Target, mode: Mode, say: Say) -> dict[str, Any]:
         finally:
             wired.close()
         _stage(stages, "growth", say, lambda: growth_stage(target, mode.growth_events, mode.chunk, mode.batch, end))
+        if mode.name == "full" and target.kind == "postgres":  # ingest across workers: `python -m bench.parallel`
+            from bench.parallel import parallel_stage
+
+            _stage(stages, "parallel", say, lambda: parallel_stage(target, mode.events, mode.chunk, end))
     finally:
         target.cleanup()
     if any(stage["status"] == "failed" for stage in stages.values()):
