@@ -350,7 +350,8 @@ class _Target:
 class Shadow:
     """A projection's tables built again beside the ones in use, from its own DDL with the names changed:
     the tables first, the secondary indexes once they are filled (`index`; and on PostgreSQL the primary
-    keys of a projection that only appends), then `swap`."""
+    keys of a projection that only appends), then `swap`. Every CREATE INDEX waits for the filling, so a
+    key a handler relies on (ON CONFLICT) belongs in its CREATE TABLE."""
 
     def __init__(self, projection: Projection, dialect: str) -> None:
         self.projection, self.dialect = projection, dialect
