@@ -3,8 +3,9 @@
 fresh PostgreSQL schema; events/s and the speed-up.
 
 The machine may be shared, so each run also reports the CPU it had: the seconds of CPU our processes used
-(the parent and its workers; the PostgreSQL backends are the server's) over the wall time, and how busy the
-whole machine was meanwhile (/proc/stat, every process of every user). A speed-up taken with the machine
+(the parent and its workers) and the run's PostgreSQL backends used (from /proc, the server being local) over
+the wall time, and how busy the whole machine was meanwhile (/proc/stat, every process of every user); what
+is left is other users' ("others busy"). A speed-up taken with the machine
 already busy is said to be taken under load.
 
 What limits the speed-up is sampled, not guessed: every 50 ms `pg_stat_activity` is read for the run's
@@ -44,6 +45,7 @@ from services.parallel_import import import_parallel
 
 SEED = 7
 SAMPLE_S = 0.05
+STATES_SHOWN = 6
 SERIAL_LINES = 20_000  # lines ingested in this process with the timed recorder, for the serial share
 LOADED = 0.25  # the rest of the machine kept more than this share of its CPUs busy: the figure is taken under load
 
@@ -120,11 +122,18 @@ def _run(target: Target, lines: list[str], workers: int, chunk: int) -> dict[str
             "events": report.events,
             "seconds": seconds,
             "events_per_s": report.events / seconds,
-            **cpu.result(seconds),
-            **waits.result(),
+            **_shares(cpu.result(seconds), waits.result(), seconds),
         }
     finally:
         target.release(url)
+
+
+def _shares(cpu: dict[str, Any], waits: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The server's backends' CPU counted with ours: what is left of the machine's busy time is other users'."""
+    cores = os.cpu_count() or 1
+    server_share = waits["server_cpu_seconds"] / (seconds * cores)
+    return {**cpu, **waits, "server_cpu_share": server_share,
+            "others_busy": max(cpu["machine_busy"] - cpu["our_cpu_share"] - server_share, 0.0)}
 
 
 class _Cpu:
@@ -144,7 +153,6 @@ class _Cpu:
             "our_cpu_seconds": ours,
             "our_cpu_share": ours_share,  # of all the machine's CPUs over the run
             "machine_busy": machine_busy,  # every process on the machine, ours and the server's included
-            "others_busy": max(machine_busy - ours_share, 0.0),  # the server's backends and other users
         }
 
 
@@ -176,6 +184,7 @@ class _Waits:
         self.samples = 0
         self.states: Counter[str] = Counter()
         self.lock_waits_in_samples = 0  # samples in which one of the run's backends waited on a lock
+        self.backend_ticks: dict[int, tuple[int, int]] = {}  # pid -> CPU ticks (first seen, last seen), from /proc
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -194,6 +203,9 @@ class _Waits:
                     ours.add(pid)
                 if pid not in ours:
                     continue
+                ticks = _process_ticks(pid)
+                if ticks is not None:
+                    self.backend_ticks[pid] = (self.backend_ticks.get(pid, (ticks, ticks))[0], ticks)
                 if state == "active" and kind is not None:
                     self.states[f"waiting {kind}:{event}"] += 1
                     waited = waited or kind == "Lock"
@@ -208,7 +220,20 @@ class _Waits:
             "sample_ms": SAMPLE_S * 1000,
             "backends_by_state": {state: round(count / samples, 3) for state, count in self.states.most_common()},
             "lock_wait_share": self.lock_waits_in_samples / samples,
+            "server_cpu_seconds": sum(last - first for first, last in self.backend_ticks.values()) / _TICKS_PER_S,
         }
+
+
+_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _process_ticks(pid: int) -> int | None:
+    """A local process's user + system CPU ticks (the server's backends run on this machine), None if unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
 
 
 @contextmanager
@@ -226,17 +251,17 @@ def _waits(url: str) -> Iterator[_Waits]:
 def table(stage: dict[str, Any]) -> str:
     """The stage as Markdown: a row per worker count."""
     lines = [
-        ("| workers | events | seconds | events/s | speed-up | our CPU (of all cores) | machine busy | others busy |"
+        ("| workers | events | seconds | events/s | speed-up | our CPU (of all cores) | its backends' CPU | machine busy | others busy |"
          " lock waits (share of samples) | backends by state (mean per sample) |"),
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = stage["runs"][str(stage["workers"][0])]["events_per_s"]
     for count, run in stage["runs"].items():
-        states = ", ".join(f"{name} {mean:.2f}" for name, mean in run["backends_by_state"].items())
+        states = ", ".join(f"{name} {mean:.2f}" for name, mean in list(run["backends_by_state"].items())[:STATES_SHOWN])
         lines.append(
             f"| {count} | {run['events']:,} | {run['seconds']:.1f} | {run['events_per_s']:,.0f} | {run['events_per_s'] / base:.2f}x"
-            f" | {run['our_cpu_share']:.0%} | {run['machine_busy']:.0%} | {run['others_busy']:.0%} | {run['lock_wait_share']:.0%}"
-            f" | {states} |",
+            f" | {run['our_cpu_share']:.0%} | {run['server_cpu_share']:.0%} | {run['machine_busy']:.0%} | {run['others_busy']:.0%}"
+            f" | {run['lock_wait_share']:.0%} | {states} |",
         )
     serial = stage["serial"]
     bound = stage["bound"][str(stage["workers"][-1])]
