@@ -5,13 +5,12 @@ value is first walked in Python the way the standard `json` encoder walks it (it
 `isinstance`, in its order; everything else through the registered transcodings, as the library's
 `default` hook does), then orjson writes the plain result. Whatever orjson could write otherwise (a
 float in exponent form or not finite, a dict key that is not a string, an int beyond 64 bits) goes to
-the library's encoder instead; whatever orjson cannot read or would read otherwise (19 digits or more in
-a row), to the library's decoder.
+the library's encoder instead; whatever orjson cannot read, or holds a number orjson may read otherwise
+(any float: orjson reads an integer beyond 64 bits as one), to the library's decoder.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import date
 from enum import Enum
 from typing import Any
@@ -65,16 +64,20 @@ def register_transcodings(transcoder: JSONTranscoder) -> None:
     transcoder.register(ActorAsDict())
 
 
-class _Unlike(Exception):  # noqa: N818 - a signal, not an error: orjson would not write what json writes
+class _Unlike(Exception):  # noqa: N818 - a signal, not an error: orjson would not do what json does
     pass
 
 
-INT64 = 2**63
-LONG_NUMBER = re.compile(rb"\d{19}")  # 19 digits or more (in a string too: then the library's slower reader)
+_AS_IS = frozenset((str, int, bool, type(None)))  # written alike by json and orjson (an int beyond 64 bits: orjson refuses)
+_BASE = object()  # a subclass of one of json's own types: written as json writes its base type
 
 
 class FastJSONTranscoder(JSONTranscoder):
     """The library's JSON transcoder, byte for byte, encoding and decoding with orjson (see the module)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._routes: dict[type, Any] = {}  # a type that is not _AS_IS -> (its transcoding's name, encode), or _BASE
 
     def encode(self, obj: Any) -> bytes:  # noqa: ANN401 - any event state
         try:
@@ -83,52 +86,102 @@ class FastJSONTranscoder(JSONTranscoder):
             return super().encode(obj)
 
     def decode(self, data: bytes) -> Any:  # noqa: ANN401
-        if LONG_NUMBER.search(data):  # orjson reads an integer beyond 64 bits as a float
-            return super().decode(data)
         try:
             parsed = orjson.loads(data)
-        except orjson.JSONDecodeError:
+            kind = type(parsed)
+            if kind is dict:
+                return self._hooked_dict(parsed)
+            return self._hooked_list(parsed) if kind is list else self._hooked_value(parsed)
+        except (_Unlike, orjson.JSONDecodeError):
             return super().decode(data)
-        return self._hooked(parsed)
 
-    def _plain(self, o: Any) -> Any:  # noqa: ANN401, C901, PLR0911 - the json encoder's order of checks
+    # writing: the value as json would see it, walked in Python only where it is not plain
+
+    def _plain(self, o: Any) -> Any:  # noqa: ANN401
         kind = type(o)
-        if kind is str or o is None or o is True or o is False:
+        if kind in _AS_IS:
             return o
         if kind is dict:
-            return {self._key(key): self._plain(value) for key, value in o.items()}
-        if kind is int:
-            if -INT64 <= o < INT64:
-                return o
-            raise _Unlike
-        if kind is list or kind is tuple:
-            return [self._plain(value) for value in o]
+            return self._plain_dict(o)
+        if kind is list:
+            return [value if type(value) in _AS_IS else self._plain(value) for value in o]
+        return self._other(o, kind)
+
+    def _plain_dict(self, d: dict[Any, Any]) -> dict[str, Any]:
+        plain = {}
+        for key, value in d.items():
+            if type(key) is not str:
+                raise _Unlike  # json writes other keys as strings, orjson refuses them
+            plain[key] = value if type(value) in _AS_IS else self._plain(value)
+        return plain
+
+    def _other(self, o: Any, kind: type) -> Any:  # noqa: ANN401
+        """json's own types by isinstance, in its order, else the registered transcoding, as the library's
+        `default` hook writes it (the route of each type found once)."""
+        route: Any = self._routes.get(kind)
+        if route is None:
+            route = _BASE if issubclass(kind, str | int | float | list | tuple | dict) else self._transcoding(kind)
+            if route is None:
+                return self._encode_obj(o)  # raises what the library raises for a type without a transcoding
+            self._routes[kind] = route
+        if route is _BASE:
+            return self._base(o)
+        name, encode = route
+        data = encode(o)
+        return {"_type_": name, "_data_": data if type(data) in _AS_IS else self._plain(data)}
+
+    def _transcoding(self, kind: type) -> tuple[str, Any] | None:
+        transcoding = self.types.get(kind)
+        return None if transcoding is None else (transcoding.name, transcoding.encode)
+
+    def _base(self, o: Any) -> Any:  # noqa: ANN401
+        """A subclass of one of json's own types, written as json writes its base type (a float only in plain
+        decimal form: orjson writes exponents, inf and nan otherwise)."""
         if isinstance(o, str):
             return str.__str__(o)
         if isinstance(o, int):
-            return self._plain(int(int.__repr__(o)))
+            return int(int.__repr__(o))
         if isinstance(o, float):
             text = float.__repr__(o)
-            if "e" in text or "n" in text:  # exponent form, inf, nan: orjson writes these otherwise
+            if "e" in text or "n" in text:
                 raise _Unlike
             return float(o)
         if isinstance(o, list | tuple):
             return [self._plain(value) for value in o]
-        if isinstance(o, dict):
-            return {self._key(key): self._plain(value) for key, value in o.items()}
-        return self._plain(self._encode_obj(o))
+        return self._plain_dict(o)
+
+    # reading: the library decoder's object hook on every object, innermost first
+
+    def _hooked_dict(self, d: dict[str, Any]) -> Any:  # noqa: ANN401
+        if len(d) == 2 and "_type_" in d and "_data_" in d:  # noqa: PLR2004 - what the hook changes
+            data = d["_data_"]
+            kind = type(data)
+            d["_data_"] = self._hooked_dict(data) if kind is dict else self._hooked_list(data) if kind is list else self._hooked_value(data)
+            transcoding = self.names.get(d["_type_"]) if type(d["_type_"]) is str else None
+            return self._decode_obj(d) if transcoding is None else transcoding.decode(d["_data_"])
+        for key, value in d.items():
+            kind = type(value)
+            if kind is dict:
+                d[key] = self._hooked_dict(value)
+            elif kind is list:
+                d[key] = self._hooked_list(value)
+            elif kind is float:
+                raise _Unlike  # orjson reads an integer beyond 64 bits as a float: the library's reader decides
+        return d
+
+    def _hooked_list(self, items: list[Any]) -> list[Any]:
+        for index, value in enumerate(items):
+            kind = type(value)
+            if kind is dict:
+                items[index] = self._hooked_dict(value)
+            elif kind is list:
+                items[index] = self._hooked_list(value)
+            elif kind is float:
+                raise _Unlike
+        return items
 
     @staticmethod
-    def _key(key: Any) -> str:  # noqa: ANN401
-        if type(key) is str:
-            return key
-        raise _Unlike
-
-    def _hooked(self, o: Any) -> Any:  # noqa: ANN401
-        """The library decoder's object hook on every object, innermost first."""
-        kind = type(o)
-        if kind is dict:
-            return self._decode_obj({key: self._hooked(value) for key, value in o.items()})
-        if kind is list:
-            return [self._hooked(value) for value in o]
-        return o
+    def _hooked_value(value: Any) -> Any:  # noqa: ANN401
+        if type(value) is float:
+            raise _Unlike
+        return value

@@ -19,9 +19,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 
 from domain import errors
@@ -47,6 +48,22 @@ class CareContinuum(Application[UUID]):
         transcoder = FastJSONTranscoder()
         self.register_transcodings(transcoder)
         return transcoder
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:  # noqa: ANN401 - the library's signature
+        """The library's `save`; for journeys alone the same steps without its runtime Protocol checks on each
+        object (`isinstance` against a runtime-checkable Protocol: tens of µs a journey)."""
+        if not all(type(obj) is ClientJourney for obj in objs):
+            return super().save(*objs, **kwargs)
+        processing: ProcessingEvent[UUID] = ProcessingEvent()
+        for journey in objs:
+            processing.events.extend(journey.collect_events())
+            processing.aggregates[journey.id] = journey
+        processing.saved_kwargs.update(kwargs)
+        recordings = self._record(processing)
+        self._take_snapshots(processing)
+        self._notify(recordings)
+        self.notify(processing.events)
+        return recordings
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

@@ -15,6 +15,7 @@ cache, and is never committed.
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, cast
 from uuid import UUID
@@ -107,25 +108,25 @@ class FrozenHeap:
     over a growing cache made ingest cost grow with the log).
 
     A frozen object is never collected by the cyclic collector (reference counting still frees it), so
-    memory stays bounded by a full collection whenever the frozen heap has doubled since the last one
-    (amortised constant cost per event; the journey cache is bounded, so these stop once it is full),
-    and `close` gives every object back to the collector."""
+    memory stays bounded by a full collection whenever the heap (the interpreter's allocated blocks: a
+    cheap count, unlike the frozen objects') has doubled since the last one: amortised constant cost per
+    event, and none once the bounded journey cache is full. `close` gives every object back to the collector."""
 
     GROWTH = 2
 
     def __init__(self) -> None:
-        self._collected_at: int | None = None  # frozen objects right after the last full collection
+        self._collected_at: int | None = None  # allocated blocks right after the last full collection
 
     def after_unit(self) -> None:
         gc.freeze()
-        frozen = gc.get_freeze_count()
+        blocks = sys.getallocatedblocks()
         if self._collected_at is None:
-            self._collected_at = frozen
-        elif frozen > self.GROWTH * self._collected_at:
+            self._collected_at = blocks
+        elif blocks > self.GROWTH * self._collected_at:
             gc.unfreeze()
             gc.collect()
             gc.freeze()
-            self._collected_at = gc.get_freeze_count()
+            self._collected_at = sys.getallocatedblocks()
 
     def close(self) -> None:
         gc.unfreeze()
