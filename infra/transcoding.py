@@ -87,11 +87,7 @@ class FastJSONTranscoder(JSONTranscoder):
 
     def decode(self, data: bytes) -> Any:  # noqa: ANN401
         try:
-            parsed = orjson.loads(data)
-            kind = type(parsed)
-            if kind is dict:
-                return self._hooked_dict(parsed)
-            return self._hooked_list(parsed) if kind is list else self._hooked_value(parsed)
+            return self._hooked(orjson.loads(data))
         except (_Unlike, orjson.JSONDecodeError):
             return super().decode(data)
 
@@ -152,36 +148,25 @@ class FastJSONTranscoder(JSONTranscoder):
 
     # reading: the library decoder's object hook on every object, innermost first
 
+    def _hooked(self, value: Any) -> Any:  # noqa: ANN401
+        kind = type(value)
+        if kind is dict:
+            return self._hooked_dict(value)
+        if kind is list:
+            for index, item in enumerate(value):
+                if type(item) not in _AS_IS:
+                    value[index] = self._hooked(item)
+            return value
+        if kind is float:
+            raise _Unlike  # orjson reads an integer beyond 64 bits as a float: the library's reader decides
+        return value
+
     def _hooked_dict(self, d: dict[str, Any]) -> Any:  # noqa: ANN401
         if len(d) == 2 and "_type_" in d and "_data_" in d:  # noqa: PLR2004 - what the hook changes
-            data = d["_data_"]
-            kind = type(data)
-            d["_data_"] = self._hooked_dict(data) if kind is dict else self._hooked_list(data) if kind is list else self._hooked_value(data)
+            data = d["_data_"] = self._hooked(d["_data_"])
             transcoding = self.names.get(d["_type_"]) if type(d["_type_"]) is str else None
-            return self._decode_obj(d) if transcoding is None else transcoding.decode(d["_data_"])
+            return self._decode_obj(d) if transcoding is None else transcoding.decode(data)
         for key, value in d.items():
-            kind = type(value)
-            if kind is dict:
-                d[key] = self._hooked_dict(value)
-            elif kind is list:
-                d[key] = self._hooked_list(value)
-            elif kind is float:
-                raise _Unlike  # orjson reads an integer beyond 64 bits as a float: the library's reader decides
+            if type(value) not in _AS_IS:
+                d[key] = self._hooked(value)
         return d
-
-    def _hooked_list(self, items: list[Any]) -> list[Any]:
-        for index, value in enumerate(items):
-            kind = type(value)
-            if kind is dict:
-                items[index] = self._hooked_dict(value)
-            elif kind is list:
-                items[index] = self._hooked_list(value)
-            elif kind is float:
-                raise _Unlike
-        return items
-
-    @staticmethod
-    def _hooked_value(value: Any) -> Any:  # noqa: ANN401
-        if type(value) is float:
-            raise _Unlike
-        return value
