@@ -159,3 +159,23 @@ def test_a_live_runner_tailing_during_a_rebuild_applies_each_event_once(wired):
     wired.runner.batch_size = 1000
     wired.runner.rebuild(NAMES)
     assert dump(wired) == tailed
+
+
+def test_one_projection_reads_only_its_events_and_reaches_the_head(wired):
+    build_mixed_history(wired)
+    head = wired.runner.head()
+    notifications = wired.app.recorder.select_notifications(start=None, limit=10_000)
+    census = wired.runner.projections["census"]
+    handled = [n.id for n in notifications if n.topic in census.topics]
+    assert 0 < len(handled) < head
+    wired.runner.batch_size = 4
+    reached: list[int] = []
+    assert wired.runner.catch_up(["census"], progress=lambda position, _head: reached.append(position)) == len(handled)
+    full_pages = handled[3::4]  # each ends at its fourth event of the census; the short last one at the head
+    assert reached == full_pages + ([] if full_pages and full_pages[-1] == head else [head])
+    assert wired.runner.positions()["census"] == head
+    assert wired.runner.catch_up(["census"]) == 0
+    wired.runner.catch_up()
+    live = dump(wired)
+    wired.runner.rebuild(["census"])
+    assert dump(wired) == live
