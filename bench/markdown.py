@@ -51,6 +51,29 @@ def _line(cells: tuple[str, ...]) -> str:
     return "|" + "".join(f" {cell.strip()} |" if cell else " |" for cell in cells)
 
 
+BEGIN = "<!-- figures: written by `continuum bench --full` from BENCHMARKS.json; edit outside these marks -->"
+END = "<!-- figures end -->"
+
+
+class NoFiguresSectionError(ValueError):
+    """A document without the marks that say where the figures go."""
+
+
+def figures_section(document: str) -> tuple[int, int]:
+    """Where the figures go: after BEGIN, up to END; NoFiguresSectionError when the marks are missing."""
+    start, end = document.find(BEGIN), document.find(END)
+    if start < 0 or end < start:
+        msg = f"no figures section: the document needs a line {BEGIN!r} and, after it, a line {END!r}"
+        raise NoFiguresSectionError(msg)
+    return start + len(BEGIN), end
+
+
+def update(document: str, results: dict[str, Any]) -> str:
+    """`document` with what lies between BEGIN and END replaced by the figures of `results`; the rest kept as it is."""
+    start, end = figures_section(document)
+    return f"{document[:start]}\n\n{render(results).rstrip()}\n\n{document[end:]}"
+
+
 def main() -> None:
     if len(sys.argv) != 2:  # noqa: PLR2004
         sys.exit("usage: python -m bench.markdown FILE (the JSON of `continuum bench --out FILE`)")

@@ -21,10 +21,18 @@ def bench(
     ] = None,
     sqlite: Annotated[bool, typer.Option("--sqlite", help="Bench SQLite in a temporary folder")] = False,
     postgres: Annotated[bool, typer.Option("--postgres", help="Bench PostgreSQL at CONTINUUM_BENCH_POSTGRES_URL or 127.0.0.1")] = False,
-    out: Annotated[Path, typer.Option("--out", help="Where to write the JSON results")] = Path("bench.json"),
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the JSON results (default: bench.json; --full: BENCHMARKS.json)"),
+    ] = None,
+    markdown: Annotated[
+        Path | None,
+        typer.Option("--markdown", help="The document whose figures section to rewrite (default with --full: BENCHMARKS.md, when here)"),
+    ] = None,
 ) -> None:
-    """Measure ingest, projection rebuild, relay, queries and growth, each against a raw baseline."""
+    """Measure ingest, projection rebuild, relay, queries and growth, each against a raw baseline. A full run writes
+    BENCHMARKS.json and rewrites BENCHMARKS.md's figures from it (run it in the project's folder, then commit both)."""
     from bench import MODES, run_bench
+    from bench.markdown import NoFiguresSectionError, figures_section, update
     from bench.report import tables, write_json
     from bench.stores import DEFAULT_POSTGRES, Target
 
@@ -34,6 +42,14 @@ def bench(
     if postgres or not (sqlite or database_url):
         targets.append(Target.postgres(os.environ.get("CONTINUUM_BENCH_POSTGRES_URL", DEFAULT_POSTGRES)))
     targets.extend(Target.sqlite(url) if url.startswith("sqlite") else Target.postgres(url) for url in database_url or [])
+    out = out or Path("bench.json" if quick else "BENCHMARKS.json")
+    if markdown is None and not quick and Path("BENCHMARKS.md").exists():
+        markdown = Path("BENCHMARKS.md")
+    if markdown is not None:
+        try:
+            figures_section(markdown.read_text(encoding="utf-8"))  # before an hour's run, not after it
+        except (OSError, NoFiguresSectionError) as error:
+            raise UsageError(f"--markdown {markdown}: {error}") from None
     if not out.parent.exists():
         msg = f"folder {out.parent} does not exist (for --out {out})"
         raise UsageError(msg)
@@ -47,5 +63,8 @@ def bench(
     for table in tables(results):
         wide.print(table)
     console.print(f"{mode.name} run in {results['seconds']:.0f} s; results in {out}")
+    if markdown is not None:
+        markdown.write_text(update(markdown.read_text(encoding="utf-8"), results), encoding="utf-8")
+        console.print(f"figures in {markdown} rewritten from {out}")
     if any(backend["status"] == "failed" for backend in results["backends"].values()):
         raise typer.Exit(EXIT_REFUSED)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from rich.text import Text
 
 from bench.markdown import render
@@ -114,3 +115,17 @@ Machine: 2 vCPU (Test CPU), 4.0 GB RAM, Python 3.11.7, eventsourcing 9.5.6, psyc
 | queries | audit_trail @ 100,123 clients | p50 0.25 ms | p99 0.75 ms | |  |
 | growth | 1,000 events: ingest / rebuild | 100 / 50 µs/event | peak RSS 60 / 61 MB | | |
 | | cost per event, largest ÷ smallest: ingest / rebuild | 1.00 / 1.25 | | | ≤ 1.5 ✅ |"""
+
+
+def test_a_full_run_rewrites_only_the_figures_section_of_the_document():
+    from bench.markdown import BEGIN, END, NoFiguresSectionError, update
+
+    results = _results(sqlite=_measured())
+    document = f"# Benchmarks\n\nHow we measure.\n\n{BEGIN}\n\nold figures\n\n{END}\n\n## Targets\n\nkept\n"
+    once = update(document, results)
+    assert once.startswith(f"# Benchmarks\n\nHow we measure.\n\n{BEGIN}\n\n{render(results).rstrip()}\n\n{END}")
+    assert once.endswith(f"{END}\n\n## Targets\n\nkept\n")
+    assert "old figures" not in once
+    assert update(once, results) == once  # a second run of the same results changes nothing
+    with pytest.raises(NoFiguresSectionError, match="no figures section"):
+        update("# Benchmarks without marks\n", results)
