@@ -224,6 +224,12 @@ def test_the_cli_imports_with_two_workers_and_refuses_them_on_sqlite(pg_url: str
     file.write_text("\ufeff" + "\n".join(lines) + "\n", encoding="utf-8")
     runner = CliRunner()
 
+    rehearsed = runner.invoke(app, ["import", str(file), "--workers", "2", "--database-url", pg_url, "--json", "--dry-run"],
+                              catch_exceptions=False)
+    assert rehearsed.exit_code == 0, rehearsed.output
+    assert (json.loads(rehearsed.stdout)["applied"], json.loads(rehearsed.stdout)["dry_run"]) == (len(lines), True)
+    assert journeys(pg_url, clients_of(lines)) == {client: [] for client in sorted(clients_of(lines))}  # nothing recorded
+
     result = runner.invoke(app, ["import", str(file), "--workers", "2", "--database-url", pg_url, "--json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
