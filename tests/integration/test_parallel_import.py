@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -181,27 +182,45 @@ def test_a_refused_line_holds_its_clients_later_lines_across_workers(pg_url: str
 
 def clock_failing_in_worker_1() -> datetime:
     """Worker 1's clock fails on its third unit of work; worker 0's never does."""
-    if multiprocessing.current_process().name == "continuum-import-1":
-        FAILING["calls"] += 1
-        if FAILING["calls"] > 2:
-            msg = "the clock broke"
-            raise RuntimeError(msg)
+    if _third_call_in_worker_1():
+        msg = "the clock broke"
+        raise RuntimeError(msg)
     return NOW
+
+
+def clock_killing_worker_1() -> datetime:
+    """Worker 1's process ends abruptly on its third unit of work (as if killed): no last word to the parent."""
+    if _third_call_in_worker_1():
+        os._exit(9)
+    return NOW
+
+
+def _third_call_in_worker_1() -> bool:
+    if multiprocessing.current_process().name != "continuum-import-1":
+        return False
+    FAILING["calls"] += 1
+    return FAILING["calls"] > 2
 
 
 FAILING = {"calls": 0}
 
 
-def test_a_failed_worker_loses_nothing_of_the_others_and_a_rerun_records_nothing_twice(pg_url: str, second_pg_url: str) -> None:
+@pytest.mark.parametrize(("clock", "reason"), [
+    (clock_failing_in_worker_1, "RuntimeError: the clock broke"),
+    (clock_killing_worker_1, "the process ended with exit code 9"),
+], ids=["error", "killed"])
+def test_a_failed_worker_loses_nothing_of_the_others_and_a_rerun_records_nothing_twice(
+    pg_url: str, second_pg_url: str, clock: Any, reason: str,
+) -> None:
     lines = cohort()
     one = reference(second_pg_url, lines)
 
-    broken = parallel(pg_url, lines, clock=clock_failing_in_worker_1)
+    broken = parallel(pg_url, lines, clock=clock)
 
     assert not broken.ok
     [failure] = broken.failures
     assert failure.worker == 1
-    assert "RuntimeError: the clock broke" in failure.reason
+    assert reason in failure.reason
     assert failure.first_unconfirmed is not None
     assert failure.unconfirmed > 0
     assert "not confirmed recorded: run the same file again" in broken.problems()[0]
