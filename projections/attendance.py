@@ -184,9 +184,10 @@ def attended_after_start(cursor: Cursor, dialect: str, first: int, last: int) ->
     """Per episode (journey, version of its opener) with any: the sessions attended from day `first` to day `last`
     (calendar days, UTC) after the episode began (the start of the interval its opener opened)."""
     since, before = day_after(dialect, "p.started_at", first), day_after(dialect, "p.started_at", last + 1)
-    cursor.execute(
-        "SELECT p.journey_id, p.opened_by, COUNT(*) FROM attendance_placements p JOIN attendance_sessions s"  # noqa: S608
-        f" ON s.journey_id = p.journey_id AND s.episode = p.opened_by AND s.occurred_at >= {since} AND s.occurred_at < {before}"
-        " WHERE p.opened_by = p.episode AND s.attended <> 0 GROUP BY 1, 2",
+    cursor.execute(  # a correlated count: one range of the episode index per episode on both databases (a join let
+        # PostgreSQL hash all the sessions)
+        "SELECT p.journey_id, p.opened_by, (SELECT COUNT(*) FROM attendance_sessions s WHERE s.journey_id = p.journey_id"  # noqa: S608
+        f" AND s.episode = p.opened_by AND s.occurred_at >= {since} AND s.occurred_at < {before} AND s.attended <> 0)"
+        " FROM attendance_placements p WHERE p.opened_by = p.episode",
     )
-    return {(j, int(ep)): int(n) for j, ep, n in cursor.fetchall()}
+    return {(j, int(ep)): int(n) for j, ep, n in cursor.fetchall() if n}
