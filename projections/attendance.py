@@ -18,7 +18,7 @@ from eventsourcing.dispatch import singledispatchmethod
 from domain import events as ev
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
-from projections.placements import PLACING, Interval, Placements, Placing, period
+from projections.placements import PLACING, Interval, Placements, Placing, kept, period
 
 PLACEMENTS = Placements("attendance_placements", "attendance_sessions", "occurred_at")
 SESSIONS = frozenset({"SessionAttended", "SessionMissed"})
@@ -158,10 +158,8 @@ def session_weeks(
 ) -> list[SessionWeek]:
     """The sessions held at `level` (and `site`) in [since, until), added up per stay and week."""
     held, params = period("occurred_at", since, until)
-    where, values = [held, "level = ?"], [*params, level]
-    if site is not None:
-        where.append("site = ?")
-        values.append(site)
+    conditions, chosen = kept(site, (level,))
+    where, values = [held, *conditions], [*params, *chosen]
     cursor.execute(
         f"SELECT journey_id, stay, {monday_of(dialect, 'occurred_at')}, COUNT(*), SUM(attended),"  # noqa: S608
         " SUM(CASE WHEN attended = 0 AND excused <> 0 THEN 1 ELSE 0 END), SUM(CASE WHEN attended <> 0 THEN minutes ELSE 0 END)"

@@ -18,7 +18,7 @@ from eventsourcing.dispatch import singledispatchmethod
 from domain import events as ev
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
-from projections.placements import PLACING, Placements, Placing, period
+from projections.placements import PLACING, Placements, Placing, kept, period
 
 PLACEMENTS = Placements("drug_test_placements", "drug_specimens", "collected_at")
 
@@ -167,13 +167,8 @@ def specimen_weeks(
 ) -> list[SpecimenWeek]:
     """The specimens of `specimens_query` (and of `site` and `levels`, if given) added up by week, site and level."""
     collected, params = period("s.collected_at", since, until)
-    where, values = [collected], list(params)
-    if site is not None:
-        where.append("s.site = ?")
-        values.append(site)
-    if levels is not None:
-        where.append(f"s.level IN ({', '.join('?' for _ in levels)})")
-        values.extend(levels)
+    conditions, chosen = kept(site, levels, "s.")
+    where, values = [collected, *conditions], [*params, *chosen]
     resulted = "s.result IS NOT NULL"
     cursor.execute(  # the positive analytes per specimen first (few), then one pass over the specimens, by day
         f"SELECT substr(s.collected_at, 1, 10), s.site, s.level, COUNT(*), SUM(CASE WHEN {resulted} THEN 1 ELSE 0 END),"  # noqa: S608

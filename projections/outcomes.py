@@ -28,6 +28,7 @@ from domain.levels import Level
 from domain.record import OPENERS, STEPS
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
+from projections.placements import kept
 
 ENDINGS = frozenset({*OPENERS, *STEPS, "Discharged"})
 """Entries that open or end a stay; only the latest of them may be voided."""
@@ -317,13 +318,9 @@ def day_count(dialect: str, later: str, earlier: str) -> str:
 
 
 def _kept(where: list[str], params: list[Any], site: str | None, levels: tuple[str, ...] | None) -> None:
-    """Only a site's rows, and only rows at one of `levels` (the reports' --site and --level), when given."""
-    if site is not None:
-        where.append("site = ?")
-        params.append(site)
-    if levels is not None:
-        where.append(f"level IN ({', '.join('?' for _ in levels)})")
-        params.extend(levels)
+    conditions, values = kept(site, levels)
+    where.extend(conditions)
+    params.extend(values)
 
 
 @dataclass(frozen=True)

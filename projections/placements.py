@@ -188,3 +188,16 @@ def period(column: str, since: datetime | None, until: datetime | None) -> tuple
         where.append(f"{column} < ?")
         params.append(utc(until))
     return " AND ".join(where), params
+
+
+def kept(site: str | None, levels: tuple[str, ...] | None, alias: str = "") -> tuple[list[str], list[str]]:
+    """The SQL conditions, and their parameters, of the rows of one site and of one of `levels` (a report's --site and
+    --level), each left out when not given; `alias` is the table's ("s." for `s.site`)."""
+    where, params = [], []
+    if site is not None:
+        where.append(f"{alias}site = ?")
+        params.append(site)
+    if levels is not None:
+        where.append(f"{alias}level IN ({', '.join('?' for _ in levels)})")
+        params.extend(levels)
+    return where, params
