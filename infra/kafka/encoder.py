@@ -58,14 +58,19 @@ class EncoderProcess:
         self._key = pseudonym_key
         self._pool: ProcessPoolExecutor | None = None
 
-    def submit(self, notifications: Sequence[Notification], heads: dict[int, str]) -> Callable[[], list[Wire]]:
-        """Start encoding a batch; the returned call waits for its messages."""
+    def start(self) -> ProcessPoolExecutor:
+        """The process, started (and its mapper built) if it was not: a second or so of imports, paid once."""
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"), initializer=_start,
                 initargs=(self._factory, self._key),
             )
-        future: Future[list[Wire]] = self._pool.submit(_encode_in_child, list(notifications), heads)
+            self._pool.submit(int).result()  # runs the initializer now, not in the first batch's time
+        return self._pool
+
+    def submit(self, notifications: Sequence[Notification], heads: dict[int, str]) -> Callable[[], list[Wire]]:
+        """Start encoding a batch; the returned call waits for its messages."""
+        future: Future[list[Wire]] = self.start().submit(_encode_in_child, list(notifications), heads)
 
         def result() -> list[Wire]:
             try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 from threading import Event
 from typing import Any
@@ -66,28 +67,37 @@ class Relay:
 
     def publish_pending(self, stop: Event | None = None, limit: int | None = None) -> int:
         """Publish every event after the recorded position (or the next `limit`), batch by batch; returns
-        how many. Raises KafkaError when the broker does not acknowledge a batch (its position stays put)."""
+        how many. Raises KafkaError when the broker does not acknowledge a batch (its position stays put).
+
+        Three batches overlap: while one is sent, the next is being encoded (in the encoder's process, when
+        there is one) and the one before waits for its acknowledgements, after which its position is saved."""
         published = 0
-        start = self.positions.get(self.topic)
         in_flight: tuple[int, list[Any]] | None = None  # the batch the broker is acknowledging meanwhile
         try:
-            while (stop is None or not stop.is_set()) and (limit is None or published < limit):
-                size = self.batch_size if limit is None else min(self.batch_size, limit - published)
-                notifications = self.app.recorder.select_notifications(start=start, limit=size, inclusive_of_start=False)
-                if not notifications:
-                    break
-                messages = self._encoding(notifications)  # encodes while the previous batch is on the wire
+            batch = self._next_batch(self.positions.get(self.topic), limit)
+            while batch is not None and (stop is None or not stop.is_set()):
+                last, count, messages = batch
+                ready = messages()
+                published += count
+                batch = None if limit is not None and published >= limit else self._next_batch(last, limit, published)
+                sent = (last, self._send(ready))  # queued behind the batch before: the producer never idles
                 if in_flight is not None:
-                    self._settle(*in_flight)
-                in_flight = (notifications[-1].id, self._send(messages()))
-                start = notifications[-1].id
-                published += len(notifications)
+                    self._settle(*in_flight, flush=False)  # its acknowledgements, while this batch goes out
+                in_flight = sent
             if in_flight is not None:
-                self._settle(*in_flight)
+                self._settle(*in_flight, flush=True)
         except KafkaError:
             self.close()
             raise
         return published
+
+    def _next_batch(self, after: int, limit: int | None, published: int = 0) -> tuple[int, int, Callable[[], list[Any]]] | None:
+        """The next page after notification `after`, its encoding started: (its last id, its size, its messages)."""
+        size = self.batch_size if limit is None else min(self.batch_size, limit - published)
+        notifications = self.app.recorder.select_notifications(start=after, limit=size, inclusive_of_start=False)
+        if not notifications:
+            return None
+        return notifications[-1].id, len(notifications), self._encoding(notifications)
 
     def run(self, stop: Event, wait: Callable[[float], None], poll: float = 0.5) -> None:
         """Publish until `stop` is set; `wait` returns early when new events may have been recorded."""
@@ -127,6 +137,8 @@ class Relay:
         if self._producer is None:
             ensure_topics(self.settings, self.topic)  # again after every outage: a memory-only broker forgets it
             self._producer = self._connect()
+            if self.encoder is not None:
+                self.encoder.start()
         return self._producer
 
     def _encoding(self, notifications: Sequence[Notification]) -> Callable[[], list[Any]]:
@@ -146,15 +158,18 @@ class Relay:
         producer = self._connected()
         return [producer.send(self.topic, key=m.key, value=m.value, headers=kafka_headers(m)) for m in messages]
 
-    def _settle(self, last: int, futures: list[Any]) -> None:
-        """Every send of a batch acknowledged, then (and only then) its last position recorded."""
-        producer = self._connected()
-        producer.flush(timeout=self.settings.send_timeout)
-        for future in futures:
-            if future.failed():
-                raise future.exception
-            if not future.succeeded():
-                raise KafkaTimeoutError(f"no acknowledgement within {self.settings.send_timeout} s")
+    def _settle(self, last: int, futures: list[Any], *, flush: bool) -> None:
+        """Every send of a batch acknowledged, then (and only then) its last position recorded. With `flush`, the
+        producer sends what it holds at once (the last batch); else the batch waits for the producer's linger, while
+        the next one is already queued behind it."""
+        if flush:
+            self._connected().flush(timeout=self.settings.send_timeout)
+        deadline = time.monotonic() + self.settings.send_timeout
+        for future in futures:  # each waits what is left of the batch's time; a failed send raises its error
+            try:
+                future.get(timeout=max(0.0, deadline - time.monotonic()))
+            except KafkaTimeoutError:
+                raise KafkaTimeoutError(f"no acknowledgement within {self.settings.send_timeout} s") from None
         self._acknowledged(last)
 
     def _acknowledged(self, last: int) -> None:
