@@ -12,6 +12,9 @@ pseudonyms from the key; nothing else crosses.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -30,6 +33,15 @@ _CHILD: tuple[Mapper[Any], Pseudonyms] | None = None
 def _start(mapper_factory: Callable[[], Mapper[Any]], pseudonym_key: bytes) -> None:
     global _CHILD  # noqa: PLW0603 - the child process's one encoder
     _CHILD = (mapper_factory(), Pseudonyms(pseudonym_key))
+    threading.Thread(target=_end_with, args=(os.getppid(),), name="encoder-watchdog", daemon=True).start()
+
+
+def _end_with(parent: int, every: float = 1.0) -> None:
+    """End this process when the relay's is gone (killed: it never shut the pool down, and the pool's pipes,
+    whose write ends this process holds too, would never tell)."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(0)
 
 
 def encode_rows(
