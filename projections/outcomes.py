@@ -335,17 +335,26 @@ class StayTally:
     stays: int
 
 
+def _started_before(
+    until: datetime, since: datetime | None, since_condition: str, site: str | None, levels: tuple[str, ...] | None,
+) -> tuple[list[str], list[Any]]:
+    """The conditions (and their values) of a tally: started before `until`, `since_condition` with `since`, the site
+    and levels kept; the values begin with `until` once more, for the tally's own CASE on it."""
+    where, params = ["started_at < ?"], [utc(until), utc(until)]
+    if since is not None:
+        where.append(since_condition)
+        params.append(utc(since))
+    _kept(where, params, site, levels)
+    return where, params
+
+
 def stay_tally(
     cursor: Cursor, dialect: str, *, until: datetime, since: datetime | None = None, site: str | None = None,
     levels: tuple[str, ...] | None = None,
 ) -> list[StayTally]:
     """The stays that started before `until` and had not ended before `since`, counted by level, end reason, end
     event and length of stay (the stays of `stays_query`, as counts: what the stay reports add up)."""
-    where, params = ["started_at < ?"], [utc(until), utc(until)]
-    if since is not None:
-        where.append("(ended_at IS NULL OR ended_at >= ?)")
-        params.append(utc(since))
-    _kept(where, params, site, levels)
+    where, params = _started_before(until, since, "(ended_at IS NULL OR ended_at >= ?)", site, levels)
     cursor.execute(
         f"SELECT level, end_reason, end_event, CASE WHEN ended_at IS NOT NULL AND ended_at < ? THEN {day_count(dialect, 'ended_at', 'started_at')} END,"  # noqa: S608, E501
         f" COUNT(*) FROM outcome_stays WHERE {' AND '.join(where)} GROUP BY 1, 2, 3, 4",
@@ -409,11 +418,7 @@ def episode_tally(
     levels: tuple[str, ...] | None = None,
 ) -> list[EpisodeTally]:
     """The episodes that started in [since, until), counted by day started and days in treatment (retention)."""
-    where, params = ["started_at < ?"], [utc(until), utc(until)]
-    if since is not None:
-        where.append("started_at >= ?")
-        params.append(utc(since))
-    _kept(where, params, site, levels)
+    where, params = _started_before(until, since, "started_at >= ?", site, levels)
     cursor.execute(
         "SELECT substr(started_at, 1, 10), CASE WHEN ended_at IS NULL OR ended_at >= ? THEN NULL ELSE"  # noqa: S608
         f" {day_count(dialect, 'ended_at', 'started_at')} END, COUNT(*) FROM outcome_episodes WHERE {' AND '.join(where)}"
