@@ -10,6 +10,7 @@ from typing import Any, Literal
 from bench.growth import FLAT
 from bench.harness import STAGES
 from bench.ingest import INGEST_TARGET
+from bench.parallel import SPEEDUP_TARGET
 from bench.queries import CENSUS_P99_TARGET_MS, TARGET_CLIENTS
 from bench.rebuild import RAW_TARGET, STOCK_TARGET
 from bench.relay import RELAY_TARGET
@@ -21,6 +22,7 @@ Justify = Literal["left", "right"]
 HEADERS = ("stage", "measure", "ours", "baseline (same run, same store)", "ratio", "target")
 JUSTIFY: tuple[Justify, ...] = ("left", "left", "right", "right", "right", "left")
 LATER = frozenset({"reports"})  # stages added after results were first kept (BENCHMARKS.md's older runs lack them)
+OPTIONAL = ("parallel",)  # stages some runs have (full mode on PostgreSQL): rows only where the stage ran
 # A target cell with nothing to judge in a queries row: one space, which BENCHMARKS.md has always had there ("|  |").
 NO_TARGET = " "
 
@@ -56,6 +58,8 @@ def stage_rows(results: dict[str, Any]) -> list[Section]:
                 stages.append(tuple(BUILDERS[name](data)))
             else:
                 stages.append(((name, data["status"], str(data.get("reason") or data.get("error") or ""), "", "", ""),))
+        stages.extend(tuple(BUILDERS[name](backend["stages"][name])) for name in OPTIONAL
+                      if backend["stages"].get(name, {}).get("status") == "ok")
         sections.append(Section(title, HEADERS, JUSTIFY, tuple(stages)))
     return sections
 
@@ -154,4 +158,20 @@ def _growth(g: dict[str, Any]) -> list[Row]:
     return rows
 
 
-BUILDERS = {"ingest": _ingest, "rebuild": _rebuild, "relay": _relay, "queries": _queries, "reports": _reports, "growth": _growth}
+def _parallel(pl: dict[str, Any]) -> list[Row]:
+    """Ingest across workers: the last worker count against the first, and what bounds it."""
+    first, last = (str(count) for count in (pl["workers"][0], pl["workers"][-1]))
+    base, most = pl["runs"][first], pl["runs"][last]
+    rows: list[Row] = [
+        ("ingest across workers", f"events, {pl['events']:,} demo lines, {last} workers", rate(most["events_per_s"]),
+         f"{first} worker {rate(base['events_per_s'])}", f"{pl['speedup']:.2f}x",
+         f"≥ {SPEEDUP_TARGET}x {mark(pl['speedup'] >= SPEEDUP_TARGET)}"),
+    ]
+    if "cpu_bound" in pl:
+        rows.append(("", "at most: the events table's lock / the CPU", f"{pl['lock_bound'][last]:.2f}x / {pl['cpu_bound']:.2f}x",
+                     "", "", ""))
+    return rows
+
+
+BUILDERS = {"ingest": _ingest, "rebuild": _rebuild, "relay": _relay, "queries": _queries, "reports": _reports, "growth": _growth,
+            "parallel": _parallel}

@@ -31,6 +31,8 @@ def test_parallel_stage_on_postgres(tmp_path: Path, pg_url: str, capsys: pytest.
         assert run["our_cpu_seconds"] > 0
     assert stage["serial"]["transactions"] == 4
     assert 1 <= stage["bound"]["2"] <= 2
+    assert stage["bound"]["2"] == min(stage["lock_bound"]["2"], stage["cpu_bound"])
+    assert stage["lock_bound"]["2"] == min(2, 1 / stage["serial"]["insert_share"])
     assert "Speed-up with 2 workers" in capsys.readouterr().out
     assert "| 2 | 400 |" in table(stage)
 

@@ -129,3 +129,17 @@ def test_a_full_run_rewrites_only_the_figures_section_of_the_document():
     assert update(once, results) == once  # a second run of the same results changes nothing
     with pytest.raises(NoFiguresSectionError, match="no figures section"):
         update("# Benchmarks without marks\n", results)
+
+
+def test_ingest_across_workers_is_rows_where_the_stage_ran():
+    measured = _measured()
+    measured["stages"]["parallel"] = {
+        "status": "ok", "events": 1000, "workers": [1, 2], "speedup": 1.75,
+        "runs": {"1": {"events_per_s": 400.0}, "2": {"events_per_s": 700.0}},
+        "lock_bound": {"1": 1.0, "2": 2.0}, "cpu_bound": 1.9,
+    }
+    text = render(_results(postgres=measured, sqlite=_measured()))
+    assert "| ingest across workers | events, 1,000 demo lines, 2 workers | 700/s | 1 worker 400/s | 1.75x | ≥ 1.7x ✅ |" in text
+    assert "| | at most: the events table's lock / the CPU | 2.00x / 1.90x | | | |" in text
+    assert text.count("ingest across workers") == 1  # the SQLite section, which has no such stage, has no such row
+    assert _markdown_tables(text) == _rich_tables(_results(postgres=measured, sqlite=_measured()))
