@@ -40,6 +40,12 @@ def growth_stage(target: Target, sizes: tuple[int, ...], chunk: int, batch: int,
         point["size"] = size
         point["ingest_us_per_event"] = point["ingest_seconds"] / point["events"] * 1e6
         point["rebuild_us_per_event"] = point["rebuild_seconds"] / point["rebuild_events"] * 1e6
+        for stage, count in (("ingest", point["events"]), ("rebuild", point["rebuild_events"])):
+            # where the wall time went: this process's CPU, and on PostgreSQL its server backends' CPU
+            point[f"{stage}_client_cpu_us_per_event"] = point[f"{stage}_client_cpu_seconds"] / count * 1e6
+            server = point.get(f"{stage}_server")
+            if server is not None:
+                point[f"{stage}_server_cpu_us_per_event"] = server["backend_cpu_seconds"] / count * 1e6
         for stage in ("ingest", "rebuild"):
             peak, base = point[f"{stage}_peak_rss_mb"], point["base_rss_mb" if stage == "ingest" else "rss_before_rebuild_mb"]
             point[f"{stage}_growth_mb"] = None if peak is None or base is None else peak - base
@@ -55,7 +61,8 @@ def growth_stage(target: Target, sizes: tuple[int, ...], chunk: int, batch: int,
         }
     return {
         "status": "ok",
-        "how": "a fresh store and a fresh process per size; lines streamed from a file; peak RSS from /proc (VmHWM)",
+        "how": ("a fresh store and a fresh process per size; lines streamed from a file; peak RSS from /proc (VmHWM);"
+                " client CPU by time.process_time, PostgreSQL backends' CPU from /proc (bench.serverside)"),
         "points": points,
         "summary": summary,
         "target": f"cost per event flat (largest/smallest <= {FLAT}), memory bounded",

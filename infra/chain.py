@@ -178,6 +178,7 @@ class EventsTable:
     position: str
     hex_ids: bool
     placeholder: str
+    lateral: bool = False  # PostgreSQL: each journey's lookup a subquery of its own (see `previous_links`)
 
     def id(self, journey: str) -> str | UUID:
         return UUID(journey).hex if self.hex_ids else UUID(journey)
@@ -235,19 +236,31 @@ def previous_links(cursor: Any, stored: Sequence[StoredEvent], events: EventsTab
         wanted.setdefault(str(originator if type(originator) is UUID else UUID(str(originator))), event.originator_version - 1)
     heads: dict[str, str] = {}
     pairs = [(events.id(journey), version) for journey, version in wanted.items() if version > 0]
-    mark = events.placeholder
     for start in range(0, len(pairs), LINKS_PER_SELECT):  # one statement for many journeys, not one each
         chunk = pairs[start:start + LINKS_PER_SELECT]
-        values = ", ".join(f"({mark}, {mark})" for _ in chunk)
-        cursor.execute(
-            f"SELECT e.originator_id, c.journey_link FROM (VALUES {values}) AS w"  # noqa: S608
-            f" JOIN {events.name} e ON e.originator_id = w.column1 AND e.originator_version = w.column2"
-            f" JOIN {CHAIN_TABLE} c ON c.notification_id = e.{events.position}",
-            [value for pair in chunk for value in pair],
-        )
+        cursor.execute(previous_links_statement(events, len(chunk)), [value for pair in chunk for value in pair])
         for ref, journey_link in cursor.fetchall():
             heads[str(ref if isinstance(ref, UUID) else UUID(str(ref)))] = str(journey_link)
     return {journey: heads.get(journey, GENESIS) for journey in wanted}
+
+
+def previous_links_statement(events: EventsTable, journeys: int) -> str:
+    """`previous_links`' lookup of `journeys` (id, version) pairs. On PostgreSQL (`events.lateral`) each pair is a
+    subquery of its own, so each is found by the two keys whatever the planner estimates: a join of the VALUES
+    list can be planned over whole tables while they have no statistics (never analysed, grown from empty)."""
+    mark = events.placeholder
+    values = ", ".join(f"({mark}, {mark})" for _ in range(journeys))
+    if events.lateral:
+        return (
+            f"SELECT w.column1, l.journey_link FROM (VALUES {values}) AS w CROSS JOIN LATERAL"  # noqa: S608
+            f" (SELECT c.journey_link FROM {events.name} e JOIN {CHAIN_TABLE} c ON c.notification_id = e.{events.position}"
+            " WHERE e.originator_id = w.column1 AND e.originator_version = w.column2 LIMIT 1) l"
+        )
+    return (
+        f"SELECT e.originator_id, c.journey_link FROM (VALUES {values}) AS w"  # noqa: S608
+        f" JOIN {events.name} e ON e.originator_id = w.column1 AND e.originator_version = w.column2"
+        f" JOIN {CHAIN_TABLE} c ON c.notification_id = e.{events.position}"
+    )
 
 
 def chain_ddl(prefix: str = "", *, table: str = CHAIN_TABLE, meta: bool = True) -> tuple[str, ...]:

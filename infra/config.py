@@ -17,6 +17,13 @@ from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./continuum.db"
+SQLITE_CACHE_MB = 64
+SQLITE_PRAGMAS = (
+    # SQLite's own page cache is 2 MB by default: once the log's (id, version) index outgrows it, each
+    # insert and each lookup of a journey's last link reads its index page again. Each connection's cache
+    # is filled only as pages are read, and is bounded by this. Connection settings only: no stored byte changes.
+    f"PRAGMA cache_size = -{SQLITE_CACHE_MB * 1024}",
+)
 
 
 class ConfigurationError(Exception):

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteConnection, SQLiteConnectionPool
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
@@ -31,14 +31,35 @@ from infra.chain import (
     append_chain,
     chain_ddl,
 )
+from infra.config import SQLITE_PRAGMAS
+
+NO_JIT = "SET LOCAL jit = off"
+"""For the transaction's own lookups by key: a table never analysed gets row estimates that grow with it, and
+past `jit_above_cost` each statement of a few hundred index probes would be compiled first (tens of ms)."""
 
 
 def _after_values(pairs: Sequence[tuple[UUID, int]], placeholder: str) -> str:
     return ", ".join(f"({placeholder}, {placeholder})" for _ in pairs)
 
 
+class _TunedSQLitePool(SQLiteConnectionPool):
+    """The library's pool, each new connection given our page cache (`SQLITE_PRAGMAS`)."""
+
+    def _create_connection(self) -> SQLiteConnection:
+        connection = super()._create_connection()
+        for pragma in SQLITE_PRAGMAS:
+            connection._sqlite_conn.execute(pragma)  # noqa: SLF001 - the library keeps the driver connection private
+        return connection
+
+
 class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     chain_scheme: ChainScheme = UNKEYED_SCHEME  # bootstrap sets the configured one on the instance
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
+        super().__init__(*args, **kwargs)
+        pool = self.datastore.pool
+        if type(pool) is SQLiteConnectionPool:  # the library builds its own pool: ours only adds connection settings
+            pool.__class__ = _TunedSQLitePool
 
     def select_events_after(self, pairs: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
         """Every stored event of many journeys after a version each, in one statement per 400 journeys
@@ -104,22 +125,30 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     def select_events_after(self, pairs: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
         """As on SQLite: many journeys' new events in one statement per 400 journeys."""
         found: list[StoredEvent] = []
-        table = f'"{self.datastore.schema}".{self.events_table_name}'
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
+            curs.execute(NO_JIT)
             for start in range(0, len(pairs), LINKS_PER_SELECT):
                 chunk = pairs[start:start + LINKS_PER_SELECT]
-                values = ", ".join("(%s::uuid, %s::bigint)" for _ in chunk)
-                curs.execute(
-                    f"SELECT e.originator_id, e.originator_version, e.topic, e.state FROM (VALUES {values}) AS w (id, version)"  # noqa: S608
-                    f" JOIN {table} e ON e.originator_id = w.id AND e.originator_version > w.version"
-                    " ORDER BY e.originator_id, e.originator_version",
-                    [value for journey, version in chunk for value in (journey, version)],
-                )
+                curs.execute(self.select_after_statement(len(chunk)), [value for journey, version in chunk for value in (journey, version)])
                 found.extend(
                     StoredEvent(row["originator_id"], int(row["originator_version"]), row["topic"], bytes(row["state"]))
                     for row in curs.fetchall()
                 )
         return found
+
+    def select_after_statement(self, journeys: int) -> str:
+        """`select_events_after`'s statement for `journeys` (id, version) pairs. Each journey is read through the
+        (id, version) key whatever the planner estimates: a plain join of the VALUES list was planned as a hash
+        join over the whole events table while the table had no statistics (never analysed: autovacuum off, or
+        not yet run on a table that grew from empty), so each unit of work's read grew with the log. OFFSET 0
+        keeps the subquery one per journey (it is not flattened into a join)."""
+        values = ", ".join("(%s::uuid, %s::bigint)" for _ in range(journeys))
+        return (
+            f"SELECT e.originator_id, e.originator_version, e.topic, e.state FROM (VALUES {values}) AS w (id, version)"  # noqa: S608
+            f' CROSS JOIN LATERAL (SELECT * FROM "{self.datastore.schema}".{self.events_table_name} j'
+            " WHERE j.originator_id = w.id AND j.originator_version > w.version ORDER BY j.originator_version OFFSET 0) e"
+            " ORDER BY e.originator_id, e.originator_version"
+        )
 
     def select_positions(self, journey_id: UUID, versions: Sequence[int]) -> dict[int, int]:
         """As on SQLite: the log positions of a journey's versions."""
@@ -208,7 +237,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def _append_chain(self, curs: Any, positions: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:  # noqa: ANN401
         curs.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
-        events = EventsTable(self.events_table_name, "notification_id", hex_ids=False, placeholder="%s")
+        curs.execute(NO_JIT)
+        events = EventsTable(self.events_table_name, "notification_id", hex_ids=False, placeholder="%s", lateral=True)
         write_rows = functools.partial(self._copy_chain, curs) if self.bulk else None
         append_chain(_Positional(curs), positions, stored_events, self.chain_scheme, events, write_rows)
 

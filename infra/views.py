@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import psycopg
 
-from infra.config import Database
+from infra.config import SQLITE_PRAGMAS, Database
 
 Params = Sequence[Any]
 
@@ -116,6 +116,8 @@ class SQLiteViews(_ConnectionPerThread):
                 if not self.database.memory:
                     connection.execute("PRAGMA journal_mode=WAL")
                     connection.execute("PRAGMA synchronous=NORMAL")
+                for pragma in SQLITE_PRAGMAS:
+                    connection.execute(pragma)
             except sqlite3.Error as error:
                 msg = f"cannot open database {self.database.display}: {error}"
                 raise DatabaseUnavailable(msg) from None

@@ -1,0 +1,114 @@
+"""The store's batched reads by journey (a unit of work's `select_events_after`, the chain's `previous_links`)
+return what the library's own reads return, on SQLite and PostgreSQL; on PostgreSQL they find each journey by
+its key even in a large table that was never analysed (where a join of the VALUES list was planned as a scan
+of the whole table); and the SQLite connections of the store and the views get our page cache."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from domain.values import Actor
+from infra.chain import CHAIN_TABLE, GENESIS, EventsTable, previous_links, previous_links_statement
+from infra.config import SQLITE_CACHE_MB, Settings
+from infra.recorders import ChainedPostgresRecorder
+from infra.views import SQLiteViews
+from services.bootstrap import Continuum, bootstrap
+from services.demo import cohort_lines
+from services.importer import import_lines
+from tests.support.clock import fixed_clock
+
+ACTOR = Actor("dr-ames", "clinician")
+
+
+@pytest.fixture
+def ingested(wired: Continuum) -> Continuum:
+    lines = list(cohort_lines(12, 11, start=datetime(2025, 1, 1, tzinfo=UTC), end=datetime(2025, 12, 31, tzinfo=UTC)))
+    report = import_lines(wired.service, lines, ACTOR, chunk_size=50)
+    assert report.ok, report.problems()[:3]
+    return wired
+
+
+def journeys_and_versions(wired: Continuum) -> dict[UUID, int]:
+    latest: dict[UUID, int] = {}
+    for notification in wired.app.recorder.select_notifications(start=None, limit=100_000):
+        latest[notification.originator_id] = max(latest.get(notification.originator_id, 0), notification.originator_version)
+    return latest
+
+
+def test_events_after_a_version_are_each_journeys_later_events_in_order(ingested):
+    latest = journeys_and_versions(ingested)
+    assert len(latest) > 3
+    pairs = [(journey, version // 2) for journey, version in latest.items()] + [(uuid4(), 0)]
+    expected = sorted(
+        ((e.originator_id, e.originator_version, e.topic, bytes(e.state))
+         for journey, after in pairs for e in ingested.app.recorder.select_events(journey, gt=after or None)),
+        key=lambda row: (str(row[0]) if ingested.database.kind == "postgres" else row[0].hex, row[1]),
+    )
+    found = ingested.app.recorder.select_events_after(pairs)  # type: ignore[attr-defined]
+    assert [(e.originator_id, e.originator_version, e.topic, bytes(e.state)) for e in found] == expected
+    assert ingested.app.recorder.select_events_after([(j, v) for j, v in latest.items()]) == []  # type: ignore[attr-defined]
+
+
+def test_the_link_before_each_journeys_next_event_is_its_last_chain_link(ingested):
+    latest = journeys_and_versions(ingested)
+    recorder = ingested.app.recorder
+    with ingested.views.transaction() as cursor:
+        cursor.execute(f"SELECT originator_id, originator_version, journey_link FROM {CHAIN_TABLE}")
+        links = {(UUID(str(journey)), int(version)): str(value) for journey, version, value in cursor.fetchall()}
+    # the next event of each journey after half its history, and the first event of a new journey
+    nexts = [StoredEvent(journey, version // 2 + 1, "t", b"") for journey, version in latest.items()] + [StoredEvent(uuid4(), 1, "t", b"")]
+    postgres = ingested.database.kind == "postgres"
+    events = EventsTable(recorder.events_table_name, "notification_id" if postgres else "rowid", hex_ids=not postgres,  # type: ignore[attr-defined]
+                         placeholder="%s" if postgres else "?", lateral=postgres)
+    with ingested.views.transaction() as cursor:
+        heads = previous_links(cursor, nexts, events)
+    assert heads == {str(e.originator_id): links.get((e.originator_id, e.originator_version - 1), GENESIS) for e in nexts}
+    assert sorted(heads.values()).count(GENESIS) == 1
+
+
+def test_postgres_finds_each_journey_by_its_key_in_a_large_table_never_analysed(pg_url):
+    wired = bootstrap(Settings(database_url=pg_url), clock=fixed_clock)
+    try:
+        recorder = wired.app.recorder
+        assert isinstance(recorder, ChainedPostgresRecorder)
+        table = f'"{wired.database.schema}".{recorder.events_table_name}'
+        with psycopg.connect(pg_url.split("?")[0], autocommit=True) as connection:
+            connection.execute(f"SET search_path TO {wired.database.schema}")
+            connection.execute(  # 200,000 rows: large enough that a scan was chosen before (no statistics)
+                f"INSERT INTO {table} (originator_id, originator_version, topic, state)"
+                " SELECT md5((n / 40)::text)::uuid, n % 40 + 1, 't', repeat('x', 200)::bytea FROM generate_series(0, 199999) n",
+            )
+            connection.execute(
+                f"INSERT INTO {CHAIN_TABLE} SELECT notification_id, originator_id::text, originator_version, '', '', '' FROM {table}",
+            )
+            analysed = connection.execute("SELECT count(*) FROM pg_stats WHERE schemaname = current_schema()").fetchone()
+            assert analysed == (0,)
+            pairs = [(uuid4(), 3) for _ in range(400)]
+            events = EventsTable(table, "notification_id", hex_ids=False, placeholder="%s", lateral=True)
+            for statement in (recorder.select_after_statement(400), previous_links_statement(events, 400)):
+                plan = "\n".join(row[0] for row in connection.execute(
+                    "EXPLAIN " + statement, [value for pair in pairs for value in pair]).fetchall())
+                assert "Seq Scan" not in plan, plan
+                assert "Index" in plan, plan
+    finally:
+        wired.close()
+
+
+def test_sqlite_connections_of_the_store_and_the_views_get_our_page_cache(sqlite_url):
+    wired = bootstrap(Settings(database_url=sqlite_url), clock=fixed_clock)
+    try:
+        with wired.app.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            cursor.execute("PRAGMA cache_size")
+            store = cursor.fetchone()[0]
+        assert isinstance(wired.views, SQLiteViews)
+        with wired.views.transaction() as cursor:
+            cursor.execute("PRAGMA cache_size")
+            views = cursor.fetchone()[0]
+        assert store == views == -SQLITE_CACHE_MB * 1024
+    finally:
+        wired.close()
