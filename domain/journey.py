@@ -1,10 +1,11 @@
 """A client's journey through the continuum of care: one aggregate per client.
 
 Public methods check the care rules and raise a `CareRuleViolation` naming the client, the rule
-and the values; only then do they call the `@event` method, whose body changes state and reruns
-whenever the journey is rebuilt. A command whose id the journey has seen is a no-op.
+and the values; only then do they call the event method (`@recorded`: the library's `@event` with a
+lean live call, `domain.recording`), whose body changes state and reruns whenever the journey is
+rebuilt. A command whose id the journey has seen is a no-op.
 
-Each `@event` body remembers its entry (`domain.record.Entry`); where the client stands is then
+Each event method's body remembers its entry (`domain.record.Entry`); where the client stands is then
 derived from the entries by `domain.record.placement`, the one fold the replays use too. A
 correction changes an entry's facts and a void marks it, and the placement is derived again.
 """
@@ -37,6 +38,7 @@ from domain.levels import (
     Track,
 )
 from domain.record import CONSENT_ENTRIES, MILESTONES, OPENERS, STEPS, TRANSITIONS, Entry, Placement, Status, placement
+from domain.recording import recorded
 from domain.values import Actor, Context
 
 LEVEL_KEY = "_level"  # the level a transition entered, kept beside its correctable fields
@@ -609,88 +611,88 @@ class ClientJourney(Amendments, Aggregate):
         if entry_type in MILESTONES:
             self._settle()
 
-    @event(ev.ReferralReceived)
+    @recorded(ev.ReferralReceived)
     def _referral_received(self, source: ReferralSource, referred_level: Level | None, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("ReferralReceived", occurred_at, command_id, source=source)
 
-    @event(ev.AssessmentCompleted)
+    @recorded(ev.AssessmentCompleted)
     def _assessment_completed(self, ratings: list[int], recommended_level: Level, clinician: str, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("AssessmentCompleted", occurred_at, command_id, clinician=clinician, _dimension_1=ratings[0], _recommended=recommended_level)
         self.assessments.append(self.version + 1)
 
-    @event(ev.WithdrawalManagementStarted)
+    @recorded(ev.WithdrawalManagementStarted)
     def _withdrawal_management_started(self, level: Level, site: str, substances: list[str], medication: Medication, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         track = Track.RESIDENTIAL if level.is_24_hour else Track.DAY
         self._note("WithdrawalManagementStarted", occurred_at, command_id, site=site, track=track, planned_hours_per_week=0.0,
                    _level=level, _medication=medication)
 
-    @event(ev.DetoxCompleted)
+    @recorded(ev.DetoxCompleted)
     def _detox_completed(self, level: Level, completed: bool, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("DetoxCompleted", occurred_at, command_id, completed=completed)
 
-    @event(ev.AdmittedToLevel)
+    @recorded(ev.AdmittedToLevel)
     def _admitted_to_level(self, level: Level, site: str, track: Track, planned_hours_per_week: float, expected_end: date | None, medication: Medication, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("AdmittedToLevel", occurred_at, command_id, notes=tuple(flags), site=site, track=track,
                    planned_hours_per_week=planned_hours_per_week, expected_end=expected_end, _level=level, _medication=medication)
 
-    @event(ev.TreatmentPlanRecorded)
+    @recorded(ev.TreatmentPlanRecorded)
     def _treatment_plan_recorded(self, goals: list[str], review_on: date | None, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("TreatmentPlanRecorded", occurred_at, command_id, notes=tuple(goals))
 
-    @event(ev.SessionAttended)
+    @recorded(ev.SessionAttended)
     def _session_attended(self, session_id: str, minutes: int, kind: SessionKind, group_type: GroupType | None, modality: Modality | None, telehealth: bool, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("SessionAttended", occurred_at, command_id, key=session_id, minutes=minutes, kind=kind, telehealth=telehealth)
         self.sessions.add(session_id)
 
-    @event(ev.SessionMissed)
+    @recorded(ev.SessionMissed)
     def _session_missed(self, session_id: str, minutes: int, kind: SessionKind, excused: bool, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("SessionMissed", occurred_at, command_id, key=session_id, minutes=minutes, excused=excused)
         self.sessions.add(session_id)
 
-    @event(ev.DrugTestCollected)
+    @recorded(ev.DrugTestCollected)
     def _drug_test_collected(self, specimen_id: str, specimen: SpecimenKind, observed: bool, random: bool, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("DrugTestCollected", occurred_at, command_id, key=specimen_id, observed=observed, random=random)
         self.specimens[specimen_id] = self.version + 1
 
-    @event(ev.DrugTestResulted)
+    @recorded(ev.DrugTestResulted)
     def _drug_test_resulted(self, specimen_id: str, result: TestResult, substances: dict[str, str], expected_medications: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self.commands.add(command_id)
         episode, stay = self._belonging("DrugTestResulted", self.specimens[specimen_id])
         self._remember(self.version + 1, "DrugTestResulted", occurred_at, {"result": result}, key=specimen_id, episode=episode, stay=stay)
         self.results[specimen_id] = self.version + 1
 
-    @event(ev.SteppedUp)
+    @recorded(ev.SteppedUp)
     def _stepped_up(self, from_level: Level, to_level: Level, reason: str, site: str, track: Track, planned_hours_per_week: float, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("SteppedUp", occurred_at, command_id, notes=tuple(flags), site=site, track=track,
                    planned_hours_per_week=planned_hours_per_week, reason=reason, _level=to_level)
 
-    @event(ev.SteppedDown)
+    @recorded(ev.SteppedDown)
     def _stepped_down(self, from_level: Level, to_level: Level, reason: str, site: str, track: Track, planned_hours_per_week: float, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("SteppedDown", occurred_at, command_id, notes=tuple(flags), site=site, track=track,
                    planned_hours_per_week=planned_hours_per_week, reason=reason, _level=to_level)
 
-    @event(ev.TrackChanged)
+    @recorded(ev.TrackChanged)
     def _track_changed(self, level: Level, site: str, from_track: Track, track: Track, planned_hours_per_week: float, reason: str, flags: list[str], occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("TrackChanged", occurred_at, command_id, notes=tuple(flags), site=site, track=track,
                    planned_hours_per_week=planned_hours_per_week, reason=reason, _level=level)
 
-    @event(ev.MedicationChanged)
+    @recorded(ev.MedicationChanged)
     def _medication_changed(self, medication: Medication, reason: str | None, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("MedicationChanged", occurred_at, command_id, reason=reason, _medication=medication)
 
-    @event(ev.Discharged)
+    @recorded(ev.Discharged)
     def _discharged(self, level: Level, reason: DischargeReason, referral_onward: str | None, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("Discharged", occurred_at, command_id, reason=reason, referral_onward=referral_onward, _level=level)
 
-    @event(ev.EnrolledInAlumni)
+    @recorded(ev.EnrolledInAlumni)
     def _enrolled_in_alumni(self, program: str, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("EnrolledInAlumni", occurred_at, command_id, program=program)
 
-    @event(ev.AlumniActivityAttended)
+    @recorded(ev.AlumniActivityAttended)
     def _alumni_activity_attended(self, activity: str, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self._note("AlumniActivityAttended", occurred_at, command_id, activity=activity)
 
-    @event(ev.ConsentGranted)
+    @recorded(ev.ConsentGranted)
     def _consent_granted(self, consent_id: str, recipient: str, purpose: str, purpose_text: str | None, scope: list[str], expires_on: date | None, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self.commands.add(command_id)
         self._remember(self.version + 1, "ConsentGranted", occurred_at, {
@@ -698,13 +700,13 @@ class ClientJourney(Amendments, Aggregate):
         }, key=consent_id, notes=tuple(scope))  # belongs to no stay: a discharge is never held by it
         self.consent_grants[consent_id] = self.version + 1
 
-    @event(ev.ConsentRevoked)
+    @recorded(ev.ConsentRevoked)
     def _consent_revoked(self, consent_id: str, granted_version: int, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self.commands.add(command_id)
         self._remember(self.version + 1, "ConsentRevoked", occurred_at, {}, key=consent_id)
         self.consent_revocations[consent_id] = self.version + 1
 
-    @event(ev.EntryCorrected)
+    @recorded(ev.EntryCorrected)
     def _entry_corrected(self, corrects_version: int, corrects_type: str, field: str, previous_value: Scalar, corrected_value: Scalar, reason: str, flags: list[str] | None, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self.commands.add(command_id)
         entry = self.entries[corrects_version]
@@ -716,7 +718,7 @@ class ClientJourney(Amendments, Aggregate):
         if corrects_type in MILESTONES or corrects_version == 1:
             self._settle()
 
-    @event(ev.EntryVoided)
+    @recorded(ev.EntryVoided)
     def _entry_voided(self, voided_version: int, voided_type: str, reason: str, occurred_at: datetime, recorded_by: Actor, command_id: str, episode: int | None, stay: int | None) -> None:
         self.commands.add(command_id)
         entry = self.entries[voided_version]
