@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import TopicAlreadyExistsError
+from kafka.partitioner.default import DefaultPartitioner, murmur2
 
 from infra.config import Settings
 
@@ -38,6 +40,39 @@ def producer(settings: KafkaSettings, client_id: str = "continuum-relay") -> Kaf
         max_block_ms=timeout_ms, request_timeout_ms=min(timeout_ms, 30000),
         delivery_timeout_ms=max(timeout_ms, 5000) + 5000, bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
     )
+
+
+class KeyPartitions:
+    """The partition kafka-python's default partitioner gives each key, computed once per key and set of partitions.
+
+    The library hashes the key (murmur2, in pure Python) on every send; a relay's keys, the journeys' pseudonyms, come
+    back again and again. `of(producer, topic)` gives the function to pass as `send(..., partition=...)`: the
+    partitioner's own choice for a key (`murmur2(key) & 0x7fffffff` modulo the number of partitions, among them sorted),
+    or None (the library chooses) when the producer has another partitioner. The set of partitions is read from the
+    producer's metadata on each call (once a batch), so a topic given more partitions is followed."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self.limit = limit
+        self._partitions: tuple[int, ...] = ()
+        self._by_key: dict[bytes, int] = {}
+
+    def of(self, producer: KafkaProducer, topic: str) -> Callable[[bytes], int | None]:
+        if type(producer.config["partitioner"]) is not DefaultPartitioner:
+            return lambda _: None
+        partitions = tuple(sorted(producer.partitions_for(topic)))
+        if partitions != self._partitions:
+            self._partitions, self._by_key = partitions, {}
+        by_key, count = self._by_key, len(partitions)
+        if len(by_key) >= self.limit:
+            by_key.clear()
+
+        def partition(key: bytes) -> int:
+            found = by_key.get(key)
+            if found is None:
+                found = by_key[key] = partitions[(murmur2(key) & 0x7FFFFFFF) % count]
+            return found
+
+        return partition
 
 
 def group_consumer(settings: KafkaSettings, group: str, client_id: str, **overrides: Any) -> KafkaConsumer:  # noqa: ANN401

@@ -1,12 +1,11 @@
-"""The relay's decoding and encoding, in a process of its own.
+"""The relay's encoding, in a process of its own.
 
-The relay's own work per event (decoding the stored event, encoding the message: ~30 µs) holds the
-GIL that kafka-python's sending needs too, so a relay doing both in one process reaches about two
-thirds of a bare producer. With an `EncoderProcess`, the relay's process only selects notification
-rows and sends; a spawned process turns each batch of rows into messages (the same bytes: the same
-`encode`), while the previous batch is on the wire. The child builds its own mapper from a picklable
-factory (the composition root's: the same transcodings and cipher as the store's) and its own
-pseudonyms from the key; nothing else crosses.
+The relay's own work per event (reading the stored event, encoding the message: `infra/kafka/wire.py`) holds
+the GIL that kafka-python's sending needs too. With an `EncoderProcess`, the relay's process only selects
+notification rows and sends; a spawned process turns each batch of rows into messages (the same bytes: the same
+`WireEncoder`) while the relay sends the batch before. The child builds its own mapper from a picklable factory
+(the composition root's: the same transcodings and cipher as the store's) and its own pseudonyms from the key;
+rows cross as plain tuples, messages come back as kafka-python takes them.
 """
 
 from __future__ import annotations
@@ -18,21 +17,24 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, cast
+from uuid import UUID
 
 from eventsourcing.persistence import Mapper, Notification
 
-from infra.kafka.envelope import Pseudonyms, encode, kafka_headers
+from infra.kafka.envelope import Pseudonyms
+from infra.kafka.wire import Wire, WireEncoder
 
-Wire = tuple[Any, bytes, list[tuple[str, bytes]]]
-"""A message as it crosses back: key, value, headers."""
+Row = tuple[int, bytes, int, str, bytes]
+"""A notification as it crosses to the encoder: id, originator id's 16 bytes, version, topic, state (a UUID object
+pickles through its class, several times slower than its bytes)."""
 
-_CHILD: tuple[Mapper[Any], Pseudonyms] | None = None
+_CHILD: WireEncoder | None = None
 
 
 def _start(mapper_factory: Callable[[], Mapper[Any]], pseudonym_key: bytes) -> None:
     global _CHILD  # noqa: PLW0603 - the child process's one encoder
-    _CHILD = (mapper_factory(), Pseudonyms(pseudonym_key))
+    _CHILD = WireEncoder(mapper_factory(), Pseudonyms(pseudonym_key))
     threading.Thread(target=_end_with, args=(os.getppid(),), name="encoder-watchdog", daemon=True).start()
 
 
@@ -44,22 +46,24 @@ def _end_with(parent: int, every: float = 1.0) -> None:
     os._exit(0)
 
 
-def encode_rows(
-    mapper: Mapper[Any], pseudonyms: Pseudonyms, notifications: Sequence[Notification], heads: dict[int, str],
-) -> list[Wire]:
+def encode_rows(encoder: WireEncoder, notifications: Sequence[Notification], heads: dict[int, str]) -> list[Wire]:
     """Each stored row as its message (raises ContractViolation, like `encode`)."""
-    wire = []
-    for notification in notifications:
-        message = encode(mapper.to_domain_event(notification), notification.id, heads.get(notification.id), pseudonyms)
-        wire.append((message.key, message.value, kafka_headers(message)))
-    return wire
+    return [encoder.encode(notification, notification.id, heads.get(notification.id)) for notification in notifications]
 
 
-def _encode_in_child(notifications: Sequence[Notification], heads: dict[int, str]) -> list[Wire]:
+def _rows(notifications: Sequence[Notification]) -> list[Row]:
+    return [(n.id, cast("UUID", n.originator_id).bytes, n.originator_version, n.topic, n.state) for n in notifications]
+
+
+def _encode_in_child(rows: list[Row], heads: dict[int, str]) -> list[Wire]:
     if _CHILD is None:  # not reached: the pool's initializer ran
         msg = "the encoder process was not started"
         raise RuntimeError(msg)
-    return encode_rows(*_CHILD, notifications, heads)
+    notifications = [
+        Notification(id=id_, originator_id=UUID(bytes=journey), originator_version=version, topic=topic, state=state)
+        for id_, journey, version, topic, state in rows
+    ]
+    return encode_rows(_CHILD, notifications, heads)
 
 
 class EncoderProcess:
@@ -82,15 +86,14 @@ class EncoderProcess:
 
     def submit(self, notifications: Sequence[Notification], heads: dict[int, str]) -> Callable[[], list[Wire]]:
         """Start encoding a batch; the returned call waits for its messages."""
-        future: Future[list[Wire]] = self.start().submit(_encode_in_child, list(notifications), heads)
+        future: Future[list[Wire]] = self.start().submit(_encode_in_child, _rows(notifications), heads)
 
         def result() -> list[Wire]:
             try:
                 return future.result()
             except BrokenProcessPool:
                 self.close()  # a new process on the next batch; this one is encoded here
-                mapper = self._factory()
-                return encode_rows(mapper, Pseudonyms(self._key), notifications, heads)
+                return encode_rows(WireEncoder(self._factory(), Pseudonyms(self._key)), notifications, heads)
 
         return result
 

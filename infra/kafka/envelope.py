@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -72,6 +73,8 @@ MAX_NESTING = 32
 parsed, since the JSON parser recurses and 5,000 levels overflow Python's stack."""
 LARGEST = 2**63 - 1
 """The largest version or position a read side's BIGINT column holds."""
+MAX_SITES = 4096
+"""Site codes a `Pseudonyms` keeps computed (all of them, in any clinic; a longer list starts again)."""
 
 Headers = list[tuple[str, bytes]]
 
@@ -93,13 +96,14 @@ KEY_MISSING = (
 class Pseudonyms:
     """The topic's keyed pseudonyms and site codes under one deployment's key (HMAC-SHA256, see the module's doc)."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_key", "_sites")
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 32:  # noqa: PLR2004 - HMAC-SHA256 wants a key as long as its output
             msg = f"a pseudonym key needs at least 32 bytes, not {len(key)}"
             raise ValueError(msg)
         self._key = bytes(key)
+        self._sites: dict[str, str] = {}  # a clinic has a few sites: each code is computed once
 
     def __repr__(self) -> str:
         return "Pseudonyms(key=<hidden>)"
@@ -110,18 +114,33 @@ class Pseudonyms:
 
     def of(self, journey: UUID, kind: str, value: str) -> UUID:
         """A session's or specimen's pseudonym (`kind` "session" or "specimen"), given the journey's pseudonym."""
-        return _uuid8(hmac.digest(self._key, kind.encode() + b":" + journey.bytes + value.encode(), "sha256"))
+        return UUID(self.of_text(journey, kind, value))
+
+    def of_text(self, journey: UUID, kind: str, value: str) -> str:
+        """`of` as the text the contract publishes, without making a UUID object (the relay's hot path)."""
+        return _uuid_text(hmac.digest(self._key, kind.encode() + b":" + journey.bytes + value.encode(), "sha256"), 8)
 
     def site(self, name: str) -> str:
         """`site-3f9a1c2b`: the same name, the same code, for this key."""
-        return "site-" + hmac.digest(self._key, b"site:" + name.encode(), "sha256").hex()[:8]
+        code = self._sites.get(name)
+        if code is None:
+            if len(self._sites) >= MAX_SITES:
+                self._sites.clear()
+            code = self._sites[name] = "site-" + hmac.digest(self._key, b"site:" + name.encode(), "sha256").hex()[:8]
+        return code
 
 
 def _uuid8(digest: bytes) -> UUID:
+    return UUID(_uuid_text(digest, 8))  # version 8: custom (RFC 9562)
+
+
+def _uuid_text(digest: bytes, version: int) -> str:
+    """The first 16 bytes of a digest as a UUID's text, with its `version` and the RFC variant set (RFC 9562)."""
     raw = bytearray(digest[:16])
-    raw[6] = (raw[6] & 0x0F) | 0x80  # version 8: custom (RFC 9562)
-    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC variant
-    return UUID(bytes=bytes(raw))
+    raw[6] = (raw[6] & 0x0F) | (version << 4)
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def configured_pseudonyms() -> Pseudonyms:
@@ -153,14 +172,15 @@ class Envelope:
     stay: int | None = None
 
 
-def _published_facts(event: Any, name: str, pseudonyms: Pseudonyms, subject: UUID) -> dict[str, Any]:  # noqa: ANN401
-    """The event's facts as the contract publishes them: withheld fields left out, ids keyed, the rest coded."""
-    model = MODELS[name]
-    facts = {field: getattr(event, field) for field in model.model_fields if hasattr(event, field)}
-    facts["recorded_role"] = role_code(event.recorded_by.role)
+def published_facts(state: Mapping[str, Any], name: str, role: str, pseudonyms: Pseudonyms, subject: UUID) -> dict[str, Any]:
+    """An event's facts as the contract publishes them: withheld fields left out, ids keyed, the rest coded. `state` is
+    the event's fields by name (a domain event's `vars`, or its stored state read plainly: `infra/kafka/wire.py`), `role`
+    the role of whoever recorded it."""
+    facts = {field: state[field] for field in _FIELDS[name] if field in state}
+    facts["recorded_role"] = role_code(role)
     if name in PSEUDONYMISED:
         kind = PSEUDONYMISED[name]
-        facts[f"{kind}_id"] = pseudonyms.of(subject, kind, facts[f"{kind}_id"])
+        facts[f"{kind}_id"] = pseudonyms.of_text(subject, kind, facts[f"{kind}_id"])
     if "site" in facts:
         facts["site"] = pseudonyms.site(facts["site"])
     if name == "WithdrawalManagementStarted":
@@ -169,11 +189,15 @@ def _published_facts(event: Any, name: str, pseudonyms: Pseudonyms, subject: UUI
         facts["substances"] = analyte_results(facts["substances"])
         facts["expected_medications"] = analyte_codes(facts["expected_medications"])
     elif name == "EntryCorrected":
-        published = correction_published(event.corrects_type, event.field)
+        published = correction_published(state["corrects_type"], state["field"])
         facts["values_withheld"] = not published
         for value in ("previous_value", "corrected_value"):
-            facts[value] = _corrected(event.field, facts[value], pseudonyms) if published else None
+            facts[value] = _corrected(state["field"], facts[value], pseudonyms) if published else None
     return facts
+
+
+_FIELDS = {name: tuple(model.model_fields) for name, model in MODELS.items()}
+"""Each model's field names, in order (a model class's `model_fields` is a property that costs a microsecond)."""
 
 
 def _corrected(field: str, value: Any, pseudonyms: Pseudonyms) -> Any:  # noqa: ANN401 - a correction's scalar
@@ -189,59 +213,78 @@ def encode(event: Any, position: int, chain_head: str | None, pseudonyms: Pseudo
     """The message for a stored event at notification `position`; raises ContractViolation. Keyed with `pseudonyms`,
     by default those of `CONTINUUM_PSEUDONYM_KEY` (ConfigurationError when it is not set).
 
-    The relay's hot path: the same bytes as `encode_with_sdk` (a test holds them equal for every event
-    type), written straight into the binding's `KafkaMessage`; the SDK's per-attribute validation
-    cost more than half the relay's own work per event.
+    The same bytes as `encode_with_sdk` (a test holds them equal for every event type), written straight into the
+    binding's `KafkaMessage`: the SDK's per-attribute validation cost more than half the relay's own work per event.
+    The relay itself encodes stored events without making the domain event (`infra/kafka/wire.py`, held to these bytes).
     """
     pseudonyms = pseudonyms or configured_pseudonyms()
     name = event_name(event)
     subject = pseudonyms.journey(event.originator_id)
     data = _payload(event, name, position, pseudonyms, subject)
     journey = str(subject).encode()
-    stamp = event.timestamp.isoformat()
-    headers = {
-        "ce_id": _event_id_text(subject, event.originator_version),
-        "ce_source": _SOURCE,
-        "ce_type": _ce_type_bytes(name),
-        "ce_specversion": b"1.0",
-        "ce_time": (stamp[:-6] + "Z" if stamp.endswith("+00:00") else stamp).encode(),
-        "ce_subject": journey,
-        "content-type": _CONTENT_TYPE,
-        "ce_sequence": f"{event.originator_version:0{SEQUENCE_WIDTH}d}".encode(),
-        "ce_position": str(position).encode(),
-    }
+    headers = message_headers(
+        subject, subject_header(journey), type_header(name), event.originator_version, event.timestamp.isoformat(),
+        position, chain_head, getattr(event, "episode", None), getattr(event, "stay", None),
+    )
+    return KafkaMessage(headers=dict(headers), key=journey, value=data.model_dump_json().encode())
+
+
+def message_headers(
+    journey: UUID, subject: tuple[str, bytes], type_: tuple[str, bytes], version: int, stamp: str, position: int,
+    chain_head: str | None, episode: int | None, stay: int | None,
+) -> Headers:
+    """A message's headers, in order, as kafka-python sends them: `journey` the journey's pseudonym, `subject` and
+    `type_` the `ce_subject` and `ce_type` headers (`subject_header`, `type_header`), `version` the event's, `stamp` its
+    recorded time in ISO form; `episode` and `stay` when it has them (see the module's doc)."""
+    headers = [
+        ("ce_id", _event_id_text(journey, version)),
+        _SOURCE_HEADER,
+        type_,
+        _SPECVERSION_HEADER,
+        ("ce_time", (stamp[:-6] + "Z" if stamp.endswith("+00:00") else stamp).encode()),
+        subject,
+        _CONTENT_TYPE_HEADER,
+        ("ce_sequence", _SEQUENCE % version),
+        ("ce_position", b"%d" % position),
+    ]
     if chain_head:
-        headers["ce_chainhead"] = chain_head.encode()
-    for attribute, value in _belonging(event):
-        headers[f"ce_{attribute}"] = f"{value:0{SEQUENCE_WIDTH}d}".encode()
-    return KafkaMessage(headers=headers, key=journey, value=data.model_dump_json().encode())
+        headers.append(("ce_chainhead", chain_head.encode()))
+    if episode is not None:
+        headers.append(("ce_episode", _SEQUENCE % episode))
+    if stay is not None:
+        headers.append(("ce_stay", _SEQUENCE % stay))
+    return headers
+
+
+def subject_header(key: bytes) -> tuple[str, bytes]:
+    return ("ce_subject", key)
+
+
+def type_header(name: str) -> tuple[str, bytes]:
+    """The `ce_type` header of an event type (one tuple per type: a batch pickled for the relay carries it once)."""
+    header = _TYPE_HEADERS.get(name)
+    if header is None:
+        header = _TYPE_HEADERS[name] = ("ce_type", ce_type(name).encode())
+    return header
 
 
 def _event_id_text(journey: UUID, version: int) -> bytes:
     """`str(event_id(journey, version))`, encoded, without building UUID objects: uuid5 by hand (RFC 9562: SHA-1 of the
     namespace's bytes and the name, version 5 and the variant set); `encode_with_sdk` keeps the library call, and the
     test that holds the two equal holds these bytes."""
-    digest = bytearray(hashlib.sha1(journey.bytes + str(version).encode(), usedforsecurity=False).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    text = digest.hex()
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}".encode()
+    return _uuid_text(hashlib.sha1(journey.bytes + b"%d" % version, usedforsecurity=False).digest(), 5).encode()
 
 
-_SOURCE = SOURCE.encode()
-_CONTENT_TYPE = CONTENT_TYPE.encode()
-_TYPES: dict[str, bytes] = {}
-
-
-def _ce_type_bytes(name: str) -> bytes:
-    if name not in _TYPES:
-        _TYPES[name] = ce_type(name).encode()
-    return _TYPES[name]
+_SEQUENCE = b"%%0%dd" % SEQUENCE_WIDTH  # b"%010d"
+_SOURCE_HEADER = ("ce_source", SOURCE.encode())
+_SPECVERSION_HEADER = ("ce_specversion", b"1.0")
+_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
+_TYPE_HEADERS: dict[str, tuple[str, bytes]] = {}
 
 
 def _payload(event: Any, name: str, position: int, pseudonyms: Pseudonyms, subject: UUID) -> Any:  # noqa: ANN401
     try:
-        return MODELS[name].model_validate(_published_facts(event, name, pseudonyms, subject))
+        return MODELS[name].model_validate(published_facts(vars(event), name, event.recorded_by.role, pseudonyms, subject))
     except (KeyError, ValidationError) as error:
         where = f"event #{position} ({name}, journey {event.originator_id} version {event.originator_version})"
         msg = f"{where} does not fit {ce_type(name)}: {error}"

@@ -41,7 +41,6 @@ from threading import Event
 from typing import Any, cast
 from uuid import UUID
 
-from cloudevents.core.bindings.kafka import KafkaMessage
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from kafka import KafkaProducer
@@ -53,6 +52,7 @@ from infra.config import ConfigurationError, feed_slug
 from infra.kafka.clients import KafkaSettings
 from infra.kafka.envelope import encode
 from infra.kafka.relay import Relay
+from infra.kafka.wire import Wire
 from infra.views import ViewStore
 
 LOG = logging.getLogger("continuum.feeds")
@@ -325,7 +325,7 @@ class Feed(Relay):
         self._states = {UUID(str(journey)): JourneyConsents.from_json(self.recipient, str(text)) for journey, text in rows}
         self._pending = []
 
-    def _encode(self, notifications: Sequence[Notification]) -> list[Any]:
+    def _encode(self, notifications: Sequence[Notification]) -> list[Wire]:
         outs: list[tuple[Out, int]] = []
         changed: dict[UUID, str] = {}
         for notification in notifications:
@@ -348,7 +348,7 @@ class Feed(Relay):
         self._account(self.recipient, self._disclosed(resolved))  # entered before anything is sent
         return [self._message(out, position, head) for out, position, head in resolved]
 
-    def _send(self, messages: list[Any]) -> list[Any]:
+    def _send(self, messages: list[Wire]) -> list[Any]:
         futures = super()._send(messages)
         self.sent += len(messages)
         return futures
@@ -394,13 +394,13 @@ class Feed(Relay):
                 resolved.append((out, position, heads.get(position)))
         return resolved
 
-    def _message(self, out: Out, position: int, head: str | None) -> KafkaMessage:
+    def _message(self, out: Out, position: int, head: str | None) -> Wire:
         """The journey topic's message for the event, with the §2.32 notice (and the history mark) in its headers."""
         message = encode(out.event, position, head, self.pseudonyms)
         headers = {**message.headers, NOTICE_HEADER: self._notice}
         if out.history:
             headers[HISTORY_HEADER] = b"true"
-        return KafkaMessage(headers=headers, key=message.key, value=message.value)
+        return cast("bytes", message.key), message.value, list(headers.items())
 
     def _disclosed(self, resolved: list[tuple[Out, int, str | None]]) -> list[Disclosed]:
         """One entry per client and consent: how many events, of which kinds, at which positions."""

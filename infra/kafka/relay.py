@@ -9,6 +9,10 @@ recorded as usual and the relay retries with backoff, then publishes everything 
 The relay keys every message with the deployment's pseudonym key (`CONTINUUM_PSEUDONYM_KEY`, or
 `pseudonym_key`) and refuses to start without it, or on a topic named for another contract version
 (`care.journey.v1`): it publishes version 2.
+
+The hot path: each stored event is encoded straight from its stored JSON (`infra/kafka/wire.py`, the bytes
+`envelope.encode` writes from the domain event) and sent to the partition kafka-python's partitioner gives its key,
+worked out once per journey (`KeyPartitions`) instead of once per message.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ from __future__ import annotations
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from threading import Event
 from typing import Any
 
-from cloudevents.core.bindings.kafka import KafkaMessage
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from kafka import KafkaProducer
@@ -28,14 +32,17 @@ from kafka.errors import KafkaError, KafkaTimeoutError
 
 from infra.chain import global_links
 from infra.config import ConfigurationError
-from infra.kafka.clients import KafkaSettings, ensure_topics, producer
+from infra.kafka.clients import KafkaSettings, KeyPartitions, ensure_topics, producer
 from infra.kafka.contract import VERSION
 from infra.kafka.encoder import EncoderProcess
-from infra.kafka.envelope import Pseudonyms, configured_pseudonyms, encode, kafka_headers
+from infra.kafka.envelope import Pseudonyms, configured_pseudonyms
 from infra.kafka.positions import RelayPositions, RelayStatus
+from infra.kafka.wire import Wire, WireEncoder
 from infra.views import ViewStore
 
 LOG = logging.getLogger("continuum.relay")
+ENCODER_AHEAD = 2
+"""Pages an encoder process has to encode while the relay sends one."""
 
 
 class Relay:
@@ -49,6 +56,8 @@ class Relay:
         _check_topic(settings.topic)
         self.pseudonyms = Pseudonyms(pseudonym_key) if pseudonym_key is not None else configured_pseudonyms()
         self.encoder = encoder
+        self.wire = WireEncoder(app.mapper, self.pseudonyms)
+        self.partitions = KeyPartitions()
         self.app = app
         self.views = views
         self.settings = settings
@@ -69,17 +78,30 @@ class Relay:
         """Publish every event after the recorded position (or the next `limit`), batch by batch; returns
         how many. Raises KafkaError when the broker does not acknowledge a batch (its position stays put).
 
-        Three batches overlap: while one is sent, the next is being encoded (in the encoder's process, when
-        there is one) and the one before waits for its acknowledgements, after which its position is saved."""
+        Batches overlap: while one is sent, the next is being encoded (with an encoder process, the next two: its
+        work per batch varies with what else runs on the machine) and the one before waits for its acknowledgements,
+        after which its position is saved."""
         published = 0
         in_flight: tuple[int, list[Any]] | None = None  # the batch the broker is acknowledging meanwhile
+        ahead: deque[tuple[int, int, Callable[[], list[Wire]]]] = deque()  # pages selected, their encoding started
+        after, selected = self.positions.get(self.topic), 0
+
+        def select() -> None:
+            nonlocal after, selected
+            while len(ahead) < (1 if self.encoder is None else ENCODER_AHEAD) and (limit is None or selected < limit):
+                page = self._next_batch(after, limit, selected)
+                if page is None:
+                    return
+                ahead.append(page)
+                after, selected = page[0], selected + page[1]
+
         try:
-            batch = self._next_batch(self.positions.get(self.topic), limit)
-            while batch is not None and (stop is None or not stop.is_set()):
-                last, count, messages = batch
+            select()
+            while ahead and (stop is None or not stop.is_set()):
+                last, count, messages = ahead.popleft()
                 ready = messages()
                 published += count
-                batch = None if limit is not None and published >= limit else self._next_batch(last, limit, published)
+                select()  # the next pages are encoded while this one goes out
                 sent = (last, self._send(ready))  # queued behind the batch before: the producer never idles
                 if in_flight is not None:
                     self._settle(*in_flight, flush=False)  # its acknowledgements, while this batch goes out
@@ -91,7 +113,7 @@ class Relay:
             raise
         return published
 
-    def _next_batch(self, after: int, limit: int | None, published: int = 0) -> tuple[int, int, Callable[[], list[Any]]] | None:
+    def _next_batch(self, after: int, limit: int | None, published: int = 0) -> tuple[int, int, Callable[[], list[Wire]]] | None:
         """The next page after notification `after`, its encoding started: (its last id, its size, its messages)."""
         size = self.batch_size if limit is None else min(self.batch_size, limit - published)
         notifications = self.app.recorder.select_notifications(start=after, limit=size, inclusive_of_start=False)
@@ -141,22 +163,25 @@ class Relay:
                 self.encoder.start()
         return self._producer
 
-    def _encoding(self, notifications: Sequence[Notification]) -> Callable[[], list[Any]]:
+    def _encoding(self, notifications: Sequence[Notification]) -> Callable[[], list[Wire]]:
         """Start encoding a batch (in the encoder's process, when there is one); the call returns its messages."""
         if self.encoder is None:
             messages = self._encode(notifications)
             return lambda: messages
         heads = self._chain_heads(notifications[0].id, notifications[-1].id)
-        wire = self.encoder.submit(notifications, heads)
-        return lambda: [KafkaMessage(dict(headers), key, value) for key, value, headers in wire()]
+        return self.encoder.submit(notifications, heads)
 
-    def _encode(self, notifications: Sequence[Notification]) -> list[Any]:
+    def _encode(self, notifications: Sequence[Notification]) -> list[Wire]:
         heads = self._chain_heads(notifications[0].id, notifications[-1].id)
-        return [encode(self.app.mapper.to_domain_event(n), n.id, heads.get(n.id), self.pseudonyms) for n in notifications]
+        encode = self.wire.encode
+        return [encode(n, n.id, heads.get(n.id)) for n in notifications]
 
-    def _send(self, messages: list[Any]) -> list[Any]:
+    def _send(self, messages: list[Wire]) -> list[Any]:
+        """Each message sent to the partition the producer's partitioner would give its key (`KeyPartitions`: the
+        library's choice, worked out once per journey instead of once per message)."""
         producer = self._connected()
-        return [producer.send(self.topic, key=m.key, value=m.value, headers=kafka_headers(m)) for m in messages]
+        partition, send, topic = self.partitions.of(producer, self.topic), producer.send, self.topic
+        return [send(topic, value=value, key=key, headers=headers, partition=partition(key)) for key, value, headers in messages]
 
     def _settle(self, last: int, futures: list[Any], *, flush: bool) -> None:
         """Every send of a batch acknowledged, then (and only then) its last position recorded. With `flush`, the
@@ -166,6 +191,8 @@ class Relay:
             self._connected().flush(timeout=self.settings.send_timeout)
         deadline = time.monotonic() + self.settings.send_timeout
         for future in futures:  # each waits what is left of the batch's time; a failed send raises its error
+            if future.succeeded():  # acknowledged already: nothing to wait for
+                continue
             try:
                 future.get(timeout=max(0.0, deadline - time.monotonic()))
             except KafkaTimeoutError:

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
 import time
 from collections import defaultdict
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
+from infra.chain import global_links
 from infra.config import Settings
-from infra.kafka.clients import KafkaSettings
+from infra.kafka.clients import KafkaSettings, ensure_topics, producer
+from infra.kafka.envelope import encode, kafka_headers
 from infra.kafka.relay import Relay
 from services.bootstrap import bootstrap
 from services.cli import app
-from tests.integration.kafka_support import PSEUDONYM_KEY, PSEUDONYM_KEY_TEXT, header, read_topic, record_demo, wait_until
+from tests.integration.kafka_support import (
+    PSEUDONYM_KEY,
+    PSEUDONYM_KEY_TEXT,
+    PSEUDONYMS,
+    header,
+    read_topic,
+    record_demo,
+    wait_until,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -43,6 +55,43 @@ def test_events_of_each_journey_arrive_in_order_on_one_partition(kafka, tmp_path
     assert {record.partition for record in records} == {0, 1, 2, 3}
     assert all(len(found) == 1 for found in partitions.values())
     assert all(versions == list(range(1, len(versions) + 1)) for versions in sequences.values())
+
+
+def test_the_relay_publishes_what_a_plain_producer_sends_of_encodes_messages_on_the_same_partitions(kafka, tmp_path):
+    """The relay's hot path (messages read plainly from the stored JSON, each key's partition worked out once) against
+    kafka-python's plain `send` of `encode`'s messages, partitioned by the library: the same records, byte for byte, in
+    the same order on each partition."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    head = record_demo(url, clients=30)
+    wired = bootstrap(Settings(database_url=url))
+    plain = dataclasses.replace(kafka, topic=f"{kafka.topic}.plain", dead_letter_topic=f"{kafka.topic}.plain.DLT")
+    relay = Relay(wired.app, wired.views, kafka, batch_size=97, pseudonym_key=PSEUDONYM_KEY)
+    try:
+        assert relay.publish_pending() == head
+        assert relay.wire.indirect == 0
+        rows = wired.app.recorder.select_notifications(start=0, limit=head)
+        with wired.views.transaction() as cursor:
+            heads = global_links(cursor, 1, head)
+        ensure_topics(plain, plain.topic)
+        sender = producer(plain, client_id="plain")
+        for row in rows:
+            message = encode(wired.app.mapper.to_domain_event(row), row.id, heads.get(row.id), PSEUDONYMS)
+            sender.send(plain.topic, key=message.key, value=message.value, headers=kafka_headers(message))
+        sender.flush()
+        sender.close()
+    finally:
+        relay.close()
+        wired.close()
+
+    def by_partition(records: list[Any]) -> dict[int, list[tuple[Any, ...]]]:
+        found: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+        for record in sorted(records, key=lambda record: (record.partition, record.offset)):
+            found[record.partition].append((record.key, record.value, tuple(record.headers)))
+        return dict(found)
+
+    relayed, sent = by_partition(read_topic(kafka)), by_partition(read_topic(plain))
+    assert sum(map(len, relayed.values())) == head
+    assert relayed == sent
 
 
 def test_broker_down_while_events_are_recorded_then_up_loses_nothing(broker, kafka, tmp_path, caplog):
