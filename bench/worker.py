@@ -1,5 +1,6 @@
 """One growth point in a process of its own, so that its peak memory is its own:
-`python -m bench.worker URL LINES_FILE CHUNK BATCH` prints one JSON object.
+`python -m bench.worker URL LINES_FILE CHUNK BATCH [ingest]` prints one JSON object (with `ingest`, of the
+ingest alone; the ingest's figures also go to stderr as soon as it is done).
 
 Each stage's client CPU (time.process_time) is reported beside its wall time; on PostgreSQL also the
 server side (bench.serverside): the CPU of the backends serving this process, their wait events
@@ -51,6 +52,7 @@ def _timed(stage: str, probe: ServerProbe | None, work: Callable[[], T], into: d
 
 def main(argv: list[str]) -> dict[str, object]:
     url, lines_file, chunk, batch = argv[0], argv[1], int(argv[2]), int(argv[3])
+    stages = argv[4] if len(argv) > 4 else "all"  # "ingest": the ingest alone  # noqa: PLR2004
     probe = _server_probe(url)
     wired = open_continuum(url, batch_size=batch)
     figures: dict[str, Any] = {}
@@ -62,6 +64,9 @@ def main(argv: list[str]) -> dict[str, object]:
         with open(lines_file, encoding="utf-8") as lines:  # streamed: the file is never held whole  # noqa: PTH123
             report = _timed("ingest", probe, lambda: import_lines(wired.service, lines, ACTOR, chunk_size=chunk), figures)
         ingest_peak = peak_mb()
+        sys.stderr.write(json.dumps({"events": report.events, **figures}) + "\n")  # kept if the rebuild is cut short
+        if stages == "ingest":
+            return {"commands": report.applied, "events": report.events, "refused": len(report.errors), **figures}
         gc.collect()
         before_rebuild = rss_mb()
         reset_peak()
