@@ -9,11 +9,15 @@ excuse changes it; a corrected or voided change of level files the journey's ses
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.dispatch import singledispatchmethod
+from eventsourcing.domain import DomainEventProtocol
 
 from domain import events as ev
 from infra.views import Cursor
@@ -42,6 +46,10 @@ class Attendance(Projection):
             # an episode's sessions by time, attended or not, without reading the row (initiation's engagement window)
             "CREATE INDEX IF NOT EXISTS attendance_sessions_episode ON attendance_sessions (journey_id, episode, occurred_at, attended)",
         ]
+
+    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str) -> AbstractContextManager[Cursor]:
+        """The page's intervals read once: each session is filed without a query."""
+        return PLACEMENTS.page(cursor, events, dialect)
 
     @singledispatchmethod
     def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401

@@ -6,6 +6,8 @@ produce and the projection's new position are committed together or not at all.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime
 from typing import ClassVar
 from uuid import UUID
@@ -55,6 +57,12 @@ class Projection:
 
     def process(self, event: DomainEventProtocol[UUID], cursor: Cursor, position: int) -> None:
         raise NotImplementedError
+
+    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str) -> AbstractContextManager[Cursor]:
+        """The cursor a page of `events` (in order, in one transaction) is processed through: by default `cursor`
+        itself. A projection whose handlers read its tables may read ahead for the whole page on entry and write
+        what its handlers kept on exit (projections/pages.py); `process` on a plain cursor stays the one-event path."""
+        return nullcontext(cursor)
 
 
 def id_type(dialect: str) -> str:

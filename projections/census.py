@@ -7,23 +7,28 @@ track or time are applied to the intervals it opened or closed.
 
 The census now is read from `census_now`, the number of open intervals per level, site and track,
 kept by the same handlers that open, close and correct intervals, in the same transaction: it costs
-the same at any number of clients.
+the same at any number of clients. On a runner's page (`CensusPage`) the intervals are followed in
+memory and each count's change is added up, then written once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.dispatch import singledispatchmethod
+from eventsourcing.domain import DomainEventProtocol
 
 from domain import events as ev
 from domain.levels import ALUMNI, Level
 from domain.record import TRANSITIONS
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
+from projections.pages import JourneyRows, Paged, chunks, journeys
 
 TRANSITION_TYPES = TRANSITIONS
 
@@ -64,6 +69,14 @@ class Census(Projection):
         """Count the open intervals again (after rows were written other than by the handlers)."""
         cursor.execute("DELETE FROM census_now")
         cursor.execute(RECOUNT_IF_EMPTY)
+
+    @contextmanager
+    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str) -> Iterator[Cursor]:
+        """The intervals of the page's journeys read once and the counts' changes added up: a few statements a page."""
+        state = CensusPage(cursor, dialect, journeys(event for event in events if not isinstance(event, ev.ClientRegistered)),
+                           journeys(event for event in events if isinstance(event, ev.EnrolledInAlumni)))
+        yield Paged(cursor, state)
+        state.write()
 
     @singledispatchmethod
     def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401
@@ -106,6 +119,7 @@ class Census(Projection):
         """Only the latest change of a journey may be voided: its interval goes, the one it closed opens again."""
         if event.voided_type not in TRANSITION_TYPES:
             return
+        _sync(cursor, str(event.originator_id))
         key = (str(event.originator_id), event.voided_version)
         cursor.execute(
             "DELETE FROM census_intervals WHERE journey_id = ? AND opened_by = ? RETURNING level, level_rank, site, track, ended_at",
@@ -124,13 +138,19 @@ class Census(Projection):
 
     @process.register
     def _alumni(self, event: ev.EnrolledInAlumni, cursor: Cursor, position: int) -> None:
-        cursor.execute("SELECT site FROM census_clients WHERE journey_id = ?", (str(event.originator_id),))
-        row = cursor.fetchone()
-        self._open(cursor, event, ALUMNI, row[0] if row else "", ALUMNI)
+        page = _page(cursor)
+        if page is not None:
+            site = page.site(str(event.originator_id))
+        else:
+            cursor.execute("SELECT site FROM census_clients WHERE journey_id = ?", (str(event.originator_id),))
+            row = cursor.fetchone()
+            site = row[0] if row else None
+        self._open(cursor, event, ALUMNI, site or "", ALUMNI)
 
     @process.register
     def _corrected(self, event: ev.EntryCorrected, cursor: Cursor, position: int) -> None:
         if event.corrects_type == "ClientRegistered" and event.field == "site":
+            _sync(cursor, str(event.originator_id))
             home = (str(event.corrected_value), str(event.originator_id))
             _move_open(cursor, "site", home[0], f"journey_id = ? AND level = '{ALUMNI}'", (home[1],))
             cursor.execute("UPDATE census_clients SET site = ? WHERE journey_id = ?", home)
@@ -139,7 +159,10 @@ class Census(Projection):
         if event.corrects_type not in TRANSITION_TYPES:
             return
         key = (str(event.originator_id), event.corrects_version)
-        if event.field in ("site", "track"):
+        page = _page(cursor)
+        if page is not None:
+            page.correct(event, *key)
+        elif event.field in ("site", "track"):
             _move_open(cursor, event.field, str(event.corrected_value), "journey_id = ? AND opened_by = ?", key)
             cursor.execute(
                 f"UPDATE census_intervals SET {event.field} = ? WHERE journey_id = ? AND opened_by = ?",  # noqa: S608
@@ -152,6 +175,13 @@ class Census(Projection):
 
     @staticmethod
     def _open(cursor: Cursor, event: ev.JourneyEvent, level: str, site: str, track: str) -> None:
+        page = _page(cursor)
+        if page is not None:
+            page.intervals.add(str(event.originator_id), opened_by=event.originator_version, level=level,
+                               level_rank=level_rank(level), site=site, track=track, started_at=utc(event.occurred_at),
+                               ended_at=None, closed_by=None)
+            page.count(level, level_rank(level), site, track, +1)
+            return
         cursor.execute(
             "INSERT INTO census_intervals (journey_id, opened_by, level, level_rank, site, track, started_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -161,6 +191,13 @@ class Census(Projection):
 
     @staticmethod
     def _close(cursor: Cursor, event: ev.JourneyEvent, at: datetime) -> None:
+        page = _page(cursor)
+        if page is not None:
+            for row in page.intervals.of(str(event.originator_id)):
+                if row["ended_at"] is None:
+                    row.set(ended_at=utc(at), closed_by=event.originator_version)
+                    page.count(row["level"], row["level_rank"], row["site"], row["track"], -1)
+            return
         cursor.execute(
             "UPDATE census_intervals SET ended_at = ?, closed_by = ? WHERE journey_id = ? AND ended_at IS NULL"
             " RETURNING level, level_rank, site, track",
@@ -170,6 +207,81 @@ class Census(Projection):
             _count(cursor, level, rank, site, track, -1)
 
 
+class CensusPage:
+    """What the census keeps for a page: its journeys' intervals, the sites of the clients it enrols in alumni, and
+    the change of each count (census_now), written as one upsert per count at its end."""
+
+    def __init__(self, cursor: Cursor, dialect: str, journey_ids: Sequence[str], enrolled: Sequence[str]) -> None:
+        self.cursor, self.dialect, self.enrolled = cursor, dialect, enrolled
+        self.intervals = JourneyRows(cursor, dialect, "census_intervals", "opened_by",
+                                     ("level", "level_rank", "site", "track", "ended_at", "closed_by"), journey_ids)
+        self.counts: dict[tuple[str, str, str], list[int]] = {}  # (level, site, track) -> [rank, change]
+        self._sites: dict[str, str] | None = None
+
+    def count(self, level: str, rank: int, site: str, track: str, change: int) -> None:
+        self.counts.setdefault((level, site, track), [rank, 0])[1] += change
+
+    def correct(self, event: ev.EntryCorrected, journey: str, version: int) -> None:
+        """`Census._corrected`'s statements for a change of level's site, track or time, on the rows in memory."""
+        rows = self.intervals.of(journey)
+        if event.field in ("site", "track"):
+            value = str(event.corrected_value)
+            for row in rows:
+                if row["opened_by"] == version:
+                    if row["ended_at"] is None:  # `_move_open`
+                        level, rank, site, track = row["level"], row["level_rank"], row["site"], row["track"]
+                        self.count(level, rank, site, track, -1)
+                        self.count(level, rank, value if event.field == "site" else site, value if event.field == "track" else track, +1)
+                    row.set(**{event.field: value})
+        elif event.field == "occurred_at":
+            moment = utc(datetime.fromisoformat(str(event.corrected_value)))
+            for row in rows:
+                if row["opened_by"] == version:
+                    row.set(started_at=moment)
+                if row["closed_by"] == version:
+                    row.set(ended_at=moment)
+
+    def site(self, journey: str) -> str | None:
+        """The client's site as registered (as `_alumni` reads it)."""
+        if self._sites is None:
+            self._sites = self._read_sites(self.enrolled)
+        if journey not in self._sites:  # registered after the page's sites were read, or not at all
+            self._sites.update(self._read_sites([journey]))
+        return self._sites.get(journey)
+
+    def _read_sites(self, journey_ids: Sequence[str]) -> dict[str, str]:
+        sites: dict[str, str] = {}
+        for among, chunk in chunks(journey_ids, self.dialect):
+            self.cursor.execute(f"SELECT journey_id, site FROM census_clients WHERE journey_id {among}", chunk)  # noqa: S608
+            sites.update(self.cursor.fetchall())
+        return sites
+
+    def write(self) -> None:
+        self.intervals.write()
+        if self.counts:  # every count changed is upserted, a change of zero too: its row exists, as event by event
+            self.cursor.executemany(COUNT, [(level, rank, site, track, change)
+                                            for (level, site, track), (rank, change) in self.counts.items()])
+            self.counts = {}
+
+    def sync(self, journey: str) -> None:
+        self.write()
+        self.intervals.sync(journey)
+        if self._sites is not None:
+            self._sites.pop(journey, None)
+
+
+def _page(cursor: Cursor) -> CensusPage | None:
+    return cursor.state if isinstance(cursor, Paged) and isinstance(cursor.state, CensusPage) else None
+
+
+def _sync(cursor: Cursor, journey: str) -> None:
+    """Before a handler's own SQL about `journey` on a page's cursor: the page's rows and counts written (the journey's
+    read again after)."""
+    page = _page(cursor)
+    if page is not None:
+        page.sync(journey)
+
+
 RECOUNT_IF_EMPTY = (
     "INSERT INTO census_now (level, level_rank, site, track, clients)"
     " SELECT level, level_rank, site, track, COUNT(*) FROM census_intervals"
@@ -177,12 +289,14 @@ RECOUNT_IF_EMPTY = (
 )
 
 
+COUNT = (
+    "INSERT INTO census_now (level, level_rank, site, track, clients) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (level, site, track) DO UPDATE SET clients = census_now.clients + excluded.clients"
+)
+
+
 def _count(cursor: Cursor, level: str, rank: int, site: str, track: str, change: int) -> None:
-    cursor.execute(
-        "INSERT INTO census_now (level, level_rank, site, track, clients) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (level, site, track) DO UPDATE SET clients = census_now.clients + excluded.clients",
-        (level, rank, site, track, change),
-    )
+    cursor.execute(COUNT, (level, rank, site, track, change))
 
 
 def _move_open(cursor: Cursor, column: str, value: str, where: str, params: tuple[Any, ...]) -> None:

@@ -9,16 +9,20 @@ journey's specimens again under the level in force when each was collected.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.dispatch import singledispatchmethod
+from eventsourcing.domain import DomainEventProtocol
 
 from domain import events as ev
-from infra.views import Cursor
+from infra.views import Cursor, Params
 from projections.base import Projection, from_utc, id_type, utc
-from projections.placements import PLACING, Placements, Placing, kept, period
+from projections.placements import PLACING, PlacedPage, Placements, Placing, kept, period, placed_page, sync
 
 PLACEMENTS = Placements("drug_test_placements", "drug_specimens", "collected_at")
 
@@ -43,6 +47,10 @@ class DrugTests(Projection):
                 expected INTEGER NOT NULL, PRIMARY KEY (journey_id, specimen_id, analyte))""",
         ]
 
+    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str) -> AbstractContextManager[Cursor]:
+        """The page's intervals read once (each specimen filed without a query), its results written together."""
+        return PLACEMENTS.page(cursor, events, dialect, SpecimensPage)
+
     @singledispatchmethod
     def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401
         """Events the drug tests do not handle only move the position."""
@@ -54,6 +62,9 @@ class DrugTests(Projection):
     @process.register
     def _collected(self, event: ev.DrugTestCollected, cursor: Cursor, position: int) -> None:
         journey, at = str(event.originator_id), utc(event.occurred_at)
+        page = placed_page(cursor)
+        if isinstance(page, SpecimensPage) and (journey, event.specimen_id) in page.resulted:
+            page.write_results()  # a result held for this specimen id goes first, as it came
         cursor.execute(
             "INSERT INTO drug_specimens (journey_id, specimen_id, collected_by, collected_at, specimen, observed, random,"
             " level, site, track, hours, stay, episode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -64,10 +75,13 @@ class DrugTests(Projection):
     @process.register
     def _resulted(self, event: ev.DrugTestResulted, cursor: Cursor, position: int) -> None:
         journey = str(event.originator_id)
-        cursor.execute(
-            "UPDATE drug_specimens SET result = ?, resulted_by = ?, resulted_at = ? WHERE journey_id = ? AND specimen_id = ?",
-            (event.result.value, event.originator_version, utc(event.occurred_at), journey, event.specimen_id),
-        )
+        result = (event.result.value, event.originator_version, utc(event.occurred_at), journey, event.specimen_id)
+        page = placed_page(cursor)
+        if isinstance(page, SpecimensPage):
+            page.results.append(result)
+            page.resulted.add((journey, event.specimen_id))
+        else:
+            cursor.execute(RESULT, result)
         expected = set(event.expected_medications)
         for analyte, outcome in sorted(event.substances.items()):
             cursor.execute(
@@ -77,6 +91,7 @@ class DrugTests(Projection):
 
     @process.register
     def _corrected(self, event: ev.EntryCorrected, cursor: Cursor, position: int) -> None:
+        sync(cursor, str(event.originator_id))
         journey, version = str(event.originator_id), event.corrects_version
         if event.corrects_type in ("DrugTestCollected", "DrugTestResulted"):
             resulted = event.corrects_type == "DrugTestResulted"
@@ -101,6 +116,7 @@ class DrugTests(Projection):
 
     @process.register
     def _voided(self, event: ev.EntryVoided, cursor: Cursor, position: int) -> None:
+        sync(cursor, str(event.originator_id))
         journey, version = str(event.originator_id), event.voided_version
         if event.voided_type == "DrugTestResulted":
             cursor.execute("SELECT specimen_id FROM drug_specimens WHERE journey_id = ? AND resulted_by = ?", (journey, version))
@@ -116,6 +132,32 @@ class DrugTests(Projection):
             cursor.execute("DELETE FROM drug_specimens WHERE journey_id = ? AND collected_by = ?", (journey, version))
         else:
             PLACEMENTS.voided(cursor, event)
+
+
+RESULT = "UPDATE drug_specimens SET result = ?, resulted_by = ?, resulted_at = ? WHERE journey_id = ? AND specimen_id = ?"
+
+
+class SpecimensPage(PlacedPage):
+    """The intervals, and the page's results: one UPDATE each, sent together after the page's collections."""
+
+    def __init__(self, placements: Placements, cursor: Cursor, dialect: str, journey_ids: Sequence[str]) -> None:
+        super().__init__(placements, cursor, dialect, journey_ids)
+        self.cursor = cursor
+        self.results: list[Params] = []
+        self.resulted: set[tuple[str, str]] = set()  # (journey, specimen id) of the results held
+
+    def write_results(self) -> None:
+        if self.results:
+            self.cursor.executemany(RESULT, self.results)  # after the collections held before them (the runner's order)
+            self.results, self.resulted = [], set()
+
+    def write(self) -> None:
+        super().write()
+        self.write_results()
+
+    def sync(self, journey: str) -> None:
+        super().sync(journey)
+        self.write_results()
 
 
 @dataclass(frozen=True)

@@ -17,17 +17,22 @@ range queries. Referrals and assessments are kept as first contacts (initiation 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.dispatch import singledispatchmethod
+from eventsourcing.domain import DomainEventProtocol
 
 from domain import events as ev
 from domain.levels import Level
 from domain.record import OPENERS, STEPS
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
+from projections.pages import JourneyRows, Paged, journeys
 from projections.placements import kept
 
 ENDINGS = frozenset({*OPENERS, *STEPS, "Discharged"})
@@ -66,6 +71,13 @@ class Outcomes(Projection):
                 PRIMARY KEY (journey_id, version))""",
         ]
 
+    @contextmanager
+    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str) -> Iterator[Cursor]:
+        """The stays and episodes of the page's journeys read once, changed in memory, written at its end."""
+        state = OutcomesPage(cursor, dialect, journeys(event for event in events if ev.event_name(event) not in CONTACTS))
+        yield Paged(cursor, state)
+        state.write()
+
     @singledispatchmethod
     def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401
         """Events the outcomes do not handle only move the position."""
@@ -89,6 +101,18 @@ class Outcomes(Projection):
     @process.register
     def _stepped(self, event: ev.LevelChange, cursor: Cursor, position: int) -> None:
         journey, version, at = str(event.originator_id), event.originator_version, utc(event.occurred_at)
+        page = _page(cursor)
+        if page is not None:
+            opened = [stay for stay in page.stays.of(journey) if stay["ended_at"] is None]
+            if not opened:  # not reached: a step needs an open stay
+                return
+            name = ev.event_name(event)
+            for stay in opened:
+                stay.set(ended_at=at, closed_by=version, end_event=name, end_reason=STEP_REASON[name], next_level=event.to_level.code,
+                         next_started_at=at, next_by=version)
+            page.add_stay(journey, version, int(opened[0]["episode_opened_by"]), int(opened[0]["episode"]), event.to_level,
+                          event.site, event.track.value, at)
+            return
         cursor.execute(
             "UPDATE outcome_stays SET ended_at = ?, closed_by = ?, end_event = ?, end_reason = ?, next_level = ?,"
             " next_started_at = ?, next_by = ? WHERE journey_id = ? AND ended_at IS NULL RETURNING episode_opened_by, episode",
@@ -102,6 +126,15 @@ class Outcomes(Projection):
     @process.register
     def _discharged(self, event: ev.Discharged, cursor: Cursor, position: int) -> None:
         journey, version, at = str(event.originator_id), event.originator_version, utc(event.occurred_at)
+        page = _page(cursor)
+        if page is not None:
+            for stay in page.stays.of(journey):
+                if stay["ended_at"] is None:
+                    stay.set(ended_at=at, closed_by=version, end_reason=event.reason.value, end_event="Discharged")
+            for episode in page.episodes.of(journey):
+                if episode["ended_at"] is None:
+                    episode.set(ended_at=at, closed_by=version, end_reason=event.reason.value)
+            return
         for table, extra in (("outcome_stays", ", end_event = 'Discharged'"), ("outcome_episodes", "")):
             cursor.execute(
                 f"UPDATE {table} SET ended_at = ?, closed_by = ?, end_reason = ?{extra}"  # noqa: S608
@@ -112,6 +145,7 @@ class Outcomes(Projection):
     @process.register
     def _voided(self, event: ev.EntryVoided, cursor: Cursor, position: int) -> None:
         """Only the latest opener, step or discharge is voided: its rows go, what it ended opens again."""
+        _sync(cursor, str(event.originator_id))
         key = (str(event.originator_id), event.voided_version)
         if event.voided_type in CONTACTS:
             cursor.execute("DELETE FROM outcome_contacts WHERE journey_id = ? AND version = ?", key)
@@ -140,12 +174,29 @@ class Outcomes(Projection):
                 cursor.execute("UPDATE outcome_contacts SET occurred_at = ? WHERE journey_id = ? AND version = ?", (moment, *key))
             return
         if event.corrects_type in ENDINGS:
-            _correct_ending(cursor, event, key)
+            page = _page(cursor)
+            if page is not None:
+                page.correct(event, *key)
+            else:
+                _correct_ending(cursor, event, key)
 
     @staticmethod
     def _open_episode(cursor: Cursor, event: ev.JourneyEvent, level: Level, site: str, track: str) -> None:
         """A new episode and its first stay; the previous episode and stay learn what came next."""
         journey, version, at = str(event.originator_id), event.originator_version, utc(event.occurred_at)
+        page = _page(cursor)
+        if page is not None:
+            episodes = page.episodes.of(journey)
+            number = len(episodes) + 1
+            for rows in (page.stays.of(journey), episodes):
+                if rows:
+                    last = max(rows, key=lambda row: int(row["opened_by"]))
+                    if last["next_by"] is None:
+                        last.set(next_level=level.code, next_started_at=at, next_by=version)
+            page.episodes.add(journey, opened_by=version, episode=number, level=level.code, site=site, track=track, started_at=at,
+                              ended_at=None, closed_by=None, end_reason=None, next_level=None, next_started_at=None, next_by=None)
+            page.add_stay(journey, version, version, number, level, site, track, at)
+            return
         cursor.execute("SELECT COUNT(*) FROM outcome_episodes WHERE journey_id = ?", (journey,))
         number = int(cursor.fetchone()[0]) + 1
         for table in ("outcome_stays", "outcome_episodes"):
@@ -162,28 +213,70 @@ class Outcomes(Projection):
         _insert_stay(cursor, journey, version, version, number, level, site, track, at)
 
 
-def _correct_ending(cursor: Cursor, event: ev.EntryCorrected, key: tuple[str, int]) -> None:
-    """A corrected time, site or track of an opener or step, or reason of a discharge."""
+class OutcomesPage:
+    """What the outcomes keep for a page: the stays and episodes of its journeys (contacts are only inserted)."""
+
+    def __init__(self, cursor: Cursor, dialect: str, journey_ids: Sequence[str]) -> None:
+        self.stays = JourneyRows(cursor, dialect, "outcome_stays", "opened_by",
+                                 ("episode_opened_by", "episode", "ended_at", "closed_by", "next_by"), journey_ids)
+        self.episodes = JourneyRows(cursor, dialect, "outcome_episodes", "opened_by", ("ended_at", "closed_by", "next_by"),
+                                    journey_ids)
+
+    def add_stay(self, journey: str, version: int, episode_opened_by: int, episode: int, level: Level, site: str, track: str,
+                 at: str) -> None:
+        """`_insert_stay`'s row, kept."""
+        self.stays.add(journey, opened_by=version, episode_opened_by=episode_opened_by, episode=episode, level=level.code,
+                       level_rank=level.rank, site=site, track=track, started_at=at, ended_at=None, closed_by=None, end_event=None,
+                       end_reason=None, next_level=None, next_started_at=None, next_by=None)
+
+    def correct(self, event: ev.EntryCorrected, journey: str, version: int) -> None:
+        """`_correct_ending` on the rows in memory."""
+        changes = _ending_changes(event)
+        for rows in (self.stays.of(journey), self.episodes.of(journey)):
+            for row in rows:
+                for column, by, value in changes:
+                    if row[by] == version:
+                        row.set(**{column: value})
+
+    def write(self) -> None:
+        self.stays.write()
+        self.episodes.write()
+
+    def sync(self, journey: str) -> None:
+        self.stays.sync(journey)
+        self.episodes.sync(journey)
+
+
+def _page(cursor: Cursor) -> OutcomesPage | None:
+    return cursor.state if isinstance(cursor, Paged) and isinstance(cursor.state, OutcomesPage) else None
+
+
+def _sync(cursor: Cursor, journey: str) -> None:
+    """Before a handler's own SQL about `journey` on a page's cursor: the page's rows written (the journey's read again
+    after)."""
+    page = _page(cursor)
+    if page is not None:
+        page.sync(journey)
+
+
+def _ending_changes(event: ev.EntryCorrected) -> list[tuple[str, str, str]]:
+    """What a corrected time, site or track of an opener or step, or reason of a discharge changes: (column, key column,
+    value), each row of the journey's stays and episodes whose key column holds the corrected version taking the value."""
+    value = str(event.corrected_value)
     if event.field == "occurred_at":
-        moment = utc(datetime.fromisoformat(str(event.corrected_value)))
-        for table in ("outcome_stays", "outcome_episodes"):
-            for column, by in (("started_at", "opened_by"), ("ended_at", "closed_by"), ("next_started_at", "next_by")):
-                cursor.execute(
-                    f"UPDATE {table} SET {column} = ? WHERE journey_id = ? AND {by} = ?",  # noqa: S608
-                    (moment, *key),
-                )
-    elif event.field in ("site", "track"):
-        for table in ("outcome_stays", "outcome_episodes"):
-            cursor.execute(
-                f"UPDATE {table} SET {event.field} = ? WHERE journey_id = ? AND opened_by = ?",  # noqa: S608
-                (str(event.corrected_value), *key),
-            )
-    elif event.field == "reason" and event.corrects_type == "Discharged":
-        for table in ("outcome_stays", "outcome_episodes"):
-            cursor.execute(
-                f"UPDATE {table} SET end_reason = ? WHERE journey_id = ? AND closed_by = ?",  # noqa: S608
-                (str(event.corrected_value), *key),
-            )
+        moment = utc(datetime.fromisoformat(value))
+        return [("started_at", "opened_by", moment), ("ended_at", "closed_by", moment), ("next_started_at", "next_by", moment)]
+    if event.field in ("site", "track"):
+        return [(event.field, "opened_by", value)]
+    if event.field == "reason" and event.corrects_type == "Discharged":
+        return [("end_reason", "closed_by", value)]
+    return []
+
+
+def _correct_ending(cursor: Cursor, event: ev.EntryCorrected, key: tuple[str, int]) -> None:
+    for table in ("outcome_stays", "outcome_episodes"):
+        for column, by, value in _ending_changes(event):
+            cursor.execute(f"UPDATE {table} SET {column} = ? WHERE journey_id = ? AND {by} = ?", (value, *key))  # noqa: S608
 
 
 def _insert_stay(

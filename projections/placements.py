@@ -8,17 +8,27 @@ admission or step that entered the level (a change of track keeps it), `episode`
 opened the episode. Only the latest change of level is ever voided, so a void deletes the interval it
 opened and reopens the one it closed. When the intervals of a journey change (a correction or a
 void), its facts are filed again by their time.
+
+On a runner's page (`Placements.page`, projections/pages.py) the intervals of the page's journeys are
+read once and followed in memory, so a fact is filed without a query; on a plain cursor each step is
+its statement, as before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
 
 from domain import events as ev
 from domain.record import TRANSITIONS
 from infra.views import Cursor
 from projections.base import from_utc, id_type, utc
+from projections.pages import JourneyRows, Paged, Row, journeys
 
 Placing = ev.WithdrawalManagementStarted | ev.AdmittedToLevel | ev.LevelChange | ev.TrackChanged | ev.Discharged
 """The events that open or close an interval (a projection registers one handler for them all)."""
@@ -52,11 +62,60 @@ class Interval(Placed):
     ended_at: datetime | None
 
 
+class PlacedPage:
+    """What a projection that files facts under placements keeps for a page: the intervals of its journeys."""
+
+    COLUMNS = ("level", "site", "track", "hours", "stay", "episode", "started_at", "ended_at")
+
+    def __init__(self, placements: Placements, cursor: Cursor, dialect: str, journey_ids: Sequence[str]) -> None:
+        self.intervals = JourneyRows(cursor, dialect, placements.table, "opened_by", self.COLUMNS, journey_ids)
+        self._placed: dict[Row, Placed] = {}  # an interval's columns never change in memory (corrections: `sync`, then SQL)
+
+    def in_force(self, journey: str, moment: str) -> Placed:
+        """`Placements.filed`'s query in memory: the latest interval (by start, then opener) started by `moment`."""
+        best: Row | None = None
+        latest = ("", 0)
+        for row in self.intervals.of(journey):
+            values = row.values
+            started = values["started_at"]
+            if started <= moment and (best is None or (started, values["opened_by"]) > latest):
+                best, latest = row, (started, values["opened_by"])
+        if best is None:
+            return NOWHERE
+        placed = self._placed.get(best)
+        if placed is None:
+            values = best.values
+            placed = self._placed[best] = Placed(str(values["level"]), str(values["site"]), str(values["track"]),
+                                                 float(values["hours"]), int(values["stay"]), int(values["episode"]))
+        return placed
+
+    def write(self) -> None:
+        self.intervals.write()
+
+    def sync(self, journey: str) -> None:
+        """Before a handler's own SQL (a correction, a void) on `journey`: what the page holds written, the journey's
+        rows to be read again after."""
+        self.intervals.sync(journey)
+
+
+def placed_page(cursor: Cursor) -> PlacedPage | None:
+    """The page's intervals, when `cursor` is a page's (None: the one-event path, each step in SQL)."""
+    return cursor.state if isinstance(cursor, Paged) and isinstance(cursor.state, PlacedPage) else None
+
+
 class Placements:
     """The intervals in `table`, and the facts of table `facts` filed under them by their `time_column`."""
 
     def __init__(self, table: str, facts: str, time_column: str) -> None:
         self.table, self.facts, self.time_column = table, facts, time_column
+
+    @contextmanager
+    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str,
+             kind: type[PlacedPage] = PlacedPage) -> Iterator[Cursor]:
+        """A page's cursor: the intervals of its journeys read once, kept in memory, written back at its end."""
+        state = kind(self, cursor, dialect, journeys(events))
+        yield Paged(cursor, state)
+        state.write()
 
     def ddl(self, dialect: str) -> list[str]:
         version = id_type(dialect)
@@ -86,6 +145,17 @@ class Placements:
         """An admission (`kind` "episode"), a step ("stay") or a change of track ("track") at the event's time."""
         journey, version, at = str(event.originator_id), event.originator_version, utc(event.occurred_at)
         stay = episode = version
+        page = placed_page(cursor)
+        if page is not None:
+            rows = page.intervals.of(journey)
+            opened = [row for row in rows if row["ended_at"] is None]
+            if kind != "episode" and opened:
+                stay = version if kind == "stay" else int(opened[0]["stay"])
+                episode = int(opened[0]["episode"])
+            _close(opened, at, version)
+            page.intervals.add(journey, opened_by=version, level=level, site=site, track=track, hours=hours, stay=stay,
+                               episode=episode, started_at=at, ended_at=None, closed_by=None)
+            return
         if kind != "episode":
             cursor.execute(
                 f"SELECT stay, episode FROM {self.table} WHERE journey_id = ? AND ended_at IS NULL",  # noqa: S608
@@ -103,6 +173,11 @@ class Placements:
         )
 
     def leave(self, cursor: Cursor, event: ev.JourneyEvent) -> None:
+        page = placed_page(cursor)
+        if page is not None:
+            rows = page.intervals.of(str(event.originator_id))
+            _close([row for row in rows if row["ended_at"] is None], utc(event.occurred_at), event.originator_version)
+            return
         cursor.execute(
             f"UPDATE {self.table} SET ended_at = ?, closed_by = ? WHERE journey_id = ? AND ended_at IS NULL",  # noqa: S608
             (utc(event.occurred_at), event.originator_version, str(event.originator_id)),
@@ -112,6 +187,7 @@ class Placements:
         """Drop a voided change of level, reopen what it closed and file the journey's facts again."""
         if event.voided_type not in TRANSITIONS:
             return
+        sync(cursor, str(event.originator_id))
         key = (str(event.originator_id), event.voided_version)
         cursor.execute(f"DELETE FROM {self.table} WHERE journey_id = ? AND opened_by = ?", key)  # noqa: S608
         cursor.execute(
@@ -124,6 +200,7 @@ class Placements:
         """Apply a correction of a change of level's time, site, track or hours, and file the journey's facts again."""
         if event.corrects_type not in TRANSITIONS:
             return
+        sync(cursor, str(event.originator_id))
         key = (str(event.originator_id), event.corrects_version)
         if event.field == "occurred_at":
             moment = utc(datetime.fromisoformat(str(event.corrected_value)))
@@ -140,6 +217,9 @@ class Placements:
 
     def filed(self, cursor: Cursor, journey_id: str, moment: str) -> Placed:
         """The interval in force at `moment` (UTC text); a fact after the discharge files under the last one."""
+        page = placed_page(cursor)
+        if page is not None:
+            return page.in_force(journey_id, moment)
         cursor.execute(
             f"SELECT level, site, track, hours, stay, episode FROM {self.table} WHERE journey_id = ? AND started_at <= ?"  # noqa: S608
             " ORDER BY started_at DESC, opened_by DESC LIMIT 1",
@@ -150,6 +230,7 @@ class Placements:
 
     def refile(self, cursor: Cursor, journey_id: str) -> None:
         """After the intervals or a fact's time changed: file the journey's facts again by their time."""
+        sync(cursor, journey_id)
         placed, facts, when = self.table, self.facts, self.time_column
         cursor.execute(
             f"UPDATE {facts} SET level = p.level, site = p.site, track = p.track, hours = p.hours, stay = p.stay,"  # noqa: S608
@@ -176,6 +257,19 @@ class Placements:
         return [Interval(lv, s, t, float(h), int(st), int(ep), journey_id=j, started_at=from_utc(a),
                          ended_at=None if e is None else from_utc(e))
                 for j, lv, s, t, h, st, ep, a, e in cursor.fetchall()]
+
+
+def sync(cursor: Cursor, journey: str) -> None:
+    """Before SQL of a handler's own about `journey` on a page's cursor: the page's rows written back (the journey's
+    read again after)."""
+    page = placed_page(cursor)
+    if page is not None:
+        page.sync(journey)
+
+
+def _close(opened: list[Row], at: str, version: int) -> None:
+    for row in opened:
+        row.set(ended_at=at, closed_by=version)
 
 
 def period(column: str, since: datetime | None, until: datetime | None) -> tuple[str, list[str]]:

@@ -1,0 +1,167 @@
+"""What a projection keeps for the length of one page of events (one transaction of the runner).
+
+A handler that reads its own tables costs a round trip per event when it asks the database (on
+PostgreSQL most of a rebuild's time). Given a page at once, a projection reads the rows its handlers
+will need for every journey of the page in one SELECT, changes them in memory as the events come,
+and writes them back when the page ends: a few statements per page instead of several per event.
+The rows come out as the one-event path (`Projection.process` on a plain cursor, one statement at a
+time) writes them; tests/projections/test_pages.py holds the two paths equal.
+
+Rare events (corrections, voids) keep their SQL: their handler first writes back what the page holds
+(`sync`), runs its statements, and the next handler to want the rows reads them again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from eventsourcing.domain import DomainEventProtocol
+
+from infra.views import Cursor, Params
+
+State = TypeVar("State")
+SIZES = (1, 8, 64, 512)
+"""How many journeys one SELECT asks for on SQLite (the list padded to the next size, the largest repeated): a few
+statements whose text repeats, each compiled once (older builds allow 999 parameters per statement)."""
+
+
+class Paged(Generic[State]):
+    """The cursor a projection's handlers get for a page: the runner's, carrying what the projection keeps for it."""
+
+    def __init__(self, cursor: Cursor, state: State) -> None:
+        self.cursor, self.state = cursor, state
+
+    @property
+    def rowcount(self) -> int:
+        return self.cursor.rowcount
+
+    def execute(self, sql: str, params: Params = (), /) -> object:
+        return self.cursor.execute(sql, params)
+
+    def executemany(self, sql: str, rows: Sequence[Params], /) -> object:
+        return self.cursor.executemany(sql, rows)
+
+    def fetchone(self) -> Any:  # noqa: ANN401 - a row, or None
+        return self.cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self.cursor.fetchall()
+
+
+def journeys(events: Iterable[DomainEventProtocol[UUID]]) -> list[str]:
+    """The journeys of a page's events, each once, in order."""
+    return list(dict.fromkeys(str(event.originator_id) for event in events))
+
+
+def chunks(journey_ids: Sequence[str], dialect: str) -> Iterator[tuple[str, Params]]:
+    """(the condition on journey_id that keeps `journey_ids`, its parameters), for each statement that asks for them:
+    on PostgreSQL one, `= ANY(?)` with an array; on SQLite `IN (?, ...)` per chunk, padded to one of `SIZES` with
+    its last journey (psycopg converts a statement of more than 50 parameters again each time it is sent)."""
+    if dialect == "postgres":
+        if journey_ids:
+            yield "= ANY(?)", (list(journey_ids),)
+        return
+    largest = SIZES[-1]
+    for start in range(0, len(journey_ids), largest):
+        chunk = list(journey_ids[start : start + largest])
+        size = next(size for size in SIZES if size >= len(chunk))
+        yield _IN[size], chunk + chunk[-1:] * (size - len(chunk))
+
+
+_IN = {size: f"IN ({', '.join('?' * size)})" for size in SIZES}
+
+
+class Row:
+    """One row in memory: its values by column, whether it is new in this page, and which columns changed."""
+
+    __slots__ = ("changed", "journey", "new", "values")
+
+    def __init__(self, journey: str, values: dict[str, Any], *, new: bool) -> None:
+        self.journey, self.values, self.new = journey, values, new
+        self.changed: set[str] = set()
+
+    def __getitem__(self, column: str) -> Any:  # noqa: ANN401 - a column's value
+        return self.values[column]
+
+    def set(self, **values: Any) -> None:  # noqa: ANN401
+        self.values.update(values)
+        if not self.new:
+            self.changed.update(values)
+
+
+class JourneyRows:
+    """The rows of `table` (keyed by journey_id and `key`) of a page's journeys: read with one
+    SELECT when first wanted, changed in memory (`add`, `Row.set`), written back by `write` (new rows with one
+    INSERT per set of columns, changed ones with one UPDATE per set of changed columns, each an executemany)."""
+
+    def __init__(self, cursor: Cursor, dialect: str, table: str, key: str, columns: tuple[str, ...], journeys: Sequence[str]) -> None:
+        self.cursor, self.dialect, self.table, self.key = cursor, dialect, table, key
+        self.columns = (key, *columns)  # the columns read; journey_id besides
+        self.journeys = journeys
+        self._rows: dict[str, list[Row]] | None = None
+
+    def of(self, journey: str) -> list[Row]:
+        """The journey's rows (the page's journeys are read together, the first time any is wanted)."""
+        if self._rows is None:
+            self._rows = self._read(self.journeys)
+        rows = self._rows.get(journey)
+        if rows is None:  # a journey outside the page's: read alone
+            rows = self._rows[journey] = self._read([journey]).get(journey, [])
+        return rows
+
+    def add(self, journey: str, **values: Any) -> Row:  # noqa: ANN401
+        """A new row (`values` holds its key and every column the one-event path would give it)."""
+        row = Row(journey, values, new=True)
+        self.of(journey).append(row)
+        return row
+
+    def write(self) -> None:
+        """Send the new and changed rows; the rows in memory stay, now as stored."""
+        if self._rows is None:
+            return
+        inserts: dict[tuple[str, ...], list[Params]] = {}
+        updates: dict[tuple[str, ...], list[Params]] = {}
+        for rows in self._rows.values():
+            for row in rows:
+                if row.new:
+                    columns = tuple(row.values)
+                    inserts.setdefault(columns, []).append((row.journey, *row.values.values()))
+                    row.new = False
+                elif row.changed:
+                    columns = tuple(sorted(row.changed))
+                    updates.setdefault(columns, []).append((*(row.values[c] for c in columns), row.journey, row.values[self.key]))
+                    row.changed = set()
+        for columns, params in inserts.items():
+            self.cursor.executemany(
+                f"INSERT INTO {self.table} (journey_id, {', '.join(columns)}) VALUES ({', '.join('?' * (len(columns) + 1))})",  # noqa: S608
+                params,
+            )
+        for columns, params in updates.items():
+            self.cursor.executemany(
+                f"UPDATE {self.table} SET {', '.join(f'{c} = ?' for c in columns)} WHERE journey_id = ? AND {self.key} = ?",  # noqa: S608
+                params,
+            )
+
+    def sync(self, journey: str) -> None:
+        """Write back, and forget the journey's rows: SQL of the handlers' own comes next, and may change them (only
+        the journey's: every such statement names it); they are read again when next wanted."""
+        self.write()
+        if self._rows is not None:
+            self._rows.pop(journey, None)
+
+    def _read(self, journeys: Sequence[str]) -> dict[str, list[Row]]:
+        found: dict[str, list[Row]] = {journey: [] for journey in journeys}
+        names = self.columns
+        for among, chunk in chunks(journeys, self.dialect):
+            self.cursor.execute(
+                f"SELECT journey_id, {', '.join(names)} FROM {self.table}"  # noqa: S608
+                f" WHERE journey_id {among}",
+                chunk,
+            )
+            for journey, *values in self.cursor.fetchall():
+                found[journey].append(Row(journey, dict(zip(names, values, strict=True)), new=False))
+        for rows in found.values():
+            rows.sort(key=lambda row: row.values[self.key])
+        return found
