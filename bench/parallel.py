@@ -42,6 +42,7 @@ import psycopg
 
 from bench.ingest import ACTOR, cohort_lines
 from bench.instrument import TIMER, timed_recorder_topic
+from bench.serverside import process_cpu
 from bench.stores import DEFAULT_POSTGRES, Target, open_continuum
 from infra.config import Settings, parse_database_url
 from services.importer import import_lines
@@ -198,7 +199,7 @@ class _Waits:
         self.samples = 0
         self.states: Counter[str] = Counter()
         self.lock_waits_in_samples = 0  # samples in which one of the run's backends waited on a lock
-        self.backend_ticks: dict[int, tuple[int, int]] = {}  # pid -> CPU ticks (first seen, last seen), from /proc
+        self.backend_cpu: dict[int, tuple[float, float]] = {}  # pid -> CPU seconds (first seen, last seen), from /proc
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -217,9 +218,9 @@ class _Waits:
                     ours.add(pid)
                 if pid not in ours:
                     continue
-                ticks = _process_ticks(pid)
-                if ticks is not None:
-                    self.backend_ticks[pid] = (self.backend_ticks.get(pid, (ticks, ticks))[0], ticks)
+                cpu = process_cpu(pid)
+                if cpu is not None:
+                    self.backend_cpu[pid] = (self.backend_cpu.get(pid, (cpu, cpu))[0], cpu)
                 if state == "active" and kind is not None:
                     self.states[f"waiting {kind}:{event}"] += 1
                     waited = waited or kind == "Lock"
@@ -234,20 +235,9 @@ class _Waits:
             "sample_ms": SAMPLE_S * 1000,
             "backends_by_state": {state: round(count / samples, 3) for state, count in self.states.most_common()},
             "lock_wait_share": self.lock_waits_in_samples / samples,
-            "server_cpu_seconds": sum(last - first for first, last in self.backend_ticks.values()) / _TICKS_PER_S,
+            "server_cpu_seconds": sum(last - first for first, last in self.backend_cpu.values()),
         }
 
-
-_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _process_ticks(pid: int) -> int | None:
-    """A local process's user + system CPU ticks (the server's backends run on this machine), None if unreadable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
 
 
 @contextmanager
