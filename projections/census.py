@@ -28,7 +28,7 @@ from domain.levels import ALUMNI, Level
 from domain.record import TRANSITIONS
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
-from projections.pages import JourneyRows, Paged, chunks, journeys
+from projections.pages import JourneyRows, Paged, by_journey, journeys
 
 TRANSITION_TYPES = TRANSITIONS
 
@@ -250,11 +250,7 @@ class CensusPage:
         return self._sites.get(journey)
 
     def _read_sites(self, journey_ids: Sequence[str]) -> dict[str, str]:
-        sites: dict[str, str] = {}
-        for among, chunk in chunks(journey_ids, self.dialect):
-            self.cursor.execute(f"SELECT journey_id, site FROM census_clients WHERE journey_id {among}", chunk)  # noqa: S608
-            sites.update(self.cursor.fetchall())
-        return sites
+        return dict(by_journey(self.cursor, self.dialect, "census_clients", ("site",), journey_ids))
 
     def write(self) -> None:
         self.intervals.write()

@@ -31,6 +31,7 @@ from eventsourcing.persistence import Notification
 from infra.lag import Lag
 from infra.views import Cursor, Params, ViewStore
 from projections.base import Projection
+from projections.pages import LOOKED_UP
 
 Progress = Callable[[int, int], None]  # (position reached, head)
 Handler = Callable[[DomainEventProtocol[UUID], Cursor, int], None]  # a projection's process, for one class of event
@@ -96,7 +97,8 @@ class GatheredInserts:
                 self._cursor.executemany(sql, rows)
 
     def _send_before(self, sql: str) -> None:
-        table = _touched_table(sql)
+        lookup = LOOKED_UP.fullmatch(sql)  # pages.by_journey's on PostgreSQL: one table, by key
+        table = lookup.group(1) if lookup is not None else _touched_table(sql)
         if table is None:
             self.flush()
         else:
@@ -309,13 +311,12 @@ class ProjectionRunner:
         head, done = self.head(), 0
         while shadows:
             done += self._run([shadow.target for shadow in shadows], head, progress)
-            if self.views.dialect == "postgres":  # built outside the swap, so the positions stay locked briefly
-                with self.views.transaction() as cursor:
-                    self.views.lock_for_ddl(cursor)  # shadows are created and swapped under it
-                    rows = self._rows(cursor)
-                    for shadow in shadows:
-                        if shadow.row in rows:
-                            shadow.index(cursor)
+            with self.views.transaction() as cursor:  # keys and indexes outside the swap: the positions stay locked briefly
+                self.views.lock_for_ddl(cursor)  # shadows are created and swapped under it
+                rows = self._rows(cursor)
+                for shadow in shadows:
+                    if shadow.row in rows:
+                        shadow.index(cursor)
             with self.views.transaction() as cursor:
                 self.views.lock_for_ddl(cursor)
                 rows = self._rows(cursor, lock=True)
@@ -414,17 +415,18 @@ class _Target:
 
 class Shadow:
     """A projection's tables built again beside the ones in use, from its own DDL with the names changed:
-    the tables first, the secondary indexes once they are filled (`index`; and on PostgreSQL the primary
-    keys of a projection that only appends), then `swap`. Every CREATE INDEX waits for the filling, so a
-    key a handler relies on (ON CONFLICT) belongs in its CREATE TABLE."""
+    the tables first, the secondary indexes once they are filled (`index`; and the primary keys of a projection
+    that only appends: added on PostgreSQL, its rows copied in key order into the keyed table on SQLite), then
+    `swap`. Every CREATE INDEX waits for the filling, so a key a handler relies on (ON CONFLICT) belongs in its
+    CREATE TABLE."""
 
     def __init__(self, projection: Projection, dialect: str) -> None:
         self.projection, self.dialect = projection, dialect
         statements = projection.ddl(dialect)
         self.indexes = [statement for statement in statements if _INDEX.match(statement)]
         self.tables = [statement for statement in statements if not _INDEX.match(statement)]
-        self.keys: list[tuple[str, str]] = []  # (table, columns) of primary keys added once the tables are filled
-        if projection.appends_only and dialect == "postgres":
+        self.keys: list[tuple[str, str, str]] = []  # (table, columns, CREATE TABLE) of keys given once the tables are filled
+        if projection.appends_only:
             self.tables = [self._unkeyed(statement) for statement in self.tables]
         index_names = [match.group(1) for match in map(_INDEX.match, self.indexes) if match]
         names = {name: name + SHADOW for name in (*projection.tables, *index_names)}
@@ -436,7 +438,7 @@ class Shadow:
         table, key = _TABLE.match(statement), _KEY.search(statement)
         if table is None or key is None:
             return statement
-        self.keys.append((table.group(1), key.group(1)))
+        self.keys.append((table.group(1), key.group(1), statement))
         return statement[: key.start()] + statement[key.end() - 1 :]
 
     def create(self, cursor: Cursor) -> None:
@@ -450,22 +452,37 @@ class Shadow:
         cursor.execute("INSERT INTO projection_positions (name, position, updated_at) VALUES (?, 0, ?)", (self.row, _now()))
 
     def index(self, cursor: Cursor) -> None:
-        """The secondary indexes, on the filled tables (cheaper than keeping them up row by row)."""
-        into = self.target.cursor(cursor)
-        for statement in self.indexes:
-            into.execute(statement)
-        for table, columns in self.keys:
-            cursor.execute("SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(?) AND contype = 'p'", (table + SHADOW,))
+        """The keys an appending projection's tables were filled without, and on PostgreSQL the secondary indexes: on
+        the filled tables, cheaper than keeping them up row by row (a key led by the journey dirties a page per row)."""
+        if self.dialect == "postgres":
+            into = self.target.cursor(cursor)
+            for statement in self.indexes:
+                into.execute(statement)
+        for table, columns, statement in self.keys:
+            self._key(cursor, table + SHADOW, columns, statement)
+
+    def _key(self, cursor: Cursor, shadow: str, columns: str, statement: str) -> None:
+        """The primary key `columns` on the filled `shadow` table, unless it has it already. PostgreSQL adds it;
+        SQLite cannot, so the rows go in key order into the table as its DDL makes it."""
+        if self.dialect == "postgres":
+            cursor.execute("SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(?) AND contype = 'p'", (shadow,))
             if cursor.fetchone() is None:
-                cursor.execute(f"ALTER TABLE {table}{SHADOW} ADD PRIMARY KEY ({columns})")
+                cursor.execute(f"ALTER TABLE {shadow} ADD PRIMARY KEY ({columns})")
+            return
+        cursor.execute("SELECT count(*) FROM pragma_table_info(?) WHERE pk > 0", (shadow,))
+        if cursor.fetchone()[0] > 0:
+            return
+        cursor.execute(f"ALTER TABLE {shadow} RENAME TO {shadow}_unkeyed")
+        self.target.cursor(cursor).execute(statement)
+        cursor.execute(f"INSERT INTO {shadow} SELECT * FROM {shadow}_unkeyed ORDER BY {columns}")  # noqa: S608
+        cursor.execute(f"DROP TABLE {shadow}_unkeyed")
 
     def swap(self, cursor: Cursor, position: int) -> None:
         """Drop the tables in use, give the shadow's their names and the projection the shadow's position.
         PostgreSQL renames the shadow's indexes (its primary keys' too); SQLite cannot rename an index and
         creates them here (readers meanwhile read the old tables: its WAL gives them the last commit)."""
         name = self.projection.name
-        if self.dialect == "postgres":
-            self.index(cursor)  # no-ops, unless another rebuild began the shadow again since they were built
+        self.index(cursor)  # no-ops, unless another rebuild began the shadow again since they were built
         for table in self.projection.tables:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
         for table in self.projection.tables:

@@ -14,8 +14,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from domain.values import Actor
+from infra.config import Settings
 from projections.catalogue import all_projections
+from projections.pages import LOOKUP, by_journey
 from projections.runner import COPY_FROM, GatheredInserts
+from services.bootstrap import bootstrap
 from services.demo import generate_cohort
 from services.importer import import_lines
 from tests.projections.builders import (
@@ -30,7 +33,7 @@ from tests.projections.builders import (
     send,
     step,
 )
-from tests.support.clock import NOW
+from tests.support.clock import NOW, fixed_clock
 
 NAMES = [projection.name for projection in all_projections()]
 DAY0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -253,3 +256,50 @@ def test_held_inserts_go_by_copy_where_the_cursor_offers_it_and_keep_their_order
         ("executemany", "INSERT INTO u (a) VALUES (?)", [(1,)]),
         ("executemany", "INSERT INTO t (a, b) VALUES (?, 'literal')", [(99,)]),
     ]
+
+
+def test_a_page_finds_its_journeys_rows_by_key_in_a_large_table_never_analysed(pg_url):
+    """A rebuild's tables are new, so PostgreSQL has no statistics on them: `journey_id = ANY(?)` was planned as a
+    scan of the whole table, once a page, and a rebuild's cost per event grew with the log. The page's read is a
+    lookup by key, and gives the rows a plain SELECT gives."""
+    wired = bootstrap(Settings(database_url=pg_url), clock=fixed_clock)
+    try:
+        wired.runner.setup()
+        with wired.views.transaction() as cursor:
+            cursor.execute(  # 100,000 rows of 2,500 journeys; never analysed
+                "INSERT INTO census_intervals (journey_id, opened_by, closed_by, level, level_rank, site, track, started_at)"
+                " SELECT 'j' || (n / 40), mod(n, 40) + 1, NULL, '2.1', 3, 'north', 'day', '2026-01-01' FROM generate_series(0, 99999) n",
+            )
+            cursor.execute("SELECT count(*) FROM pg_stats WHERE schemaname = current_schema()")
+            assert cursor.fetchone()[0] == 0
+            wanted = [f"j{n}" for n in range(0, 2500, 5)] + ["nobody"]
+            statement = LOOKUP.format(columns="opened_by, level", table="census_intervals")
+            cursor.execute("EXPLAIN " + statement, (wanted,))
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            assert "Seq Scan on census_intervals" not in plan, plan
+            assert "Index" in plan, plan
+            found = by_journey(cursor, "postgres", "census_intervals", ("opened_by", "level"), wanted)
+            cursor.execute("SELECT journey_id, opened_by, level FROM census_intervals WHERE journey_id = ANY(?)", (wanted,))
+            plain = cursor.fetchall()
+        assert sorted(map(tuple, found)) == sorted(map(tuple, plain))
+        assert len(found) == 500 * 40
+    finally:
+        wired.close()
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 8, 9, 512, 513, 1100])
+def test_a_page_reads_the_rows_of_any_number_of_journeys_on_sqlite(sqlite_url, count):
+    """SQLite's reads go in chunks padded to a few sizes: every journey's rows come back once."""
+    wired = bootstrap(Settings(database_url=sqlite_url), clock=fixed_clock)
+    try:
+        wired.runner.setup()
+        with wired.views.transaction() as cursor:
+            cursor.executemany(
+                "INSERT INTO census_clients (journey_id, client_ref, site) VALUES (?, ?, ?)",
+                [(f"j{n}", f"K-{n}", "north" if n % 2 else "south") for n in range(1200)],
+            )
+            wanted = [f"j{n}" for n in range(count)]
+            found = by_journey(cursor, "sqlite", "census_clients", ("site",), wanted)
+        assert sorted(found) == sorted((f"j{n}", "north" if n % 2 else "south") for n in range(count))
+    finally:
+        wired.close()
