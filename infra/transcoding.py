@@ -6,7 +6,7 @@ value is first walked in Python the way the standard `json` encoder walks it (it
 `default` hook does), then orjson writes the plain result. Whatever orjson could write otherwise (a
 float in exponent form or not finite, a dict key that is not a string, an int beyond 64 bits) goes to
 the library's encoder instead; whatever orjson cannot read, or holds a number orjson may read otherwise
-(any float: orjson reads an integer beyond 64 bits as one), to the library's decoder.
+(a float of 2**63 or more: orjson reads an integer beyond 64 bits as one), to the library's decoder.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ class _Unlike(Exception):  # noqa: N818 - a signal, not an error: orjson would n
 
 
 _AS_IS = frozenset((str, int, bool, type(None)))  # written alike by json and orjson (an int beyond 64 bits: orjson refuses)
+_WIDEST = float(2**63)  # orjson reads every integer from -2**63 to 2**64 - 1 as an int: a float below this was written as one
 _BASE = object()  # a subclass of one of json's own types: written as json writes its base type
 
 
@@ -157,8 +158,8 @@ class FastJSONTranscoder(JSONTranscoder):
                 if type(item) not in _AS_IS:
                     value[index] = self._hooked(item)
             return value
-        if kind is float:
-            raise _Unlike  # orjson reads an integer beyond 64 bits as a float: the library's reader decides
+        if kind is float and not -_WIDEST < value < _WIDEST:
+            raise _Unlike  # orjson reads an integer beyond 64 bits as a float (so at least 2**63): the library's reader decides
         return value
 
     def _hooked_dict(self, d: dict[str, Any]) -> Any:  # noqa: ANN401

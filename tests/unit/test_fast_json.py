@@ -39,6 +39,8 @@ VALUES: list[Any] = [
     {"hours": 12.5, "tiny": 1e-7, "huge": 1e22, "exact": 1e15, "negative_zero": -0.0},  # exponent forms: the library writes them
     {"inf": float("inf"), "nan": float("nan")},  # the library writes Infinity and NaN; orjson cannot
     {"big": 2**64, "edge": 2**63 - 1, "low": -(2**63)},
+    {"minutes": 180.0, "hours": [9.0, 2.25], "below": 9.2e18, "at": 9.223372036854775808e18, "above": 1e19},  # read by orjson below 2**63
+    {"lower": -(2**63) - 1, "top": 2**64 - 1, "beyond": 2**64 + 1, "far": -(10**30)},  # integers orjson reads as floats, or not at all
     {1: "int key", None: "none key"},  # json writes these keys as strings
     {"subclasses": [Colour.RED, Size.SMALL]},  # json writes a str or int subclass as its value, never through a transcoding
     {"text": 'é中😀 \u2028 \x00\x1f\t\n"\\/'},
@@ -52,3 +54,22 @@ def test_the_same_bytes_and_the_same_value_back(value):
     written = reference.encode(value)
     assert fast.encode(value) == written
     assert repr(fast.decode(written)) == repr(reference.decode(written))  # repr: nan != nan
+
+
+def test_plain_floats_are_read_by_orjson_and_only_wide_numbers_by_the_library(monkeypatch):
+    reference, fast = both()
+    asked: list[bytes] = []
+    library = JSONTranscoder.decode
+
+    def counted(self, data):
+        asked.append(data)
+        return library(self, data)
+
+    monkeypatch.setattr(JSONTranscoder, "decode", counted)
+    session = reference.encode({"minutes": 180.0, "hours": [9.0, 2.25], "at": datetime(2026, 3, 1, 9, tzinfo=UTC)})
+    wide = reference.encode({"beyond": 2**64 + 1})
+    asked.clear()
+    assert fast.decode(session) == {"minutes": 180.0, "hours": [9.0, 2.25], "at": datetime(2026, 3, 1, 9, tzinfo=UTC)}
+    assert asked == []
+    assert fast.decode(wide) == {"beyond": 2**64 + 1}
+    assert asked == [wide]
