@@ -39,17 +39,15 @@ Handler = Callable[[DomainEventProtocol[UUID], Cursor, int], None]  # a projecti
 
 class GatheredInserts:
     """The cursor handlers write through: plain INSERTs (execute or executemany) are held per table and
-    sent with one executemany per run of the same statement (COPY, where the view cursor offers it);
-    any other statement first sends what it could depend on: the held inserts into the one table it
-    reads or changes, or all of them when it may touch more than one. Within every table, statements
-    run in the order given; each projection owns its tables, so the rows are those one execute per
-    event gives.
+    sent with one executemany per run of the same statement; any other statement first sends what it
+    could depend on: the held inserts into the one table it reads or changes, or all of them when it may
+    touch more than one. Within every table, statements run in the order given; each projection owns its
+    tables, so the rows are those one execute per event gives.
     """
 
     def __init__(self, cursor: Cursor) -> None:
         self._cursor = cursor
         self._held: dict[str, list[tuple[str, list[Params]]]] = {}  # table -> [(INSERT, rows)], in order
-        self._copy: Copy | None = getattr(cursor, "copy", None)  # a view cursor that can COPY rows in (PostgreSQL's)
 
     @property
     def rowcount(self) -> int:
@@ -91,10 +89,7 @@ class GatheredInserts:
 
     def _send(self, table: str) -> None:
         for sql, rows in self._held.pop(table, []):
-            if self._copy is not None and len(rows) >= COPY_FROM and (columns := _copied_columns(sql)) is not None:
-                self._copy(table, columns, rows)
-            else:
-                self._cursor.executemany(sql, rows)
+            self._cursor.executemany(sql, rows)
 
     def _send_before(self, sql: str) -> None:
         lookup = LOOKED_UP.fullmatch(sql)  # pages.by_journey's on PostgreSQL: one table, by key
@@ -103,23 +98,6 @@ class GatheredInserts:
             self.flush()
         else:
             self._send(table)
-
-
-Copy = Callable[[str, Sequence[str], Sequence[Params]], None]
-"""A view cursor's `copy(table, columns, rows)`: the rows an executemany of the INSERT gives, sent with COPY."""
-COPY_FROM = 50
-"""Held rows of one INSERT from which they are copied in rather than inserted (COPY: a quarter of the client's work)."""
-_VALUES = re.compile(r"^\s*INSERT\s+INTO\s+\w+\s*\(([\w\s,]+)\)\s*VALUES\s*\(([?\s,]+)\)\s*$", re.IGNORECASE)
-
-
-@functools.lru_cache(maxsize=256)
-def _copied_columns(sql: str) -> tuple[str, ...] | None:
-    """The columns of `INSERT INTO t (a, b) VALUES (?, ?)` (each value a parameter, so COPY can give them)."""
-    match = _VALUES.match(sql)
-    if match is None:
-        return None
-    columns = tuple(column.strip() for column in match.group(1).split(","))
-    return columns if match.group(2).count("?") == len(columns) else None
 
 
 @functools.lru_cache(maxsize=256)  # handlers use a few constant statements

@@ -17,7 +17,7 @@ from domain.values import Actor
 from infra.config import Settings
 from projections.catalogue import all_projections
 from projections.pages import LOOKUP, by_journey
-from projections.runner import COPY_FROM, GatheredInserts
+from projections.runner import GatheredInserts
 from services.bootstrap import bootstrap
 from services.demo import generate_cohort
 from services.importer import import_lines
@@ -213,7 +213,7 @@ def test_a_page_reads_its_rows_once_and_writes_them_together(wired, name, monkey
 
 
 class Recorder:
-    """A view cursor that can COPY: it records what it is sent."""
+    """A view cursor that records what it is sent."""
 
     def __init__(self) -> None:
         self.sent: list[tuple] = []
@@ -228,9 +228,6 @@ class Recorder:
     def executemany(self, sql, rows, /):
         self.sent.append(("executemany", sql, [tuple(r) for r in rows]))
 
-    def copy(self, table, columns, rows):
-        self.sent.append(("copy", table, tuple(columns), [tuple(r) for r in rows]))
-
     def fetchone(self):
         return None
 
@@ -238,20 +235,20 @@ class Recorder:
         return []
 
 
-def test_held_inserts_go_by_copy_where_the_cursor_offers_it_and_keep_their_order():
+def test_held_inserts_go_together_per_table_and_keep_their_order():
     view = Recorder()
     writes = GatheredInserts(view)
     insert = "INSERT INTO t (a, b) VALUES (?, ?)"
-    many = [(i, str(i)) for i in range(COPY_FROM)]
+    many = [(i, str(i)) for i in range(50)]
     writes.executemany(insert, many[:10])
     for row in many[10:]:
         writes.execute(insert, row)
-    writes.execute("INSERT INTO u (a) VALUES (?)", (1,))  # too few to copy
+    writes.execute("INSERT INTO u (a) VALUES (?)", (1,))
     writes.execute("UPDATE t SET b = ? WHERE a = ?", ("x", 1))  # sends t's inserts first, not u's
-    writes.execute("INSERT INTO t (a, b) VALUES (?, 'literal')", (99,))  # a value COPY cannot give
+    writes.execute("INSERT INTO t (a, b) VALUES (?, 'literal')", (99,))
     writes.flush()
     assert view.sent == [
-        ("copy", "t", ("a", "b"), many),
+        ("executemany", insert, many),
         ("execute", "UPDATE t SET b = ? WHERE a = ?", ("x", 1)),
         ("executemany", "INSERT INTO u (a) VALUES (?)", [(1,)]),
         ("executemany", "INSERT INTO t (a, b) VALUES (?, 'literal')", [(99,)]),
