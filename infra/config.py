@@ -171,7 +171,7 @@ class Settings(BaseSettings):
     kafka_replication_factor: Positive = 1
     kafka_send_timeout: Seconds = 30.0  # seconds a batch may wait for the broker's acknowledgements
     kafka_relay_batch_size: Positive = 1000
-    kafka_relay_encoder: Literal["process", "thread"] = "thread"  # where the relay decodes and encodes batches
+    kafka_relay_encoder: Literal["process", "thread"] = "process"  # where the relay decodes and encodes batches
     kafka_consumer_group: str = "continuum-projections"
     pseudonym_key: Annotated[SecretStr | None, AfterValidator(_pseudonym_key)] = None  # base64 HMAC key of the topic's pseudonyms
     feed_recipients: Annotated[str, AfterValidator(_recipients)] = ""  # comma-separated: a consent-aware feed topic each
