@@ -28,6 +28,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification
 
+from infra.heap import FrozenHeap
 from infra.lag import Lag
 from infra.views import Cursor, Params, ViewStore
 from projections.base import Projection
@@ -195,6 +196,13 @@ class ProjectionRunner:
         """Pages of events up to `head` for each target's tables, from its position; a target whose
         position row has gone (a shadow another rebuild swapped in) is done. Only the events of the
         targets' topics are read (all, when they take every topic of the runner's projections)."""
+        heap = FrozenHeap()  # collections scan a page's objects, not what else the process holds (an ingest's journeys)
+        try:
+            return self._pages(targets, head, progress, heap)
+        finally:
+            heap.close()
+
+    def _pages(self, targets: list[_Target], head: int, progress: Progress | None, heap: FrozenHeap) -> int:
         processed = 0
         window = self.batch_size  # positions read at a time for the targets' topics (see `_page`)
         while True:
@@ -216,6 +224,7 @@ class ProjectionRunner:
                     continue
                 self._apply(cursor, notifications, last, [(t, current[t.row]) for t in targets])
             processed += len(notifications)
+            heap.after_unit()
             if progress is not None:
                 progress(last, head)
         return processed

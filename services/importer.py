@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from domain.values import Actor
+from infra.heap import FrozenHeap
 from services.commands import Command, parse_command
 from services.journeys import DryRun, JourneyService, Outcome
-from services.unit_of_work import FrozenHeap
 
 
 @dataclass(frozen=True)

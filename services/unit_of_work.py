@@ -9,13 +9,10 @@ stored are read for all journeys of the unit of work in one statement where the 
 (`select_events_after`). A dry run's unit of work (`cached=False`) neither reads nor changes the
 cache, and is never committed.
 
-`FrozenHeap` keeps Python's cyclic garbage collector off the journeys a long ingest has cached.
 """
 
 from __future__ import annotations
 
-import gc
-import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, cast
 from uuid import UUID
@@ -100,33 +97,3 @@ class UnitOfWork:
         since = cached.version if cached is not None else None
         journey: ClientJourney | None = project_aggregate(cached, self.app.events.get(journey_id, gt=since))
         return journey
-
-
-class FrozenHeap:
-    """Cyclic GC for a long ingest: after each unit of work everything alive is frozen (`gc.freeze()`),
-    so collections scan only what the next unit makes, not every cached journey again (full collections
-    over a growing cache made ingest cost grow with the log).
-
-    A frozen object is never collected by the cyclic collector (reference counting still frees it), so
-    memory stays bounded by a full collection whenever the heap (the interpreter's allocated blocks: a
-    cheap count, unlike the frozen objects') has doubled since the last one: amortised constant cost per
-    event, and none once the bounded journey cache is full. `close` gives every object back to the collector."""
-
-    GROWTH = 2
-
-    def __init__(self) -> None:
-        self._collected_at: int | None = None  # allocated blocks right after the last full collection
-
-    def after_unit(self) -> None:
-        gc.freeze()
-        blocks = sys.getallocatedblocks()
-        if self._collected_at is None:
-            self._collected_at = blocks
-        elif blocks > self.GROWTH * self._collected_at:
-            gc.unfreeze()
-            gc.collect()
-            gc.freeze()
-            self._collected_at = sys.getallocatedblocks()
-
-    def close(self) -> None:
-        gc.unfreeze()

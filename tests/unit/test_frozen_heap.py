@@ -8,9 +8,9 @@ import sys
 import weakref
 
 from domain.values import Actor
+from infra.heap import FrozenHeap
 from services.importer import import_lines
 from services.journeys import CareContinuum, JourneyService
-from services.unit_of_work import FrozenHeap
 from tests.support.clock import fixed_clock
 
 
