@@ -273,7 +273,7 @@ def test_a_runner_keeps_the_collector_off_what_the_process_held_and_gives_it_bac
     held = [[index] for index in range(10_000)]  # long-lived, tracked objects of the process
     frozen: list[int] = []
     wired.runner.batch_size = 5
-    wired.runner.rebuild(NAMES, progress=lambda position, head: frozen.append(gc.get_freeze_count()))
+    wired.runner.rebuild(NAMES, progress=lambda *_: frozen.append(gc.get_freeze_count()))
     assert len(frozen) > 3
     assert all(count > len(held) for count in frozen)
     assert gc.get_freeze_count() == 0
