@@ -93,8 +93,7 @@ class GatheredInserts:
             self._cursor.executemany(sql, rows)
 
     def _send_before(self, sql: str) -> None:
-        lookup = LOOKED_UP.fullmatch(sql)  # pages.by_journey's on PostgreSQL: one table, by key
-        table = lookup.group(1) if lookup is not None else _touched_table(sql)
+        table = _touched_table(sql)
         if table is None:
             self.flush()
         else:
@@ -113,7 +112,13 @@ def _inserted_table(sql: str) -> str | None:
 @functools.lru_cache(maxsize=256)
 def _touched_table(sql: str) -> str | None:
     """t, for a statement that reads or changes table t alone: `UPDATE t ...`, `DELETE FROM t ...`,
-    `SELECT ... FROM t ...` or an upsert into t, with no join, subquery or second table."""
+    `SELECT ... FROM t ...` or an upsert into t, with no join, subquery or second table; or a page's read of
+    t by journey (`pages.LOOKUP`, a LATERAL lookup on PostgreSQL)."""
+    lookup = LOOKED_UP.fullmatch(sql)
+    return lookup.group(1) if lookup is not None else _one_table(sql)
+
+
+def _one_table(sql: str) -> str | None:
     words = sql.split()
     upper = [word.upper() for word in words]
     if len(words) < 3 or {"JOIN", "USING"} & set(upper) or upper.count("SELECT") + upper.count("FROM") > 2 or "(SELECT" in sql.upper():  # noqa: PLR2004
