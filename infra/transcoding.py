@@ -11,12 +11,13 @@ the library's encoder instead; whatever orjson cannot read, or holds a number or
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from enum import Enum
 from typing import Any
+from uuid import UUID, SafeUUID
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.persistence import DatetimeAsISO, JSONTranscoder, Transcoding, UUIDAsHex
 
 from domain.levels import VOCABULARIES
 from domain.values import Actor
@@ -24,7 +25,7 @@ from domain.values import Actor
 
 class EnumAsValue(Transcoding):
     def __init__(self, vocabulary: type[Enum]) -> None:
-        self.type = vocabulary
+        self.type = self.vocabulary = vocabulary
         self.name = vocabulary.__name__
 
     def encode(self, obj: Enum) -> str:
@@ -77,6 +78,7 @@ class FastJSONTranscoder(JSONTranscoder):
     """The library's JSON transcoder, byte for byte, encoding and decoding with orjson (see the module)."""
 
     def __init__(self) -> None:
+        self._readers: dict[str, Any] = {}  # a transcoding's name -> what reads its text data (see `_reader`)
         super().__init__()
         self._routes: dict[type, Any] = {}  # a type that is not _AS_IS -> (its transcoding's name, encode), or _BASE
 
@@ -149,6 +151,10 @@ class FastJSONTranscoder(JSONTranscoder):
 
     # reading: the library decoder's object hook on every object, innermost first
 
+    def register(self, transcoding: Transcoding) -> None:
+        super().register(transcoding)
+        self._readers[transcoding.name] = _reader(transcoding)
+
     def _hooked(self, value: Any) -> Any:  # noqa: ANN401
         kind = type(value)
         if kind is dict:
@@ -164,10 +170,62 @@ class FastJSONTranscoder(JSONTranscoder):
 
     def _hooked_dict(self, d: dict[str, Any]) -> Any:  # noqa: ANN401
         if len(d) == 2 and "_type_" in d and "_data_" in d:  # noqa: PLR2004 - what the hook changes
-            data = d["_data_"] = self._hooked(d["_data_"])
-            transcoding = self.names.get(d["_type_"]) if type(d["_type_"]) is str else None
-            return self._decode_obj(d) if transcoding is None else transcoding.decode(data)
-        for key, value in d.items():
-            if type(value) not in _AS_IS:
+            return self._typed(d)
+        readers = self._readers
+        for key, value in d.items():  # the typed values (every event's times, ids, vocabularies) read here, in line
+            kind = type(value)
+            if kind is dict:
+                if len(value) == 2:  # noqa: PLR2004 - {"_type_": name, "_data_": data}, or a plain pair
+                    name, data = value.get("_type_"), value.get("_data_")
+                    read = readers.get(name) if type(name) is str and type(data) is str else None
+                    if read is not None:
+                        d[key] = read(data)
+                        continue
+                d[key] = self._hooked_dict(value)
+            elif kind not in _AS_IS:
                 d[key] = self._hooked(value)
         return d
+
+    def _typed(self, d: dict[str, Any]) -> Any:  # noqa: ANN401
+        """What the library's hook makes of `{"_type_": name, "_data_": data}`: the named transcoding's value, else
+        what `_decode_obj` does (raises for a name nobody registered)."""
+        data = d["_data_"] = self._hooked(d["_data_"])
+        transcoding = self.names.get(d["_type_"]) if type(d["_type_"]) is str else None
+        return self._decode_obj(d) if transcoding is None else transcoding.decode(data)
+
+
+def _reader(transcoding: Transcoding) -> Any:  # noqa: ANN401
+    """What reads a transcoding's text data the way its `decode` does, without its per-call Python where that is
+    plain: a vocabulary's member by value from the enum's own map (what calling the enum looks up first), a
+    datetime by `fromisoformat` (the library's decode after its type assert), a 32-digit hex UUID built from its
+    integer (the text `UUID(data)` takes as the same value). Anything else goes to `decode` itself."""
+    decode = transcoding.decode
+    if type(transcoding) is EnumAsValue:
+        vocabulary = transcoding.vocabulary
+        members = vocabulary._value2member_map_
+
+        def member(data: str) -> Any:  # noqa: ANN401
+            found = members.get(data)
+            return found if found is not None else vocabulary(data)
+
+        return member
+    if type(transcoding) is DatetimeAsISO:
+        return datetime.fromisoformat
+    if type(transcoding) is UUIDAsHex:
+        return _uuid_from_hex
+    return decode
+
+
+_new, _set = object.__new__, object.__setattr__
+
+
+def _uuid_from_hex(data: str) -> UUID:
+    """`UUID(data)` for text of 32 letters and digits (what `UUID.hex` writes), without its parsing: UUID drops
+    "urn:", "uuid:", braces and hyphens, which such text cannot hold, then makes `int(text, 16)` its `int` (raising
+    what int raises) with `is_safe` unknown, as here. Any other text goes to `UUID` itself."""
+    if len(data) != 32 or not data.isalnum():  # noqa: PLR2004 - UUID.hex's length
+        return UUID(data)
+    made = _new(UUID)
+    _set(made, "int", int(data, 16))
+    _set(made, "is_safe", SafeUUID.unknown)
+    return made
