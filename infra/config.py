@@ -18,11 +18,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./continuum.db"
 SQLITE_CACHE_MB = 64
+SQLITE_CHECKPOINT_PAGES = 20_000  # 80 MB of 4 KB pages
 SQLITE_PRAGMAS = (
     # SQLite's own page cache is 2 MB by default: once the log's (id, version) index outgrows it, each
     # insert and each lookup of a journey's last link reads its index page again. Each connection's cache
     # is filled only as pages are read, and is bounded by this. Connection settings only: no stored byte changes.
     f"PRAGMA cache_size = -{SQLITE_CACHE_MB * 1024}",
+    # A commit checkpoints the WAL into the database file once it holds this many pages (1,000 by default).
+    # Rows keyed by journey dirty pages all over a large file; checkpointing less often writes each such
+    # page once for many commits, not once for a few.
+    f"PRAGMA wal_autocheckpoint = {SQLITE_CHECKPOINT_PAGES}",
 )
 
 

@@ -14,7 +14,7 @@ from eventsourcing.persistence import StoredEvent
 
 from domain.values import Actor
 from infra.chain import CHAIN_TABLE, GENESIS, EventsTable, previous_links, previous_links_statement
-from infra.config import SQLITE_CACHE_MB, Settings
+from infra.config import SQLITE_CACHE_MB, SQLITE_CHECKPOINT_PAGES, Settings
 from infra.recorders import ChainedPostgresRecorder
 from infra.views import SQLiteViews
 from services.bootstrap import Continuum, bootstrap
@@ -99,16 +99,20 @@ def test_postgres_finds_each_journey_by_its_key_in_a_large_table_never_analysed(
         wired.close()
 
 
-def test_sqlite_connections_of_the_store_and_the_views_get_our_page_cache(sqlite_url):
+def test_sqlite_connections_of_the_store_and_the_views_get_our_page_cache_and_checkpoint_interval(sqlite_url):
     wired = bootstrap(Settings(database_url=sqlite_url), clock=fixed_clock)
+    settings = ("cache_size", "wal_autocheckpoint", "journal_mode")
     try:
         with wired.app.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
-            cursor.execute("PRAGMA cache_size")
-            store = cursor.fetchone()[0]
+            store = [_setting(cursor, name) for name in settings]
         assert isinstance(wired.views, SQLiteViews)
         with wired.views.transaction() as cursor:
-            cursor.execute("PRAGMA cache_size")
-            views = cursor.fetchone()[0]
-        assert store == views == -SQLITE_CACHE_MB * 1024
+            views = [_setting(cursor, name) for name in settings]
+        assert store == views == [-SQLITE_CACHE_MB * 1024, SQLITE_CHECKPOINT_PAGES, "wal"]
     finally:
         wired.close()
+
+
+def _setting(cursor, name):
+    cursor.execute(f"PRAGMA {name}")
+    return cursor.fetchone()[0]
