@@ -28,7 +28,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.persistence import PersistenceError, StoredEvent
@@ -284,6 +284,34 @@ def global_links(cursor: Any, first: int, last: int) -> dict[int, str]:  # noqa:
         (first, last),
     )
     return {int(nid): str(value) for nid, value in cursor.fetchall()}
+
+
+class ChainedRecorder(Protocol):
+    """A recorder that chains what it stores (infra/recorders.py)."""
+
+    @property
+    def chain_events(self) -> EventsTable: ...
+
+
+PublishedRow = tuple[int, str, int, str, bytes, str | None]
+"""A stored event as the relay's encoder process takes it: position, journey id as text (hex on SQLite), version,
+topic, stored bytes (text, where a hand-written UPDATE stored text in SQLite), and the global link after it (None
+where the chain has no row for it)."""
+
+
+def published_rows(cursor: Any, events: EventsTable, after: int, limit: int) -> list[PublishedRow]:  # noqa: ANN401 - a views cursor
+    """Up to `limit` stored rows after position `after`, in order, each with its global link: one statement, straight
+    from the tables (no Notification or UUID objects), for the relay to hand to its encoder process. The link is a
+    subquery by the chain's key for each row returned, whatever the planner knows of the tables."""
+    position = f"e.{events.position}"
+    cursor.execute(
+        f"SELECT {position}, CAST(e.originator_id AS TEXT), e.originator_version, e.topic, e.state,"  # noqa: S608
+        f" (SELECT c.global_link FROM {CHAIN_TABLE} c WHERE c.notification_id = {position})"
+        f" FROM {events.name} e WHERE {position} > ? ORDER BY {position} LIMIT ?",
+        (after, limit),
+    )
+    rows: list[PublishedRow] = cursor.fetchall()  # as the drivers give them: the encoder process reads each (`infra/kafka/encoder.py`)
+    return rows
 
 
 def journey_links(cursor: Any, journey_id: UUID) -> dict[int, ChainRow]:  # noqa: ANN401 - a views cursor

@@ -21,10 +21,10 @@ def stream_events(source: Any, kind: str, *, journey: UUID | None = None) -> Ite
         sql += " WHERE originator_id = ?"
         params = (journey.hex if kind == "sqlite" else str(journey),)
     for nid, originator, version, topic, state in source.stream(sql + f" ORDER BY {position}", params):
-        yield int(nid), UUID(str(originator)), int(version), str(topic), _as_bytes(state)
+        yield int(nid), UUID(str(originator)), int(version), str(topic), stored_bytes(state)
 
 
-def _as_bytes(state: Any) -> bytes:  # noqa: ANN401
+def stored_bytes(state: Any) -> bytes:  # noqa: ANN401
     """SQLite gives back text where a hand-written UPDATE stored text in the state column."""
     return state.encode() if isinstance(state, str) else bytes(state)
 

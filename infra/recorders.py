@@ -115,8 +115,12 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
 
     def _append_chain(self, c: Any, positions: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:  # noqa: ANN401
         """In the insert's write transaction; an exception rolls the insert back (the library's transaction)."""
-        events = EventsTable(self.events_table_name, "rowid", hex_ids=True, placeholder="?")
-        append_chain(c, positions, stored_events, self.chain_scheme, events)
+        append_chain(c, positions, stored_events, self.chain_scheme, self.chain_events)
+
+    @property
+    def chain_events(self) -> EventsTable:
+        """The events table as the chain (and the relay's `published_rows`) reads it."""
+        return EventsTable(self.events_table_name, "rowid", hex_ids=True, placeholder="?")
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
@@ -238,9 +242,13 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     def _append_chain(self, curs: Any, positions: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:  # noqa: ANN401
         curs.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
         curs.execute(NO_JIT)
-        events = EventsTable(self.events_table_name, "notification_id", hex_ids=False, placeholder="%s", lateral=True)
         write_rows = functools.partial(self._copy_chain, curs) if self.bulk else None
-        append_chain(_Positional(curs), positions, stored_events, self.chain_scheme, events, write_rows)
+        append_chain(_Positional(curs), positions, stored_events, self.chain_scheme, self.chain_events, write_rows)
+
+    @property
+    def chain_events(self) -> EventsTable:
+        """The events table as the chain (and the relay's `published_rows`) reads it."""
+        return EventsTable(self.events_table_name, "notification_id", hex_ids=False, placeholder="%s", lateral=True)
 
     def _copy_chain(self, curs: Any, rows: list[tuple[int, str, int, str, str, str]]) -> None:  # noqa: ANN401
         copy_chain = SQL("COPY {0}.{1} ({2}) FROM STDIN (FORMAT BINARY)").format(

@@ -2,10 +2,11 @@
 
 The relay's own work per event (reading the stored event, encoding the message: `infra/kafka/wire.py`) holds
 the GIL that kafka-python's sending needs too. With an `EncoderProcess`, the relay's process only selects
-notification rows and sends; a spawned process turns each batch of rows into messages (the same bytes: the same
-`WireEncoder`) while the relay sends the batch before. The child builds its own mapper from a picklable factory
-(the composition root's: the same transcodings and cipher as the store's) and its own pseudonyms from the key;
-rows cross as plain tuples, messages come back as kafka-python takes them.
+rows (`infra.chain.published_rows`: each with its global link, read by one statement into plain tuples) and sends;
+a spawned process turns each batch of rows into messages (the same bytes: the same `WireEncoder`) while the relay
+sends the batch before. The child builds its own mapper from a picklable factory (the composition root's: the same
+transcodings and cipher as the store's) and its own pseudonyms from the key; rows cross as the driver gave them,
+messages come back as kafka-python takes them.
 """
 
 from __future__ import annotations
@@ -17,17 +18,15 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import Mapper, Notification
 
+from infra.chain import PublishedRow
 from infra.kafka.envelope import Pseudonyms
 from infra.kafka.wire import Wire, WireEncoder
-
-Row = tuple[int, bytes, int, str, bytes]
-"""A notification as it crosses to the encoder: id, originator id's 16 bytes, version, topic, state (a UUID object
-pickles through its class, several times slower than its bytes)."""
+from infra.raw import stored_bytes
 
 _CHILD: WireEncoder | None = None
 
@@ -46,24 +45,21 @@ def _end_with(parent: int, every: float = 1.0) -> None:
     os._exit(0)
 
 
-def encode_rows(encoder: WireEncoder, notifications: Sequence[Notification], heads: dict[int, str]) -> list[Wire]:
+def encode_rows(encoder: WireEncoder, rows: Sequence[PublishedRow]) -> list[Wire]:
     """Each stored row as its message (raises ContractViolation, like `encode`)."""
-    return [encoder.encode(notification, notification.id, heads.get(notification.id)) for notification in notifications]
+    messages = []
+    for position, journey, version, topic, state, link in rows:
+        stored = Notification(id=position, originator_id=UUID(journey), originator_version=version, topic=topic,
+                              state=state if type(state) is bytes else stored_bytes(state))
+        messages.append(encoder.encode(stored, position, link))
+    return messages
 
 
-def _rows(notifications: Sequence[Notification]) -> list[Row]:
-    return [(n.id, cast("UUID", n.originator_id).bytes, n.originator_version, n.topic, n.state) for n in notifications]
-
-
-def _encode_in_child(rows: list[Row], heads: dict[int, str]) -> list[Wire]:
+def _encode_in_child(rows: list[PublishedRow]) -> list[Wire]:
     if _CHILD is None:  # not reached: the pool's initializer ran
         msg = "the encoder process was not started"
         raise RuntimeError(msg)
-    notifications = [
-        Notification(id=id_, originator_id=UUID(bytes=journey), originator_version=version, topic=topic, state=state)
-        for id_, journey, version, topic, state in rows
-    ]
-    return encode_rows(_CHILD, notifications, heads)
+    return encode_rows(_CHILD, rows)
 
 
 class EncoderProcess:
@@ -84,16 +80,16 @@ class EncoderProcess:
             self._pool.submit(int).result()  # runs the initializer now, not in the first batch's time
         return self._pool
 
-    def submit(self, notifications: Sequence[Notification], heads: dict[int, str]) -> Callable[[], list[Wire]]:
-        """Start encoding a batch; the returned call waits for its messages."""
-        future: Future[list[Wire]] = self.start().submit(_encode_in_child, _rows(notifications), heads)
+    def submit(self, rows: list[PublishedRow]) -> Callable[[], list[Wire]]:
+        """Start encoding a batch of rows; the returned call waits for its messages."""
+        future: Future[list[Wire]] = self.start().submit(_encode_in_child, rows)
 
         def result() -> list[Wire]:
             try:
                 return future.result()
             except BrokenProcessPool:
                 self.close()  # a new process on the next batch; this one is encoded here
-                return encode_rows(WireEncoder(self._factory(), Pseudonyms(self._key)), notifications, heads)
+                return encode_rows(WireEncoder(self._factory(), Pseudonyms(self._key)), rows)
 
         return result
 

@@ -23,14 +23,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from threading import Event
-from typing import Any
+from typing import Any, cast
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 from kafka import KafkaProducer
 from kafka.errors import KafkaError, KafkaTimeoutError
 
-from infra.chain import global_links
+from infra.chain import ChainedRecorder, global_links, published_rows
 from infra.config import ConfigurationError
 from infra.kafka.clients import KafkaSettings, KeyPartitions, ensure_topics, producer
 from infra.kafka.contract import VERSION
@@ -116,10 +116,15 @@ class Relay:
     def _next_batch(self, after: int, limit: int | None, published: int = 0) -> tuple[int, int, Callable[[], list[Wire]]] | None:
         """The next page after notification `after`, its encoding started: (its last id, its size, its messages)."""
         size = self.batch_size if limit is None else min(self.batch_size, limit - published)
+        if self.encoder is not None:  # rows for the encoder's process, read with their links in one statement
+            with self.views.transaction() as cursor:
+                rows = published_rows(cursor, cast("ChainedRecorder", self.app.recorder).chain_events, after, size)
+            return (rows[-1][0], len(rows), self.encoder.submit(rows)) if rows else None
         notifications = self.app.recorder.select_notifications(start=after, limit=size, inclusive_of_start=False)
         if not notifications:
             return None
-        return notifications[-1].id, len(notifications), self._encoding(notifications)
+        messages = self._encode(notifications)
+        return notifications[-1].id, len(notifications), lambda: messages
 
     def run(self, stop: Event, wait: Callable[[float], None], poll: float = 0.5) -> None:
         """Publish until `stop` is set; `wait` returns early when new events may have been recorded."""
@@ -162,14 +167,6 @@ class Relay:
             if self.encoder is not None:
                 self.encoder.start()
         return self._producer
-
-    def _encoding(self, notifications: Sequence[Notification]) -> Callable[[], list[Wire]]:
-        """Start encoding a batch (in the encoder's process, when there is one); the call returns its messages."""
-        if self.encoder is None:
-            messages = self._encode(notifications)
-            return lambda: messages
-        heads = self._chain_heads(notifications[0].id, notifications[-1].id)
-        return self.encoder.submit(notifications, heads)
 
     def _encode(self, notifications: Sequence[Notification]) -> list[Wire]:
         heads = self._chain_heads(notifications[0].id, notifications[-1].id)

@@ -13,7 +13,15 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from domain.values import Actor
-from infra.chain import CHAIN_TABLE, GENESIS, EventsTable, previous_links, previous_links_statement
+from infra.chain import (
+    CHAIN_TABLE,
+    GENESIS,
+    EventsTable,
+    global_links,
+    previous_links,
+    previous_links_statement,
+    published_rows,
+)
 from infra.config import SQLITE_CACHE_MB, SQLITE_CHECKPOINT_PAGES, Settings
 from infra.recorders import ChainedPostgresRecorder
 from infra.views import SQLiteViews
@@ -97,6 +105,19 @@ def test_postgres_finds_each_journey_by_its_key_in_a_large_table_never_analysed(
                 assert "Index" in plan, plan
     finally:
         wired.close()
+
+
+def test_published_rows_are_the_notifications_with_their_global_links_from_any_position(ingested):
+    notifications = ingested.app.recorder.select_notifications(start=None, limit=100_000)
+    head = notifications[-1].id
+    with ingested.views.transaction() as cursor:
+        links = global_links(cursor, 1, head)
+        events = ingested.app.recorder.chain_events  # type: ignore[attr-defined]
+        for after, limit in ((0, 100_000), (0, 7), (5, 1), (head // 2, 50), (head - 3, 10), (head, 10)):
+            rows = published_rows(cursor, events, after, limit)
+            expected = [(n.id, n.originator_id, n.originator_version, n.topic, n.state, links[n.id])
+                        for n in notifications if n.id > after][:limit]
+            assert [(p, UUID(journey), v, topic, bytes(state), link) for p, journey, v, topic, state, link in rows] == expected
 
 
 def test_sqlite_connections_of_the_store_and_the_views_get_our_page_cache_and_checkpoint_interval(sqlite_url):
