@@ -28,6 +28,7 @@ from infra.chain import (
     UNKEYED_SCHEME,
     ChainScheme,
     EventsTable,
+    KnownLinks,
     append_chain,
     chain_ddl,
 )
@@ -57,9 +58,15 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
         super().__init__(*args, **kwargs)
+        self.known_links = KnownLinks()
         pool = self.datastore.pool
         if type(pool) is SQLiteConnectionPool:  # the library builds its own pool: ours only adds connection settings
             pool.__class__ = _TunedSQLitePool
+
+    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401
+        """The library's insert; the chain links it staged kept once it has committed (`KnownLinks`)."""
+        with self.known_links.kept():
+            return super().insert_events(stored_events, **kwargs)
 
     def select_events_after(self, pairs: Sequence[tuple[UUID, int]]) -> list[StoredEvent]:
         """Every stored event of many journeys after a version each, in one statement per 400 journeys
@@ -115,7 +122,7 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
 
     def _append_chain(self, c: Any, positions: Sequence[int], stored_events: Sequence[StoredEvent]) -> None:  # noqa: ANN401
         """In the insert's write transaction; an exception rolls the insert back (the library's transaction)."""
-        append_chain(c, positions, stored_events, self.chain_scheme, self.chain_events)
+        append_chain(c, positions, stored_events, self.chain_scheme, self.chain_events, known=self.known_links)
 
     @property
     def chain_events(self) -> EventsTable:
@@ -167,6 +174,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:  # noqa: ANN401
         super().__init__(*args, **kwargs)
+        self.known_links = KnownLinks()
         self._refusal = threading.local()  # why the chain refused an insert, raised once the library has rolled it back
         for statement in chain_ddl(f'"{self.datastore.schema}".'):
             self.sql_create_statements.append(SQL(statement).format())  # type: ignore[arg-type,unused-ignore]
@@ -174,9 +182,14 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     bulk = True  # COPY for the event and chain rows; False: the library's pipelined insert and an executemany
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401
-        if self.bulk and stored_events:
-            copied: list[int] = self._copy_events(stored_events)  # the library's retry wrapper is untyped
-            return copied
+        """COPY (`bulk`) or the library's insert; the chain links staged kept once it has committed (`KnownLinks`)."""
+        with self.known_links.kept():
+            if self.bulk and stored_events:
+                copied: list[int] = self._copy_events(stored_events)  # the library's retry wrapper is untyped
+                return copied
+            return self._insert_events_refused_as_chained(stored_events, **kwargs)
+
+    def _insert_events_refused_as_chained(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:  # noqa: ANN401
         self._refusal.error = None
         try:
             positions: Sequence[int] | None = super().insert_events(stored_events, **kwargs)  # the library's retry wrapper is untyped
@@ -243,7 +256,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         curs.execute(SQL("SET LOCAL search_path TO {0}").format(Identifier(self.datastore.schema)))
         curs.execute(NO_JIT)
         write_rows = functools.partial(self._copy_chain, curs) if self.bulk else None
-        append_chain(_Positional(curs), positions, stored_events, self.chain_scheme, self.chain_events, write_rows)
+        append_chain(_Positional(curs), positions, stored_events, self.chain_scheme, self.chain_events, write_rows,
+                     known=self.known_links)
 
     @property
     def chain_events(self) -> EventsTable:

@@ -10,14 +10,17 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
+import infra.chain
 from domain.values import Actor
 from infra.chain import (
     CHAIN_TABLE,
     GENESIS,
     EventsTable,
+    KnownLinks,
     global_links,
+    journey_links,
     previous_links,
     previous_links_statement,
     published_rows,
@@ -28,6 +31,7 @@ from infra.views import SQLiteViews
 from services.bootstrap import Continuum, bootstrap
 from services.demo import cohort_lines
 from services.importer import import_lines
+from services.verification import verify_store
 from tests.support.clock import fixed_clock
 
 ACTOR = Actor("dr-ames", "clinician")
@@ -118,6 +122,66 @@ def test_published_rows_are_the_notifications_with_their_global_links_from_any_p
             expected = [(n.id, n.originator_id, n.originator_version, n.topic, n.state, links[n.id])
                         for n in notifications if n.id > after][:limit]
             assert [(p, UUID(journey), v, topic, bytes(state), link) for p, journey, v, topic, state, link in rows] == expected
+
+
+def _last_links(wired: Continuum, latest: dict[UUID, int]) -> dict[UUID, str]:
+    with wired.views.transaction() as cursor:
+        return {journey: next(row.journey_link for row in journey_links(cursor, journey).values() if row.version == version)
+                for journey, version in latest.items()}
+
+
+def _chain_is_whole(wired: Continuum) -> None:
+    report = verify_store(wired.views)
+    assert report.broken is None, report.broken
+
+
+def _next_event(journey: UUID, version: int) -> StoredEvent:
+    return StoredEvent(journey, version, "tests:Extra", f'{{"n":{version}}}'.encode())
+
+
+def test_links_this_process_committed_are_taken_without_a_lookup_and_stay_the_chains(ingested, monkeypatch):
+    recorder = ingested.app.recorder
+    latest = journeys_and_versions(ingested)
+    chained = _last_links(ingested, latest)
+    assert {journey: recorder.known_links.get(str(journey), version) for journey, version in latest.items()} == chained
+    looked_up: list[int] = []
+    statement = infra.chain.previous_links_statement
+    monkeypatch.setattr(infra.chain, "previous_links_statement", lambda events, n: looked_up.append(n) or statement(events, n))
+    journeys = sorted(latest, key=str)[:3]
+    recorder.insert_events([_next_event(journey, latest[journey] + 1) for journey in journeys])
+    assert looked_up == []  # every link came from what this process had committed
+    _chain_is_whole(ingested)
+
+
+def test_a_link_another_writer_made_stale_and_one_rolled_back_are_never_used(ingested, database_url, monkeypatch):
+    recorder = ingested.app.recorder
+    latest = journeys_and_versions(ingested)
+    first, second = sorted(latest, key=str)[:2]
+    other = bootstrap(Settings(database_url=database_url), clock=fixed_clock)  # another process's recorder
+    try:
+        other.app.recorder.insert_events([_next_event(first, latest[first] + 1)])
+    finally:
+        other.close()
+    recorder.insert_events([_next_event(first, latest[first] + 2)])  # its link follows the other writer's event
+    _chain_is_whole(ingested)
+    staging = KnownLinks.stage
+
+    def stage_then_fail(self, rows):  # the insert fails after its links were staged: it is rolled back
+        staging(self, rows)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(KnownLinks, "stage", stage_then_fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        recorder.insert_events([_next_event(second, latest[second] + 1)])
+    monkeypatch.undo()
+    assert journeys_and_versions(ingested)[second] == latest[second]
+    assert recorder.known_links.get(str(second), latest[second] + 1) is None
+    with pytest.raises(IntegrityError):  # a version that exists: nothing stored, nothing kept
+        recorder.insert_events([_next_event(second, latest[second] + 1), _next_event(first, latest[first] + 2)])
+    assert recorder.known_links.get(str(second), latest[second] + 1) is None
+    recorder.insert_events([_next_event(second, latest[second] + 1)])
+    _chain_is_whole(ingested)
+    assert recorder.known_links.get(str(second), latest[second] + 1) == _last_links(ingested, {second: latest[second] + 1})[second]
 
 
 def test_sqlite_connections_of_the_store_and_the_views_get_our_page_cache_and_checkpoint_interval(sqlite_url):
