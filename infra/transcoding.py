@@ -175,13 +175,12 @@ class FastJSONTranscoder(JSONTranscoder):
         for key, value in d.items():  # the typed values (every event's times, ids, vocabularies) read here, in line
             kind = type(value)
             if kind is dict:
-                if len(value) == 2:  # noqa: PLR2004 - {"_type_": name, "_data_": data}, or a plain pair
-                    name, data = value.get("_type_"), value.get("_data_")
+                if len(value) == 2 and "_type_" in value and "_data_" in value:  # noqa: PLR2004 - a typed value
+                    name, data = value["_type_"], value["_data_"]
                     read = readers.get(name) if type(name) is str and type(data) is str else None
-                    if read is not None:
-                        d[key] = read(data)
-                        continue
-                d[key] = self._hooked_dict(value)
+                    d[key] = read(data) if read is not None else self._typed(value)
+                else:
+                    d[key] = self._hooked_dict(value)
             elif kind not in _AS_IS:
                 d[key] = self._hooked(value)
         return d
