@@ -6,7 +6,10 @@ Projection SQL is written once, with `?` placeholders; the PostgreSQL cursor rew
 
 from __future__ import annotations
 
+import functools
+import re
 import sqlite3
+import struct
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -161,9 +164,33 @@ class SQLiteViews(_ConnectionPerThread):
 
 
 
+_PLAIN_INSERT = re.compile(r"\s*INSERT\s+INTO\s+(\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\(\s*\?(?:\s*,\s*\?)*\s*\)\s*", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=256)
+def _copy_for(sql: str) -> tuple[str, str, tuple[str, ...]] | None:
+    """(`COPY t (columns) FROM STDIN`, t, the columns) for a plain `INSERT INTO t (columns) VALUES (?, ...)`: one row
+    of placeholders, nothing after it (no upsert, nothing returned); else None."""
+    found = _PLAIN_INSERT.fullmatch(sql)
+    if found is None:
+        return None
+    columns = tuple(column.strip() for column in found.group(2).split(","))
+    return f"COPY {found.group(1)} ({', '.join(columns)}) FROM STDIN", found.group(1), columns
+
+
+_FLOAT4 = struct.Struct("f")
+
+
+def _as_real(value: Any) -> Any:  # noqa: ANN401 - a row's value
+    """A float as a REAL column stores it from a parameter (the double cast to the nearest float4), so that COPY's text
+    reads back that very value; anything else as it is."""
+    return _FLOAT4.unpack(_FLOAT4.pack(value))[0] if type(value) is float else value
+
+
 class _PGCursor:
     def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
         self._cursor = cursor
+        self._reals: dict[tuple[str, tuple[str, ...]], tuple[int, ...]] = {}  # per table and columns: those of type real
 
     @property
     def rowcount(self) -> int:
@@ -174,8 +201,37 @@ class _PGCursor:
         return self
 
     def executemany(self, sql: str, rows: Sequence[Params], /) -> None:
-        if rows:
+        """Each row, as `executemany`; the rows of a plain INSERT by COPY: the same rows, in order, all or none with
+        the transaction, without a round of the protocol per row. A value is read as the column's type from its text,
+        as a parameter is cast to it; a float bound for a REAL column is first made the float4 the cast would give."""
+        if not rows:
+            return
+        copy = _copy_for(sql) if len(rows) > 1 else None
+        if copy is None:
             self._cursor.executemany(sql.replace("?", "%s"), rows)
+            return
+        statement, table, columns = copy
+        reals = self._real_columns(table, columns)
+        with self._cursor.copy(statement) as rows_in:
+            for row in rows:
+                if reals:
+                    row = list(row)  # noqa: PLW2901 - this row as written
+                    for index in reals:
+                        row[index] = _as_real(row[index])
+                rows_in.write_row(row)
+
+    def _real_columns(self, table: str, columns: tuple[str, ...]) -> tuple[int, ...]:
+        """Which of `columns` of `table` are of type real (looked up once per table in this transaction)."""
+        known = self._reals.get((table, columns))
+        if known is None:
+            self._cursor.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND atttypid = 'real'::regtype"
+                " AND attnum > 0 AND NOT attisdropped",
+                (table,),
+            )
+            reals = {str(name) for (name,) in self._cursor.fetchall()}
+            known = self._reals[(table, columns)] = tuple(index for index, column in enumerate(columns) if column in reals)
+        return known
 
     def fetchone(self) -> tuple[Any, ...] | None:
         return self._cursor.fetchone()
