@@ -10,6 +10,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from bench.stock import stock_run
+from bench.stores import settled
 from infra.raw import events_table
 from services.bootstrap import Continuum
 
@@ -22,13 +23,19 @@ def rebuild_stage(wired: Continuum, stock_positions: int) -> dict[str, Any]:
     runner = wired.runner
     runner.setup()
     head = runner.head()
+    settled(wired)  # each timed run, ours and the stock runner's, starts from a settled store
     raw = raw_read_decode_write(wired, runner.batch_size)
     names = list(runner.projections)
-    stock = {name: stock_run(wired, name, stock_positions) for name in names}
+    stock = {}
+    for name in names:
+        settled(wired)
+        stock[name] = stock_run(wired, name, stock_positions)
     projections: dict[str, Any] = {}
     for name in names:
+        settled(wired)
         seconds = _timed(lambda name=name: runner.rebuild([name]))
         projections[name] = _versus(head, seconds, raw, stock[name])
+    settled(wired)
     seconds = _timed(lambda: runner.rebuild(names))
     together = _versus(head, seconds, raw, None)
     ratio = together["events_per_s"] / raw["events_per_s"]

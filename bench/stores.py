@@ -6,7 +6,9 @@ a PostgreSQL URL which database the `bench_*` schemas are created in; all are re
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sqlite3
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -94,3 +96,13 @@ def open_continuum(url: str, *, recorder_topic: str | None = None, batch_size: i
     """`services.bootstrap.bootstrap`, with the application recorder swappable (timed or polling)."""
     overrides = {"APPLICATION_RECORDER_TOPIC": recorder_topic} if recorder_topic else None
     return bootstrap(Settings(database_url=url, projection_batch_size=batch_size), store_overrides=overrides)
+
+
+def settled(wired: Continuum) -> None:
+    """On SQLite, the WAL written into the database file and emptied (`PRAGMA wal_checkpoint(TRUNCATE)`), so that a
+    timed run starts from a settled store and is not charged the checkpoint of what ran before it (the WAL holds
+    up to `SQLITE_CHECKPOINT_PAGES` pages between checkpoints). PostgreSQL checkpoints in its own processes."""
+    if wired.database.kind != "sqlite" or wired.database.memory:
+        return
+    with contextlib.closing(sqlite3.connect(wired.database.path, timeout=30)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
