@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, SafeUUID
 
 import orjson
@@ -25,7 +25,7 @@ from domain.values import Actor
 
 class EnumAsValue(Transcoding):
     def __init__(self, vocabulary: type[Enum]) -> None:
-        self.type = self.vocabulary = vocabulary
+        self.type = vocabulary
         self.name = vocabulary.__name__
 
     def encode(self, obj: Enum) -> str:
@@ -200,7 +200,7 @@ def _reader(transcoding: Transcoding) -> Any:  # noqa: ANN401
     integer (the text `UUID(data)` takes as the same value). Anything else goes to `decode` itself."""
     decode = transcoding.decode
     if type(transcoding) is EnumAsValue:
-        vocabulary = transcoding.vocabulary
+        vocabulary = cast("type[Enum]", transcoding.type)
         members = vocabulary._value2member_map_
 
         def member(data: str) -> Any:  # noqa: ANN401

@@ -190,7 +190,7 @@ def _as_real(value: Any) -> Any:  # noqa: ANN401 - a row's value
 class _PGCursor:
     def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
         self._cursor = cursor
-        self._reals: dict[tuple[str, tuple[str, ...]], tuple[int, ...]] = {}  # per table and columns: those of type real
+        self._reals: dict[str, frozenset[str]] = {}  # per table: its columns of type real, looked up once per transaction
 
     @property
     def rowcount(self) -> int:
@@ -211,26 +211,26 @@ class _PGCursor:
             self._cursor.executemany(sql.replace("?", "%s"), rows)
             return
         statement, table, columns = copy
-        reals = self._real_columns(table, columns)
+        reals = self._real_columns(table)
+        at = [index for index, column in enumerate(columns) if column in reals]
         with self._cursor.copy(statement) as rows_in:
             for row in rows:
-                if reals:
+                if at:
                     row = list(row)  # noqa: PLW2901 - this row as written
-                    for index in reals:
+                    for index in at:
                         row[index] = _as_real(row[index])
                 rows_in.write_row(row)
 
-    def _real_columns(self, table: str, columns: tuple[str, ...]) -> tuple[int, ...]:
-        """Which of `columns` of `table` are of type real (looked up once per table in this transaction)."""
-        known = self._reals.get((table, columns))
+    def _real_columns(self, table: str) -> frozenset[str]:
+        """The columns of `table` of type real (looked up once per table in this transaction)."""
+        known = self._reals.get(table)
         if known is None:
             self._cursor.execute(
                 "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND atttypid = 'real'::regtype"
                 " AND attnum > 0 AND NOT attisdropped",
                 (table,),
             )
-            reals = {str(name) for (name,) in self._cursor.fetchall()}
-            known = self._reals[(table, columns)] = tuple(index for index, column in enumerate(columns) if column in reals)
+            known = self._reals[table] = frozenset(str(name) for (name,) in self._cursor.fetchall())
         return known
 
     def fetchone(self) -> tuple[Any, ...] | None:

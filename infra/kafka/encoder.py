@@ -50,7 +50,7 @@ def encode_rows(encoder: WireEncoder, rows: Sequence[PublishedRow]) -> list[Wire
     messages = []
     for position, journey, version, topic, state, link in rows:
         stored = Notification(id=position, originator_id=UUID(journey), originator_version=version, topic=topic,
-                              state=state if type(state) is bytes else stored_bytes(state))
+                              state=stored_bytes(state))
         messages.append(encoder.encode(stored, position, link))
     return messages
 
