@@ -1,16 +1,17 @@
 """`continuum import FILE --workers N`: the file's lines split by journey across N worker processes on
 PostgreSQL, each with its own `bootstrap(settings)`, their reports merged into one.
 
-Every line of a client goes to the same worker (a stable hash of the client reference: the journey id,
-itself a uuid5 of it, modulo N), in file order, so a journey's commands are applied in the order the file
-gives them and a refused line still holds its client's later lines (the importer's rule, per worker). A
-line that names no client (unreadable JSON, no `client` field) holds nothing and goes to worker 0, which
-reports it. Each worker runs `services.importer.import_lines` on its share with the other lines blank, so
-line numbers are the file's.
+Every line of a client goes to the same worker, in file order, so a journey's commands are applied in the
+order the file gives them and a refused line still holds its client's later lines (the importer's rule, per
+worker). The clients are dealt out by their line counts, so the workers get about as many lines each (a run
+lasts as long as its busiest worker): the client with most lines first, each to the worker with fewest lines
+so far (`assign`). A line that names no client (unreadable JSON, no `client` field) holds nothing and goes to
+worker 0, which reports it. Each worker runs `services.importer.import_lines` on its share with the other
+lines blank, so line numbers are the file's.
 
-The workers are started first and the file is split while they start (spawning a process and opening its
-store take longer than splitting 10^5 lines): each gets its share through a pipe once it is ready, so
-neither the split nor the start-up is paid twice in a row.
+The workers are forked from a server process that has already imported the application (`WORKER_MODULES`),
+so a worker is ready as soon as it has opened its store; that server starts first and imports while the
+parent splits the file, and each worker gets its share through a pipe.
 
 Exactly-once: a command's id (its `id`, else a hash of its content) is recorded with its events and a
 repeated id records nothing (`JourneyService`), so running the same file again after a partial failure
@@ -29,11 +30,14 @@ SQLite has one writer at a time, so `--workers` above 1 is refused there (`Worke
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 import multiprocessing
+import multiprocessing.forkserver
 import traceback
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.connection import Connection, wait
@@ -49,6 +53,8 @@ if TYPE_CHECKING:
 
 BYTE_ORDER_MARK = "\ufeff"
 NO_CLIENT_WORKER = 0  # the worker that reports lines naming no client (they hold nothing)
+# What a worker runs, imported once by the fork server its workers are forked from (0.4 s a process).
+WORKER_MODULES = ("services.bootstrap", "services.importer", "services.parallel_import")
 
 
 class WorkersNeedPostgres(ConfigurationError):  # noqa: N818 - reads as what the user is told
@@ -90,16 +96,6 @@ class ParallelReport(ImportReport):
         return [*(failure.describe() for failure in self.failures), *super().problems()]
 
 
-def partition(client: str | None, workers: int) -> int:
-    """The worker of a client's lines: its journey id (a uuid5 of the reference, the same in every process
-    and on every machine) modulo `workers`; a line naming no client goes to worker 0."""
-    if client is None or workers == 1:
-        return NO_CLIENT_WORKER
-    from services.journeys import journey_id_of
-
-    return journey_id_of(client).int % workers
-
-
 def client_of(text: str) -> str | None:
     """The client a line names, if its JSON can be read (the importer validates the rest)."""
     try:
@@ -113,14 +109,34 @@ def client_of(text: str) -> str | None:
     return client if isinstance(client, str) and client else None
 
 
+def assign(lines_per_client: Mapping[str, int], workers: int, *, unnamed: int = 0) -> dict[str, int]:
+    """Each client's worker: the clients with most lines first, each to the worker with fewest lines so far
+    (worker 0 starts with the `unnamed` lines that name no client); ties go to the lower worker, and clients
+    of equal count are taken in name order, so the same file always splits the same way."""
+    loads = [(unnamed if index == NO_CLIENT_WORKER else 0, index) for index in range(workers)]
+    heapq.heapify(loads)
+    worker_of: dict[str, int] = {}
+    for client in sorted(lines_per_client, key=lambda name: (-lines_per_client[name], name)):
+        load, index = heapq.heappop(loads)
+        worker_of[client] = index
+        heapq.heappush(loads, (load + lines_per_client[client], index))
+    return worker_of
+
+
 def split(lines: Sequence[str], workers: int) -> list[list[tuple[int, str]]]:
-    """Each worker's (line number, text) in file order; blank lines go nowhere."""
-    shares: list[list[tuple[int, str]]] = [[] for _ in range(workers)]
+    """Each worker's (line number, text) in file order, every line of a client in one worker's share
+    (`assign`); blank lines go nowhere."""
+    kept: list[tuple[int, str, str | None]] = []
     for number, text in enumerate(lines, start=1):
         if number == 1:
             text = text.removeprefix(BYTE_ORDER_MARK)  # noqa: PLW2901 - an editor's mark, not part of the line
         if text.strip():
-            shares[partition(client_of(text), workers) if workers > 1 else NO_CLIENT_WORKER].append((number, text))
+            kept.append((number, text, client_of(text) if workers > 1 else None))
+    counts = Counter(client for _, _, client in kept if client is not None)
+    worker_of = assign(counts, workers, unnamed=len(kept) - counts.total())
+    shares: list[list[tuple[int, str]]] = [[] for _ in range(workers)]
+    for number, text, client in kept:
+        shares[NO_CLIENT_WORKER if client is None else worker_of[client]].append((number, text))
     return shares
 
 
@@ -143,7 +159,8 @@ def import_parallel(
     clock: Callable[[], datetime] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ParallelReport:
-    """Import `lines` with `workers` processes (spawned), each bootstrapping its own store from `settings`.
+    """Import `lines` with `workers` processes (forked from a server that has the
+    application imported), each bootstrapping its own store from `settings`.
     `on_progress` gets how many non-blank lines are done so far; `clock` (a picklable function) is each
     worker's journey service clock."""
     if workers < 1:
@@ -151,11 +168,14 @@ def import_parallel(
         raise ConfigurationError(msg)
     refuse_sqlite(settings, workers)
     job = _Job(settings, actor, chunk_size or settings.command_batch_size, dry_run, clock)
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(WORKER_MODULES))
+    multiprocessing.forkserver.ensure_running()  # the server imports the application while the file is split
+    shares = split(lines, workers)
     running: list[_Worker] = []
     try:
         feeds: list[Connection] = []
-        for index in range(workers):  # started before the split, which runs while they start
+        for index in range(workers):
             receiver, sender = context.Pipe(duplex=False)
             share_receiver, feed = context.Pipe(duplex=False)
             process = context.Process(target=_work, args=(share_receiver, job, sender), name=f"continuum-import-{index}", daemon=True)
@@ -164,7 +184,7 @@ def import_parallel(
             share_receiver.close()
             running.append(_Worker(index, [], process, receiver))
             feeds.append(feed)
-        for worker, share, feed in zip(running, split(lines, workers), feeds, strict=True):
+        for worker, share, feed in zip(running, shares, feeds, strict=True):
             worker.numbers = [number for number, _ in share]
             # a worker that ended before it took its share is reported by _follow, with every line unconfirmed
             with feed, contextlib.suppress(OSError):
@@ -176,7 +196,17 @@ def import_parallel(
                 worker.process.terminate()
             worker.process.join()
             worker.receiver.close()
+        _stop_fork_server()
     return _merge(running, workers, dry_run=dry_run)
+
+
+def _stop_fork_server() -> None:
+    """The fork server ends with the import, waited for, so an import leaves no process behind and the CPU its
+    workers used is counted as this process's children's (`os.times`), as a spawned worker's was. The library
+    stops it only at exit, through this method of its server object (there since Python 3.4)."""
+    stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
+    if callable(stop):
+        stop()
 
 
 @dataclass(frozen=True)
@@ -194,7 +224,7 @@ class _Worker:
 
     index: int
     numbers: list[int]
-    process: Any  # a spawn context's Process
+    process: Any  # a forkserver context's Process
     receiver: Connection
     report: ImportReport = field(default_factory=ImportReport)
     confirmed: int = 0  # its lines up to this number are accounted for

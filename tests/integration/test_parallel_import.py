@@ -12,11 +12,11 @@ import json
 import multiprocessing
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import psycopg
 import pytest
@@ -29,7 +29,7 @@ from services.cli import app
 from services.demo import generate_cohort
 from services.importer import import_lines
 from services.journeys import journey_id_of
-from services.parallel_import import ParallelReport, import_parallel, partition, split
+from services.parallel_import import ParallelReport, assign, client_of, import_parallel, split
 from tests.support.clock import NOW, fixed_clock
 
 ACTOR = Actor("importer", "system")
@@ -119,16 +119,36 @@ def clients_of(lines: list[str]) -> set[str]:
     return {json.loads(text)["client"] for text in lines}
 
 
-def test_partition_keeps_each_client_in_one_worker_in_file_order() -> None:
+def worker_of(lines: list[str], workers: int = 2) -> dict[str, int]:
+    """Each client's worker, as `split` deals them out."""
+    shares = enumerate(split(lines, workers))
+    return {client: index for index, share in shares for _, text in share if (client := client_of(text)) is not None}
+
+
+def test_the_split_keeps_each_client_in_one_worker_in_file_order_and_balances_the_lines() -> None:
     lines = cohort(12)
     shares = split(lines, 2)
     assert all(shares), "both workers have clients"
+    seen: dict[str, int] = {}
     for index, share in enumerate(shares):
         numbers = [number for number, _ in share]
         assert numbers == sorted(numbers)
-        assert {partition(json.loads(text)["client"], 2) for _, text in share} == {index}
+        for _, text in share:
+            assert seen.setdefault(json.loads(text)["client"], index) == index, "a client's lines in two workers"
     assert sorted(number for share in shares for number, _ in share) == list(range(1, len(lines) + 1))
-    assert partition("C-1", 3) == UUID(str(journey_id_of("C-1"))).int % 3  # the journey id: the same on every machine
+    most = max(Counter(json.loads(text)["client"] for text in lines).values())
+    assert abs(len(shares[0]) - len(shares[1])) <= most  # no more apart than one client's lines
+    assert split(lines, 2) == shares  # the same file splits the same way
+
+
+def test_clients_are_dealt_by_their_line_counts() -> None:
+    # the busiest first, each to the worker with fewest lines so far; lines naming no client start worker 0
+    assert assign({"a": 5, "b": 4, "c": 3, "d": 3, "e": 1}, 2) == {"a": 0, "b": 1, "c": 1, "d": 0, "e": 1}
+    assert assign({"a": 5, "b": 4}, 2, unnamed=6) == {"a": 1, "b": 1}
+    assert assign({"a": 2, "b": 2, "c": 2}, 3) == {"a": 0, "b": 1, "c": 2}
+    skewed = [line("register", "C-big", 1, site="north"), *(line("attend_session", "C-big", 2, session_id=f"s-{n}") for n in range(9)),
+              *(line("register", f"C-{n}", 1, site="north") for n in range(10))]
+    assert [len(share) for share in split(skewed, 2)] == [10, 10]  # by lines, not by clients (1 against 10)
 
 
 def test_two_workers_record_the_same_journeys_as_one(pg_url: str, second_pg_url: str) -> None:
@@ -165,7 +185,7 @@ def test_a_refused_line_holds_its_clients_later_lines_across_workers(pg_url: str
         line("discharge", "C-1042", 20, reason="completed"),
         *(line("discharge", client, 20, reason="completed") for client in others),
     ]
-    assert len({partition(client, 2) for client in ["C-1042", *others]}) == 2
+    assert len({worker_of(lines)[client] for client in ["C-1042", *others]}) == 2
 
     one = reference(second_pg_url, lines)
     two = parallel(pg_url, lines)
@@ -224,7 +244,7 @@ def test_a_failed_worker_loses_nothing_of_the_others_and_a_rerun_records_nothing
     assert failure.first_unconfirmed is not None
     assert failure.unconfirmed > 0
     assert "not confirmed recorded: run the same file again" in broken.problems()[0]
-    worker_0 = {client for client in clients_of(lines) if partition(client, 2) == 0}
+    worker_0 = {client for client, worker in worker_of(lines).items() if worker == 0}
     assert journeys(pg_url, worker_0) == journeys(second_pg_url, worker_0)  # all of worker 0's work, once
     assert 0 < broken.applied < one.applied
 
