@@ -179,6 +179,7 @@ def _copy_for(sql: str) -> tuple[str, str, tuple[str, ...]] | None:
 
 
 _FLOAT4 = struct.Struct("f")
+_DDL_WORDS = frozenset(("CREAT", "ALTER", "DROP "))  # what a statement that makes, changes or drops a table begins with
 
 
 def _as_real(value: Any) -> Any:  # noqa: ANN401 - a row's value
@@ -190,13 +191,15 @@ def _as_real(value: Any) -> Any:  # noqa: ANN401 - a row's value
 class _PGCursor:
     def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
         self._cursor = cursor
-        self._reals: dict[str, frozenset[str]] = {}  # per table: its columns of type real, looked up once per transaction
+        self._reals: dict[str, frozenset[str]] | None = None  # per table of the schema: its columns of type real (see `_real_columns`)
 
     @property
     def rowcount(self) -> int:
         return self._cursor.rowcount
 
     def execute(self, sql: str, params: Params = (), /) -> _PGCursor:
+        if self._reals is not None and sql.lstrip()[:5].upper() in _DDL_WORDS:
+            self._reals = None  # a table made, changed or dropped: its columns looked up again
         self._cursor.execute(sql.replace("?", "%s"), params)  # SQL is ours, never user text
         return self
 
@@ -222,16 +225,19 @@ class _PGCursor:
                 rows_in.write_row(row)
 
     def _real_columns(self, table: str) -> frozenset[str]:
-        """The columns of `table` of type real (looked up once per table in this transaction)."""
-        known = self._reals.get(table)
-        if known is None:
+        """The columns of `table` of type real: every table's of the schema looked up at once, the first time a
+        transaction needs them and again after any DDL statement in it (one round of the protocol, not one per table)."""
+        if self._reals is None:
             self._cursor.execute(
-                "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND atttypid = 'real'::regtype"
-                " AND attnum > 0 AND NOT attisdropped",
-                (table,),
+                "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+                " WHERE c.relnamespace = current_schema()::regnamespace AND a.atttypid = 'real'::regtype"
+                " AND a.attnum > 0 AND NOT a.attisdropped",
             )
-            known = self._reals[table] = frozenset(str(name) for (name,) in self._cursor.fetchall())
-        return known
+            reals: dict[str, set[str]] = {}
+            for relation, column in self._cursor.fetchall():
+                reals.setdefault(str(relation), set()).add(str(column))
+            self._reals = {relation: frozenset(columns) for relation, columns in reals.items()}
+        return self._reals.get(table.lower(), frozenset())
 
     def fetchone(self) -> tuple[Any, ...] | None:
         return self._cursor.fetchone()

@@ -45,3 +45,25 @@ def test_a_bad_row_among_many_stores_none_of_them(wired):
     with pytest.raises(Exception), wired.views.transaction() as cursor:  # noqa: B017 - the driver's integrity error
         cursor.executemany(f"INSERT INTO kept ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", [*ROWS, ROWS[0]])
     assert _stored(wired, "kept") == []
+
+
+def test_a_table_made_after_a_first_copy_in_the_same_transaction_stores_its_reals_alike(wired):
+    # the REAL columns are looked up once a transaction, and again after a table is made, changed or dropped in it
+    with wired.views.transaction() as cursor:
+        cursor.execute(DDL.format("first"))
+        cursor.executemany(f"INSERT INTO first ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", ROWS)
+        cursor.execute(DDL.format("made_after"))
+        cursor.execute("CREATE TABLE reals_later (journey_id TEXT NOT NULL, minutes DOUBLE PRECISION)")
+        cursor.executemany("INSERT INTO reals_later (journey_id, minutes) VALUES (?, ?)", [(row[0], row[2]) for row in ROWS])
+        cursor.execute("DROP TABLE reals_later")
+        cursor.execute("CREATE TABLE reals_later (journey_id TEXT NOT NULL, minutes REAL)")  # the same name, now REAL
+        for row in ROWS:
+            cursor.execute(f"INSERT INTO made_after ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", row)
+        cursor.executemany(f"INSERT INTO first ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                           [(f"again-{journey}", *rest) for journey, *rest in ROWS])
+        cursor.executemany("INSERT INTO reals_later (journey_id, minutes) VALUES (?, ?)", [(row[0], row[2]) for row in ROWS])
+        cursor.execute("SELECT journey_id, minutes FROM reals_later ORDER BY journey_id, minutes")
+        later = cursor.fetchall()
+    made_after = _stored(wired, "made_after")
+    assert [row[2:] for row in _stored(wired, "first") if row[0].startswith("again-")] == [row[2:] for row in made_after]
+    assert sorted((row[0], row[2]) for row in made_after) == later
