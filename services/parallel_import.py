@@ -203,7 +203,8 @@ def import_parallel(
 def _stop_fork_server() -> None:
     """The fork server ends with the import, waited for, so an import leaves no process behind and the CPU its
     workers used is counted as this process's children's (`os.times`), as a spawned worker's was. The library
-    stops it only at exit, through this method of its server object (there since Python 3.4)."""
+    stops it only at exit, through this method of its server object (there since Python 3.4). The server is the
+    process's one: a process runs one import at a time (the CLI's `continuum import`)."""
     stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
     if callable(stop):
         stop()
