@@ -143,3 +143,14 @@ def test_ingest_across_workers_is_rows_where_the_stage_ran():
     assert "| | at most: the events table's lock / the CPU | 2.00x / 1.90x | | | |" in text
     assert text.count("ingest across workers") == 1  # the SQLite section, which has no such stage, has no such row
     assert _markdown_tables(text) == _rich_tables(_results(postgres=measured, sqlite=_measured()))
+
+
+def test_the_parallel_stage_reports_the_round_with_the_median_speed_up():
+    from bench.parallel import median_round
+
+    def rounds(*pairs):
+        return [{"1": {"events_per_s": one}, "2": {"events_per_s": two}} for one, two in pairs]
+
+    assert median_round(rounds((100, 170), (100, 210), (100, 150)), (1, 2)) == (0, [1.7, 2.1, 1.5])
+    assert median_round(rounds((100, 210), (200, 300)), (1, 2))[0] == 1  # of two, the lower
+    assert median_round(rounds((100, 190)), (1, 2)) == (0, [1.9])
