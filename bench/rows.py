@@ -167,6 +167,9 @@ def _parallel(pl: dict[str, Any]) -> list[Row]:
          f"{first} worker {rate(base['events_per_s'])}", f"{pl['speedup']:.2f}x",
          f"≥ {SPEEDUP_TARGET}x {mark(pl['speedup'] >= SPEEDUP_TARGET)}"),
     ]
+    if pl.get("rounds"):
+        rows.append(("", f"speed-up of each round (the median round shown, {len(pl['rounds'])} in alternating order)",
+                     " / ".join(f"{taken['speedup']:.2f}x" for taken in pl["rounds"]), "", "", ""))
     if "cpu_bound" in pl:
         rows.append(("", "at most: the events table's lock / the CPU", f"{pl['lock_bound'][last]:.2f}x / {pl['cpu_bound']:.2f}x",
                      "", "", ""))
