@@ -142,12 +142,12 @@ def test_ingest_across_workers_is_rows_where_the_stage_ran():
     assert "| ingest across workers | events, 1,000 demo lines, 2 workers | 700/s | 1 worker 400/s | 1.75x | ≥ 1.7x ✅ |" in text
     assert "| | at most: the events table's lock / the CPU | 2.00x / 1.90x | | | |" in text
     assert "rounds" not in text  # a run from before the rounds
+    assert text.count("ingest across workers") == 1  # the SQLite section, which has no such stage, has no such row
+    assert _markdown_tables(text) == _rich_tables(_results(postgres=measured, sqlite=_measured()))
     measured["stages"]["parallel"]["rounds"] = [{"speedup": 1.75}, {"speedup": 1.9}, {"speedup": 1.6}]
     rounds = render(_results(postgres=measured, sqlite=_measured()))
     assert "| | speed-up of each round (the median round shown, 3 in alternating order) | 1.75x / 1.90x / 1.60x | | | |" in rounds
     assert _markdown_tables(rounds) == _rich_tables(_results(postgres=measured, sqlite=_measured()))
-    assert text.count("ingest across workers") == 1  # the SQLite section, which has no such stage, has no such row
-    assert _markdown_tables(text) == _rich_tables(_results(postgres=measured, sqlite=_measured()))
 
 
 def test_the_parallel_stage_reports_the_round_with_the_median_speed_up():
