@@ -33,7 +33,13 @@ def test_parallel_stage_on_postgres(tmp_path: Path, pg_url: str, capsys: pytest.
     assert 1 <= stage["bound"]["2"] <= 2
     assert stage["bound"]["2"] == min(stage["lock_bound"]["2"], stage["cpu_bound"])
     assert stage["lock_bound"]["2"] == min(2, 1 / stage["serial"]["insert_share"])
-    assert "Speed-up with 2 workers" in capsys.readouterr().out
+    assert len(stage["rounds"]) == 3  # one worker and two, three times in alternating order
+    shown = stage["rounds"][stage["round_shown"] - 1]
+    assert shown["speedup"] == stage["speedup"] == stage["runs"]["2"]["events_per_s"] / stage["runs"]["1"]["events_per_s"]
+    assert sorted(r["speedup"] for r in stage["rounds"])[1] == stage["speedup"]  # the median round
+    printed = capsys.readouterr().out
+    assert "Speed-up with 2 workers" in printed
+    assert "of 3, the median:" in printed
     assert "| 2 | 400 |" in table(stage)
 
 
