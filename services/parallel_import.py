@@ -11,7 +11,7 @@ lines blank, so line numbers are the file's.
 
 The workers are forked from a server process that has already imported the application (`WORKER_MODULES`),
 so a worker is ready as soon as it has opened its store; that server starts first and imports while the
-parent splits the file, and each worker gets its share through a pipe.
+parent splits the file, and each worker is given its share as it starts.
 
 Exactly-once: a command's id (its `id`, else a hash of its content) is recorded with its events and a
 repeated id records nothing (`JourneyService`), so running the same file again after a partial failure
@@ -29,7 +29,6 @@ SQLite has one writer at a time, so `--workers` above 1 is refused there (`Worke
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import json
 import multiprocessing
@@ -174,21 +173,12 @@ def import_parallel(
     shares = split(lines, workers)
     running: list[_Worker] = []
     try:
-        feeds: list[Connection] = []
-        for index in range(workers):
+        for index, share in enumerate(shares):  # the file is split already: each worker takes its share as it starts
             receiver, sender = context.Pipe(duplex=False)
-            share_receiver, feed = context.Pipe(duplex=False)
-            process = context.Process(target=_work, args=(share_receiver, job, sender), name=f"continuum-import-{index}", daemon=True)
+            process = context.Process(target=_work, args=(share, job, sender), name=f"continuum-import-{index}", daemon=True)
             process.start()
             sender.close()
-            share_receiver.close()
-            running.append(_Worker(index, [], process, receiver))
-            feeds.append(feed)
-        for worker, share, feed in zip(running, shares, feeds, strict=True):
-            worker.numbers = [number for number, _ in share]
-            # a worker that ended before it took its share is reported by _follow, with every line unconfirmed
-            with feed, contextlib.suppress(OSError):
-                feed.send(share)
+            running.append(_Worker(index, [number for number, _ in share], process, receiver))
         _follow(running, on_progress)
     finally:
         for worker in running:
@@ -310,8 +300,8 @@ def _numbered(share: list[tuple[int, str]]) -> Iterator[str]:
         last = number
 
 
-def _work(share_receiver: Connection, job: _Job, sender: Connection) -> None:
-    """One worker process: its own store, then its share from the parent, `import_lines` over it, a message
+def _work(share: list[tuple[int, str]], job: _Job, sender: Connection) -> None:
+    """One worker process: its own store, then `import_lines` over its share, a message
     after each unit of work (what is new since the last) and a last one, `done` or `failed`."""
     from services.bootstrap import bootstrap
     from services.importer import import_lines
@@ -338,8 +328,6 @@ def _work(share_receiver: Connection, job: _Job, sender: Connection) -> None:
     try:
         wired = bootstrap(job.settings, clock=job.clock)
         try:
-            with share_receiver:
-                share: list[tuple[int, str]] = share_receiver.recv()
             report = import_lines(wired.service, _numbered(share), job.actor, chunk_size=job.chunk_size,
                                   on_chunk=chunk_done, dry_run=job.dry_run)
         finally:
