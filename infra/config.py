@@ -166,7 +166,7 @@ class Settings(BaseSettings):
     timezone: Annotated[str, AfterValidator(_zone)] = "UTC"  # the zone of dates typed and times shown to people
     projection_batch_size: Positive = 1000
     command_batch_size: Positive = 2000  # commands per unit of work (one transaction)
-    journey_cache_size: Positive = 10_000  # journeys kept in memory between units of work: the bound on memory
+    journey_cache_size: Positive = 10_000  # journeys kept between units of work, and between a projection's pages: the memory bound
     poll_interval: Seconds = 0.5  # seconds between polls when following on SQLite
     connect_timeout: Positive = 5
     kafka_bootstrap_servers: str = "localhost:9092"

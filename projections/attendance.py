@@ -22,6 +22,7 @@ from eventsourcing.domain import DomainEventProtocol
 from domain import events as ev
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
+from projections.pages import Carried
 from projections.placements import PLACING, Interval, Placements, Placing, kept, period
 
 PLACEMENTS = Placements("attendance_placements", "attendance_sessions", "occurred_at")
@@ -47,9 +48,10 @@ class Attendance(Projection):
             "CREATE INDEX IF NOT EXISTS attendance_sessions_episode ON attendance_sessions (journey_id, episode, occurred_at, attended)",
         ]
 
-    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str) -> AbstractContextManager[Cursor]:
+    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str,
+             carried: Carried | None = None) -> AbstractContextManager[Cursor]:
         """The page's intervals read once: each session is filed without a query."""
-        return PLACEMENTS.page(cursor, events, dialect)
+        return PLACEMENTS.page(cursor, events, dialect, carried)
 
     @singledispatchmethod
     def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401

@@ -17,6 +17,7 @@ from eventsourcing.utils import get_topic
 
 from domain.journey import ClientJourney
 from infra.views import Cursor
+from projections.pages import Carried
 
 
 def utc(moment: datetime) -> str:
@@ -58,10 +59,12 @@ class Projection:
     def process(self, event: DomainEventProtocol[UUID], cursor: Cursor, position: int) -> None:
         raise NotImplementedError
 
-    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str) -> AbstractContextManager[Cursor]:
+    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str,
+             carried: Carried | None = None) -> AbstractContextManager[Cursor]:
         """The cursor a page of `events` (in order, in one transaction) is processed through: by default `cursor`
         itself. A projection whose handlers read its tables may read ahead for the whole page on entry and write
-        what its handlers kept on exit (projections/pages.py); `process` on a plain cursor stays the one-event path."""
+        what its handlers kept on exit (projections/pages.py), handing on to the next page of the same run what it
+        read and wrote (`kept`); `process` on a plain cursor stays the one-event path."""
         return nullcontext(cursor)
 
 

@@ -28,7 +28,7 @@ from domain.levels import ALUMNI, Level
 from domain.record import TRANSITIONS
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
-from projections.pages import JourneyRows, Paged, by_journey, journeys
+from projections.pages import Carried, JourneyRows, Paged, by_journey, journeys
 
 TRANSITION_TYPES = TRANSITIONS
 
@@ -71,10 +71,11 @@ class Census(Projection):
         cursor.execute(RECOUNT_IF_EMPTY)
 
     @contextmanager
-    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str) -> Iterator[Cursor]:
+    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str,
+             carried: Carried | None = None) -> Iterator[Cursor]:
         """The intervals of the page's journeys read once and the counts' changes added up: a few statements a page."""
         state = CensusPage(cursor, dialect, journeys(event for event in events if not isinstance(event, ev.ClientRegistered)),
-                           journeys(event for event in events if isinstance(event, ev.EnrolledInAlumni)))
+                           journeys(event for event in events if isinstance(event, ev.EnrolledInAlumni)), carried)
         yield Paged(cursor, state)
         state.write()
 
@@ -211,10 +212,11 @@ class CensusPage:
     """What the census keeps for a page: its journeys' intervals, the sites of the clients it enrols in alumni, and
     the change of each count (census_now), written as one upsert per count at its end."""
 
-    def __init__(self, cursor: Cursor, dialect: str, journey_ids: Sequence[str], enrolled: Sequence[str]) -> None:
+    def __init__(self, cursor: Cursor, dialect: str, journey_ids: Sequence[str], enrolled: Sequence[str],
+                 carried: Carried | None = None) -> None:
         self.cursor, self.dialect, self.enrolled = cursor, dialect, enrolled
         self.intervals = JourneyRows(cursor, dialect, "census_intervals", "opened_by",
-                                     ("level", "level_rank", "site", "track", "ended_at", "closed_by"), journey_ids)
+                                     ("level", "level_rank", "site", "track", "ended_at", "closed_by"), journey_ids, carried)
         self.counts: dict[tuple[str, str, str], list[int]] = {}  # (level, site, track) -> [rank, change]
         self._sites: dict[str, str] | None = None
 

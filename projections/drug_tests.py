@@ -22,6 +22,7 @@ from eventsourcing.domain import DomainEventProtocol
 from domain import events as ev
 from infra.views import Cursor, Params
 from projections.base import Projection, from_utc, id_type, utc
+from projections.pages import Carried
 from projections.placements import PLACING, PlacedPage, Placements, Placing, kept, period, placed_page, sync
 
 PLACEMENTS = Placements("drug_test_placements", "drug_specimens", "collected_at")
@@ -47,9 +48,10 @@ class DrugTests(Projection):
                 expected INTEGER NOT NULL, PRIMARY KEY (journey_id, specimen_id, analyte))""",
         ]
 
-    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str) -> AbstractContextManager[Cursor]:
+    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str,
+             carried: Carried | None = None) -> AbstractContextManager[Cursor]:
         """The page's intervals read once (each specimen filed without a query), its results written together."""
-        return PLACEMENTS.page(cursor, events, dialect, SpecimensPage)
+        return PLACEMENTS.page(cursor, events, dialect, carried, SpecimensPage)
 
     @singledispatchmethod
     def process(self, event: Any, cursor: Cursor, position: int) -> None:  # noqa: ANN401
@@ -140,8 +142,9 @@ RESULT = "UPDATE drug_specimens SET result = ?, resulted_by = ?, resulted_at = ?
 class SpecimensPage(PlacedPage):
     """The intervals, and the page's results: one UPDATE each, sent together after the page's collections."""
 
-    def __init__(self, placements: Placements, cursor: Cursor, dialect: str, journey_ids: Sequence[str]) -> None:
-        super().__init__(placements, cursor, dialect, journey_ids)
+    def __init__(self, placements: Placements, cursor: Cursor, dialect: str, journey_ids: Sequence[str],
+                 carried: Carried | None = None) -> None:
+        super().__init__(placements, cursor, dialect, journey_ids, carried)
         self.cursor = cursor
         self.results: list[Params] = []
         self.resulted: set[tuple[str, str]] = set()  # (journey, specimen id) of the results held

@@ -32,7 +32,7 @@ from domain.levels import Level
 from domain.record import OPENERS, STEPS
 from infra.views import Cursor
 from projections.base import Projection, from_utc, id_type, utc
-from projections.pages import JourneyRows, Paged, journeys
+from projections.pages import Carried, JourneyRows, Paged, journeys
 from projections.placements import kept
 
 ENDINGS = frozenset({*OPENERS, *STEPS, "Discharged"})
@@ -72,9 +72,10 @@ class Outcomes(Projection):
         ]
 
     @contextmanager
-    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str) -> Iterator[Cursor]:
+    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str,
+             carried: Carried | None = None) -> Iterator[Cursor]:
         """The stays and episodes of the page's journeys read once, changed in memory, written at its end."""
-        state = OutcomesPage(cursor, dialect, journeys(event for event in events if ev.event_name(event) not in CONTACTS))
+        state = OutcomesPage(cursor, dialect, journeys(event for event in events if ev.event_name(event) not in CONTACTS), carried)
         yield Paged(cursor, state)
         state.write()
 
@@ -216,11 +217,12 @@ class Outcomes(Projection):
 class OutcomesPage:
     """What the outcomes keep for a page: the stays and episodes of its journeys (contacts are only inserted)."""
 
-    def __init__(self, cursor: Cursor, dialect: str, journey_ids: Sequence[str]) -> None:
+    def __init__(self, cursor: Cursor, dialect: str, journey_ids: Sequence[str],
+                 carried: Carried | None = None) -> None:
         self.stays = JourneyRows(cursor, dialect, "outcome_stays", "opened_by",
-                                 ("episode_opened_by", "episode", "ended_at", "closed_by", "next_by"), journey_ids)
+                                 ("episode_opened_by", "episode", "ended_at", "closed_by", "next_by"), journey_ids, carried)
         self.episodes = JourneyRows(cursor, dialect, "outcome_episodes", "opened_by", ("ended_at", "closed_by", "next_by"),
-                                    journey_ids)
+                                    journey_ids, carried)
 
     def add_stay(self, journey: str, version: int, episode_opened_by: int, episode: int, level: Level, site: str, track: str,
                  at: str) -> None:

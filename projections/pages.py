@@ -14,6 +14,7 @@ Rare events (corrections, voids) keep their SQL: their handler first writes back
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -104,25 +105,78 @@ class Row:
             self.changed.update(values)
 
 
-class JourneyRows:
-    """The rows of `table` (keyed by journey_id and `key`) of a page's journeys: read with one
-    SELECT when first wanted, changed in memory (`add`, `Row.set`), written back by `write` (new rows with one
-    INSERT per set of columns, changed ones with one UPDATE per set of changed columns, each an executemany)."""
+class Carried:
+    """What one projection's pages hand on to the next within one run of the runner: each table's rows (as stored) of
+    the journeys its pages read or wrote last, up to `limit` journeys a table, the least recently wanted forgotten
+    first. A page then reads only the journeys it does not find here: in a long log most events of a page are of a
+    journey no other event of the page is, and each of those would otherwise be read again every page it comes up in.
 
-    def __init__(self, cursor: Cursor, dialect: str, table: str, key: str, columns: tuple[str, ...], journeys: Sequence[str]) -> None:
+    It holds only while this runner alone writes the projection's tables: the runner gives `at` the position its last
+    page committed, and a page that starts anywhere else (another runner moved the position, a rebuild reset it)
+    begins with nothing kept (`start`). A handler's own SQL about a journey first drops the journey (`JourneyRows.sync`)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.at: int | None = None
+        self._tables: dict[str, OrderedDict[str, list[Row]]] = {}
+
+    def start(self, position: int) -> None:
+        """Before a page applied from `position`: everything kept is forgotten unless the last page ended there."""
+        if position != self.at:
+            self._tables.clear()
+
+    def table(self, name: str) -> OrderedDict[str, list[Row]]:
+        return self._tables.setdefault(name, OrderedDict())
+
+
+class JourneyRows:
+    """The rows of `table` (keyed by journey_id and `key`) of a page's journeys: those not `carried` over from earlier
+    pages read with one SELECT when first wanted, changed in memory (`add`, `Row.set`), written back by `write` (new rows
+    with one INSERT per set of columns, changed ones with one UPDATE per set of changed columns, each an executemany)
+    and then kept for the next page."""
+
+    def __init__(
+        self,
+        cursor: Cursor,
+        dialect: str,
+        table: str,
+        key: str,
+        columns: tuple[str, ...],
+        journeys: Sequence[str],
+        carried: Carried | None = None,
+    ) -> None:
         self.cursor, self.dialect, self.table, self.key = cursor, dialect, table, key
         self.columns = (key, *columns)  # the columns read; journey_id besides
         self.journeys = journeys
         self._rows: dict[str, list[Row]] | None = None
+        self._kept: OrderedDict[str, list[Row]] | None = None if carried is None else carried.table(table)
+        self._limit = 0 if carried is None else carried.limit
 
     def of(self, journey: str) -> list[Row]:
         """The journey's rows (the page's journeys are read together, the first time any is wanted)."""
         if self._rows is None:
-            self._rows = self._read(self.journeys)
+            self._rows = self._load(self.journeys)
         rows = self._rows.get(journey)
         if rows is None:  # a journey outside the page's: read alone
-            rows = self._rows[journey] = self._read([journey]).get(journey, [])
+            rows = self._rows[journey] = self._load([journey]).get(journey, [])
         return rows
+
+    def _load(self, journeys: Sequence[str]) -> dict[str, list[Row]]:
+        """The journeys' rows, in the order given: those kept from earlier pages, the others read."""
+        kept = self._kept
+        if not kept:
+            return self._read(journeys)
+        found: dict[str, list[Row]] = {}
+        missing = []
+        for journey in journeys:
+            rows = kept.get(journey)
+            if rows is None:
+                missing.append(journey)
+                rows = []  # its place in the order, the rows read below
+            found[journey] = rows
+        if missing:
+            found.update(self._read(missing))
+        return found
 
     def add(self, journey: str, **values: Any) -> Row:  # noqa: ANN401
         """A new row (`values` holds its key and every column the one-event path would give it)."""
@@ -156,6 +210,18 @@ class JourneyRows:
                 f"UPDATE {self.table} SET {', '.join(f'{c} = ?' for c in columns)} WHERE journey_id = ? AND {self.key} = ?",  # noqa: S608
                 params,
             )
+        self._carry(self._rows)
+
+    def _carry(self, rows_of: dict[str, list[Row]]) -> None:
+        """The rows, now as stored, kept for the next page; the least recently wanted journeys forgotten."""
+        kept = self._kept
+        if kept is None:
+            return
+        for journey, rows in rows_of.items():
+            kept[journey] = rows
+            kept.move_to_end(journey)
+        while len(kept) > self._limit:
+            kept.popitem(last=False)
 
     def sync(self, journey: str) -> None:
         """Write back, and forget the journey's rows: SQL of the handlers' own comes next, and may change them (only
@@ -163,6 +229,8 @@ class JourneyRows:
         self.write()
         if self._rows is not None:
             self._rows.pop(journey, None)
+        if self._kept is not None:
+            self._kept.pop(journey, None)
 
     def _read(self, journeys: Sequence[str]) -> dict[str, list[Row]]:
         found: dict[str, list[Row]] = {journey: [] for journey in journeys}

@@ -28,7 +28,7 @@ from domain import events as ev
 from domain.record import TRANSITIONS
 from infra.views import Cursor
 from projections.base import from_utc, id_type, utc
-from projections.pages import JourneyRows, Paged, Row, journeys
+from projections.pages import Carried, JourneyRows, Paged, Row, journeys
 
 Placing = ev.WithdrawalManagementStarted | ev.AdmittedToLevel | ev.LevelChange | ev.TrackChanged | ev.Discharged
 """The events that open or close an interval (a projection registers one handler for them all)."""
@@ -67,8 +67,9 @@ class PlacedPage:
 
     COLUMNS = ("level", "site", "track", "hours", "stay", "episode", "started_at", "ended_at")
 
-    def __init__(self, placements: Placements, cursor: Cursor, dialect: str, journey_ids: Sequence[str]) -> None:
-        self.intervals = JourneyRows(cursor, dialect, placements.table, "opened_by", self.COLUMNS, journey_ids)
+    def __init__(self, placements: Placements, cursor: Cursor, dialect: str, journey_ids: Sequence[str],
+                 carried: Carried | None = None) -> None:
+        self.intervals = JourneyRows(cursor, dialect, placements.table, "opened_by", self.COLUMNS, journey_ids, carried)
         self._placed: dict[Row, Placed] = {}  # an interval's columns never change in memory (corrections: `sync`, then SQL)
 
     def in_force(self, journey: str, moment: str) -> Placed:
@@ -110,10 +111,10 @@ class Placements:
         self.table, self.facts, self.time_column = table, facts, time_column
 
     @contextmanager
-    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str,
+    def page(self, cursor: Cursor, events: Sequence[DomainEventProtocol[UUID]], dialect: str, carried: Carried | None = None,
              kind: type[PlacedPage] = PlacedPage) -> Iterator[Cursor]:
         """A page's cursor: the intervals of its journeys read once, kept in memory, written back at its end."""
-        state = kind(self, cursor, dialect, journeys(events))
+        state = kind(self, cursor, dialect, journeys(events), carried)
         yield Paged(cursor, state)
         state.write()
 

@@ -32,7 +32,7 @@ from infra.heap import FrozenHeap
 from infra.lag import Lag
 from infra.views import Cursor, Params, ViewStore
 from projections.base import Projection
-from projections.pages import LOOKED_UP
+from projections.pages import LOOKED_UP, Carried
 
 Progress = Callable[[int, int], None]  # (position reached, head)
 Handler = Callable[[DomainEventProtocol[UUID], Cursor, int], None]  # a projection's process, for one class of event
@@ -145,11 +145,13 @@ class ProjectionStatus(Lag):
 
 
 class ProjectionRunner:
-    def __init__(self, app: Application[UUID], views: ViewStore, projections: Sequence[Projection], batch_size: int = 1000) -> None:
+    def __init__(self, app: Application[UUID], views: ViewStore, projections: Sequence[Projection], batch_size: int = 1000,
+                 carried_journeys: int = 10_000) -> None:
         self.app = app
         self.views = views
         self.projections = {projection.name: projection for projection in projections}
         self.batch_size = batch_size
+        self.carried_journeys = carried_journeys  # journeys whose rows a projection carries from page to page, a table
         self._created = False
         self._topics = frozenset().union(*(projection.topics for projection in projections))
 
@@ -210,6 +212,7 @@ class ProjectionRunner:
     def _pages(self, targets: list[_Target], head: int, progress: Progress | None, heap: FrozenHeap) -> int:
         processed = 0
         window = self.batch_size  # positions read at a time for the targets' topics (see `_page`)
+        carried = {target.row: Carried(self.carried_journeys) for target in targets}  # for this run's pages only
         while True:
             rows = self._rows()
             targets = [t for t in targets if t.row in rows]
@@ -227,7 +230,11 @@ class ProjectionRunner:
                 current = self._rows(cursor, lock=True)
                 if any(t.row not in current or current[t.row] < start for t in targets):
                     continue
-                self._apply(cursor, notifications, last, [(t, current[t.row]) for t in targets])
+                for target in targets:
+                    carried[target.row].start(current[target.row])
+                self._apply(cursor, notifications, last, [(t, current[t.row]) for t in targets], carried)
+            for target in targets:  # committed: where the next page starts, unless another runner moves the position
+                carried[target.row].at = max(current[target.row], last)
             processed += len(notifications)
             heap.after_unit()
             if progress is not None:
@@ -264,10 +271,11 @@ class ProjectionRunner:
         wanted = covered * 2 if found == 0 else covered * self.batch_size * 5 // (found * 4)
         return max(self.batch_size, min(wanted, window * 8))
 
-    def _apply(self, cursor: Cursor, notifications: Sequence[Notification], last: int, targets: list[tuple[_Target, int]]) -> None:
+    def _apply(self, cursor: Cursor, notifications: Sequence[Notification], last: int, targets: list[tuple[_Target, int]],
+               carried: Mapping[str, Carried]) -> None:
         """A page to each target from its position (its events in order, through the cursor its projection's `page`
         gives; each projection owns its tables, so one after another gives the rows event by event gives), and the
-        targets' new position `last`."""
+        targets' new position `last`. Each projection's pages hand on what they read and wrote (`carried`, by target)."""
         decoded: dict[int, DomainEventProtocol[UUID]] = {}
         writes = GatheredInserts(cursor)
         for target, position in targets:
@@ -281,7 +289,8 @@ class ProjectionRunner:
                     page.append((event, notification.id))
             if not page:
                 continue
-            with target.projection.page(target.cursor(writes), [event for event, _ in page], self.views.dialect) as into:
+            events = [event for event, _ in page]
+            with target.projection.page(target.cursor(writes), events, self.views.dialect, carried[target.row]) as into:
                 for event, at in page:
                     target.handler(type(event))(event, into, at)
         writes.flush()

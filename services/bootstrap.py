@@ -174,7 +174,7 @@ def bootstrap(
         raise
     if decode_check:
         _check_readable(app, encrypted=cipher_key is not None, views=views)
-    runner = ProjectionRunner(app, views, all_projections(_seal(settings)), settings.projection_batch_size)
+    runner = ProjectionRunner(app, views, all_projections(_seal(settings)), settings.projection_batch_size, settings.journey_cache_size)
     return Continuum(settings, database, app, JourneyService(app, clock), views, runner)
 
 

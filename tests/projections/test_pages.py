@@ -15,9 +15,10 @@ import pytest
 
 from domain.values import Actor
 from infra.config import Settings
+from projections import pages
 from projections.catalogue import all_projections
 from projections.pages import LOOKUP, by_journey
-from projections.runner import GatheredInserts
+from projections.runner import GatheredInserts, ProjectionRunner
 from services.bootstrap import bootstrap
 from services.demo import generate_cohort
 from services.importer import import_lines
@@ -159,6 +160,77 @@ def test_followed_live_in_small_pages_equals_one_page(wired):
     assert dump(wired) == live
     assert live["drug_analytes"]
     assert any(row[6] == "east" for row in live["outcome_stays"])  # P-2's admission, its site corrected
+
+
+CARRYING = ("census_intervals", "outcome_stays", "outcome_episodes", "attendance_placements", "drug_test_placements")
+"""The tables whose rows a page keeps in memory (`JourneyRows`) and carries to the next page of its run."""
+
+
+def test_rows_carried_from_page_to_page_are_read_once_a_run(wired, monkeypatch):
+    """In pages of three, each journey's rows of a table are read from the database once in a rebuild, and again only
+    after a handler's own SQL about the journey (a correction or a void: `sync`); carrying nothing, every page that
+    has the journey reads them again. The rows are the same either way."""
+    build_busy_history(wired)
+    build_cohort(wired)
+    wired.runner.batch_size = 3
+    asked: Counter = Counter()
+    synced: Counter = Counter()
+    read, sync = pages.by_journey, pages.JourneyRows.sync
+
+    def counted_read(cursor, dialect, table, columns, journey_ids):
+        asked.update((table, journey) for journey in dict.fromkeys(journey_ids))
+        return read(cursor, dialect, table, columns, journey_ids)
+
+    def counted_sync(self, journey):
+        synced[(self.table, journey)] += 1
+        return sync(self, journey)
+
+    monkeypatch.setattr(pages, "by_journey", counted_read)
+    monkeypatch.setattr(pages.JourneyRows, "sync", counted_sync)
+    reads, tables = {}, {}
+    for carried in (10_000, 0):
+        asked.clear()
+        synced.clear()
+        wired.runner.carried_journeys = carried
+        wired.runner.rebuild(NAMES)
+        tables[carried] = dump(wired)
+        reads[carried] = {key: n for key, n in asked.items() if key[0] in CARRYING}
+        again = {key: n for key, n in reads[carried].items() if n > 1 + synced[key]}
+        assert bool(again) == (carried == 0), again
+    assert {table for table, _ in reads[10_000]} == set(CARRYING)
+    assert sum(reads[0].values()) > 2 * sum(reads[10_000].values())
+    assert tables[10_000] == tables[0]
+
+
+def test_a_runner_taking_turns_with_another_reads_again_what_the_other_changed(wired):
+    """Two runners take turns, a page each, on the same projections: a page that starts where another runner's page
+    ended uses nothing its runner carried from its own last page (the other changed the tables since), and the
+    tables come out as one runner in one page makes them."""
+    build_busy_history(wired)
+    build_cohort(wired)
+    other = ProjectionRunner(wired.app, wired.views, list(wired.runner.projections.values()), batch_size=3)
+    wired.runner.batch_size = 3
+
+    class OnePage(Exception):  # noqa: N818 - ends the other runner's turn after one page
+        pass
+
+    def stop(last: int, head: int) -> None:
+        raise OnePage
+
+    turns = []
+
+    def take_turn(last: int, head: int) -> None:
+        try:
+            other.catch_up(progress=stop)
+        except OnePage:
+            turns.append(last)
+
+    wired.runner.catch_up(progress=take_turn)
+    assert len(turns) > 20
+    taken_turns = dump(wired)
+    wired.runner.batch_size = 1000
+    wired.runner.rebuild(NAMES)
+    assert dump(wired) == taken_turns
 
 
 class Counting:
