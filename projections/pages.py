@@ -9,6 +9,9 @@ time) writes them; tests/projections/test_pages.py holds the two paths equal.
 
 Rare events (corrections, voids) keep their SQL: their handler first writes back what the page holds
 (`sync`), runs its statements, and the next handler to want the rows reads them again.
+
+Within one run of the runner, what a page read and wrote is handed on to the next page (`Carried`), so a
+page reads only the journeys the run has not met lately.
 """
 
 from __future__ import annotations
