@@ -64,7 +64,7 @@ class Projection:
         """The cursor a page of `events` (in order, in one transaction) is processed through: by default `cursor`
         itself. A projection whose handlers read its tables may read ahead for the whole page on entry and write
         what its handlers kept on exit (projections/pages.py), handing on to the next page of the same run what it
-        read and wrote (`kept`); `process` on a plain cursor stays the one-event path."""
+        read and wrote (`carried`); `process` on a plain cursor stays the one-event path."""
         return nullcontext(cursor)
 
 

@@ -114,22 +114,45 @@ class Carried:
     first. A page then reads only the journeys it does not find here: in a long log most events of a page are of a
     journey no other event of the page is, and each of those would otherwise be read again every page it comes up in.
 
-    It holds only while this runner alone writes the projection's tables: the runner gives `at` the position its last
-    page committed, and a page that starts anywhere else (another runner moved the position, a rebuild reset it)
-    begins with nothing kept (`start`). A handler's own SQL about a journey first drops the journey (`JourneyRows.sync`)."""
+    It holds only while this runner alone writes the projection's tables: the runner tells it the position its last
+    page committed (`committed`), and a page that starts anywhere else (another runner moved the position, a rebuild
+    reset it) begins with nothing kept (`start`). A handler's own SQL about a journey first drops the journey
+    (`JourneyRows.sync`). A stdlib OrderedDict keeps the order of use: the library's `LRUCache` (the aggregate cache)
+    takes a lock and raises KeyError on each miss, per journey of every page."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.at: int | None = None
+        self._at: int | None = None
         self._tables: dict[str, OrderedDict[str, list[Row]]] = {}
 
     def start(self, position: int) -> None:
         """Before a page applied from `position`: everything kept is forgotten unless the last page ended there."""
-        if position != self.at:
+        if position != self._at:
             self._tables.clear()
 
-    def table(self, name: str) -> OrderedDict[str, list[Row]]:
-        return self._tables.setdefault(name, OrderedDict())
+    def committed(self, position: int) -> None:
+        """The page applied is committed, the projection's position now `position`."""
+        self._at = position
+
+    def rows(self, table: str, journey: str) -> list[Row] | None:
+        """The journey's rows of `table` as stored, if kept."""
+        kept = self._tables.get(table)
+        return None if kept is None else kept.get(journey)
+
+    def keep(self, table: str, rows_of: dict[str, list[Row]]) -> None:
+        """The journeys' rows of `table`, now as stored, kept as the most recently wanted; the least recently wanted
+        beyond `limit` forgotten."""
+        kept = self._tables.setdefault(table, OrderedDict())
+        for journey, rows in rows_of.items():
+            kept[journey] = rows
+            kept.move_to_end(journey)
+        while len(kept) > self.limit:
+            kept.popitem(last=False)
+
+    def forget(self, table: str, journey: str) -> None:
+        kept = self._tables.get(table)
+        if kept is not None:
+            kept.pop(journey, None)
 
 
 class JourneyRows:
@@ -152,8 +175,7 @@ class JourneyRows:
         self.columns = (key, *columns)  # the columns read; journey_id besides
         self.journeys = journeys
         self._rows: dict[str, list[Row]] | None = None
-        self._kept: OrderedDict[str, list[Row]] | None = None if carried is None else carried.table(table)
-        self._limit = 0 if carried is None else carried.limit
+        self._carried = carried
 
     def of(self, journey: str) -> list[Row]:
         """The journey's rows (the page's journeys are read together, the first time any is wanted)."""
@@ -166,13 +188,13 @@ class JourneyRows:
 
     def _load(self, journeys: Sequence[str]) -> dict[str, list[Row]]:
         """The journeys' rows, in the order given: those kept from earlier pages, the others read."""
-        kept = self._kept
-        if not kept:
+        carried = self._carried
+        if carried is None:
             return self._read(journeys)
         found: dict[str, list[Row]] = {}
         missing = []
         for journey in journeys:
-            rows = kept.get(journey)
+            rows = carried.rows(self.table, journey)
             if rows is None:
                 missing.append(journey)
                 rows = []  # its place in the order, the rows read below
@@ -213,18 +235,8 @@ class JourneyRows:
                 f"UPDATE {self.table} SET {', '.join(f'{c} = ?' for c in columns)} WHERE journey_id = ? AND {self.key} = ?",  # noqa: S608
                 params,
             )
-        self._carry(self._rows)
-
-    def _carry(self, rows_of: dict[str, list[Row]]) -> None:
-        """The rows, now as stored, kept for the next page; the least recently wanted journeys forgotten."""
-        kept = self._kept
-        if kept is None:
-            return
-        for journey, rows in rows_of.items():
-            kept[journey] = rows
-            kept.move_to_end(journey)
-        while len(kept) > self._limit:
-            kept.popitem(last=False)
+        if self._carried is not None:  # the rows, now as stored, for the next page
+            self._carried.keep(self.table, self._rows)
 
     def sync(self, journey: str) -> None:
         """Write back, and forget the journey's rows: SQL of the handlers' own comes next, and may change them (only
@@ -232,8 +244,8 @@ class JourneyRows:
         self.write()
         if self._rows is not None:
             self._rows.pop(journey, None)
-        if self._kept is not None:
-            self._kept.pop(journey, None)
+        if self._carried is not None:
+            self._carried.forget(self.table, journey)
 
     def _read(self, journeys: Sequence[str]) -> dict[str, list[Row]]:
         found: dict[str, list[Row]] = {journey: [] for journey in journeys}

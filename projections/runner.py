@@ -234,7 +234,7 @@ class ProjectionRunner:
                     carried[target.row].start(current[target.row])
                 self._apply(cursor, notifications, last, [(t, current[t.row]) for t in targets], carried)
             for target in targets:  # committed: where the next page starts, unless another runner moves the position
-                carried[target.row].at = max(current[target.row], last)
+                carried[target.row].committed(max(current[target.row], last))
             processed += len(notifications)
             heap.after_unit()
             if progress is not None:
