@@ -11,8 +11,10 @@ import re
 import sqlite3
 import struct
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
@@ -45,6 +47,8 @@ class ViewStore(Protocol):
     def snapshot(self) -> Any: ...  # context manager yielding a Snapshot  # noqa: ANN401
     def lock_for_ddl(self, cursor: Cursor) -> None: ...
     def creating(self) -> Any: ...  # context manager: the DDL lock held while another creates tables  # noqa: ANN401
+    def scratch(self) -> Any: ...  # context manager yielding a ViewStore of its own, or None  # noqa: ANN401
+    def attached(self, scratch: Any, name: str) -> Any: ...  # context manager  # noqa: ANN401
     def close(self) -> None: ...
 
 
@@ -111,14 +115,17 @@ class SQLiteViews(_ConnectionPerThread):
             self.database.path, timeout=30, isolation_level=None, check_same_thread=False, uri=self.database.memory,
         )
 
+    journal = ("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+    """How a file's changes reach the disk: the store's, through its write-ahead log."""
+
     def _connection(self) -> sqlite3.Connection:
         connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
         if connection is None:
             try:
                 connection = self._connect()
                 if not self.database.memory:
-                    connection.execute("PRAGMA journal_mode=WAL")
-                    connection.execute("PRAGMA synchronous=NORMAL")
+                    for pragma in self.journal:
+                        connection.execute(pragma)
                 for pragma in SQLITE_PRAGMAS:
                     connection.execute(pragma)
             except sqlite3.Error as error:
@@ -148,6 +155,35 @@ class SQLiteViews(_ConnectionPerThread):
         yield
 
     @contextmanager
+    def scratch(self) -> Iterator[SQLiteViews | None]:
+        """A database file of its own beside the store's, for tables built before they are copied in (a rebuild's
+        shadows): nobody else reads it and it is thrown away if the work stops, so it is written without the store's
+        write-ahead log and without syncing (`ScratchViews`). Removed afterwards, whatever happened. None for an
+        in-memory store."""
+        if self.database.memory:
+            yield None
+            return
+        path = f"{self.database.path}.rebuild-{uuid.uuid4().hex[:12]}"
+        scratch = ScratchViews(Database(kind="sqlite", path=path))
+        try:
+            yield scratch
+        finally:
+            scratch.close()
+            for suffix in ("", "-journal"):
+                Path(path + suffix).unlink(missing_ok=True)
+
+    @contextmanager
+    def attached(self, scratch: SQLiteViews, name: str) -> Iterator[None]:
+        """`scratch`'s file attached as `name` to this thread's connection, for the transactions opened meanwhile to
+        read its tables (`INSERT INTO main.t SELECT * FROM name.t` copies a table page by page). Outside a transaction."""
+        connection = self._connection()
+        connection.execute(f"ATTACH DATABASE ? AS {name}", (scratch.database.path,))
+        try:
+            yield
+        finally:
+            connection.execute(f"DETACH DATABASE {name}")
+
+    @contextmanager
     def snapshot(self) -> Iterator[Snapshot]:
         """One read transaction on its own connection: in WAL mode it sees one moment while writers go on."""
         connection = self._connect()
@@ -162,6 +198,14 @@ class SQLiteViews(_ConnectionPerThread):
         with self.snapshot() as snapshot:
             yield from snapshot.stream(sql, params, batch)
 
+
+class ScratchViews(SQLiteViews):
+    """A throwaway SQLite file (`SQLiteViews.scratch`): no journal and nothing synced. Each commit writes the pages it
+    changed once, where the store's write-ahead log writes them twice (the log, then the checkpoint) and syncs at each
+    checkpoint. Without a journal a transaction cannot be rolled back: whatever fails in one ends the work the file is
+    for, and the file goes with it."""
+
+    journal = ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF")
 
 
 _PLAIN_INSERT = re.compile(r"\s*INSERT\s+INTO\s+(\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\(\s*\?(?:\s*,\s*\?)*\s*\)\s*", re.IGNORECASE)
@@ -273,6 +317,15 @@ class PostgresViews(_ConnectionPerThread):
                 yield
             finally:
                 connection.execute(f"SELECT pg_advisory_unlock({DDL_LOCK})")
+
+    @contextmanager
+    def scratch(self) -> Iterator[None]:
+        """None: PostgreSQL builds a rebuild's shadows beside the tables in use, in the same schema."""
+        yield None
+
+    def attached(self, scratch: Any, name: str) -> Any:  # noqa: ANN401
+        msg = "PostgreSQL has no scratch database to attach"
+        raise NotImplementedError(msg)
 
     def connect(self) -> psycopg.Connection[Any]:
         """A new connection with the search path set to the configured schema."""

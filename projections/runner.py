@@ -9,7 +9,8 @@ table and index names given the suffix `_rebuilding`) under a position of their 
 secondary indexes once they are filled, and swaps them in with the projection's position in one
 transaction: readers see the old complete tables until then, the new ones after. A rebuild that
 stops part way (a crash, Ctrl-C) leaves the old tables serving; the next rebuild discards its shadow
-and starts again from zero.
+and starts again from zero. On SQLite the shadows are filled in a file of their own beside the store
+and copied in by the transaction that swaps them in (`ProjectionRunner._rebuild_beside`).
 """
 
 from __future__ import annotations
@@ -160,10 +161,7 @@ class ProjectionRunner:
             return
         with self.views.transaction() as cursor:
             self.views.lock_for_ddl(cursor)
-            cursor.execute(
-                "CREATE TABLE IF NOT EXISTS projection_positions (name TEXT PRIMARY KEY, position BIGINT NOT NULL,"
-                " updated_at TEXT NOT NULL)",
-            )
+            cursor.execute(POSITIONS_DDL)
             for projection in self.projections.values():
                 for statement in projection.ddl(self.views.dialect):
                     cursor.execute(statement)
@@ -303,6 +301,9 @@ class ProjectionRunner:
         """Build the projections' tables again from the first event, beside the tables in use, and swap
         them in when built (see the module's docstring); returns how many events were read."""
         self.setup()
+        with self.views.scratch() as scratch:
+            if scratch is not None:
+                return self._rebuild_beside(scratch, names, progress)
         shadows = [Shadow(self.projections[name], self.views.dialect) for name in names]
         with self.views.transaction() as cursor:
             self.views.lock_for_ddl(cursor)
@@ -328,6 +329,32 @@ class ProjectionRunner:
                     shadows = []
         return done + self.catch_up(names)
 
+    def _rebuild_beside(self, scratch: ViewStore, names: Sequence[str], progress: Progress | None) -> int:
+        """A rebuild on SQLite: the shadows filled up to the head in `scratch`, a file of their own (`SQLiteViews.scratch`),
+        by a runner of the same projections; then, in one transaction of the store, each copied in (page by page: the
+        tables are alike) and swapped in. The store's write-ahead log never holds the pages the filling changes again and
+        again (a key led by the journey dirties about one page per row), only the filled tables, once. Nothing reaches the
+        store before that transaction: a rebuild that stops part way leaves it as it was."""
+        builder = ProjectionRunner(self.app, scratch, list(self.projections.values()), self.batch_size, self.carried_journeys)
+        shadows = [Shadow(self.projections[name], self.views.dialect) for name in names]
+        with scratch.transaction() as cursor:  # the shadows alone: no name the store's statements could find there
+            cursor.execute(POSITIONS_DDL)
+            for shadow in shadows:
+                shadow.create(cursor)
+        head = self.head()
+        done = builder._run([shadow.target for shadow in shadows], head, progress)
+        with scratch.transaction() as cursor:
+            for shadow in shadows:
+                shadow.index(cursor)  # the keys of an appending projection's tables: as the store's tables have them
+        with self.views.attached(scratch, SCRATCH), self.views.transaction() as cursor:
+            self._rows(cursor, lock=True)
+            for shadow in shadows:
+                shadow.create(cursor, copied=True)
+                for table in shadow.projection.tables:
+                    cursor.execute(f"INSERT INTO main.{table}{SHADOW} SELECT * FROM {SCRATCH}.{table}{SHADOW}")  # noqa: S608
+                shadow.swap(cursor, head)
+        return done + self.catch_up(names)
+
     def wait_for(self, position: int, timeout: float) -> bool:
         """Catch up until every projection has reached `position` or `timeout` seconds pass."""
         deadline = time.monotonic() + timeout
@@ -346,8 +373,13 @@ class ProjectionRunner:
             wait(poll)
 
 
+POSITIONS_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_positions (name TEXT PRIMARY KEY, position BIGINT NOT NULL, updated_at TEXT NOT NULL)"
+)
 SHADOW = "_rebuilding"
 """The suffix of a shadow's table and index names, and of its row in projection_positions."""
+SCRATCH = "scratch"
+"""The name a rebuild's scratch file is attached under (SQLite) while its tables are copied into the store."""
 _TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
 _KEY = re.compile(r",\s*PRIMARY\s+KEY\s*\(([^()]*)\)\s*\)\s*$", re.IGNORECASE)
 _INDEX = re.compile(r"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
@@ -426,6 +458,7 @@ class Shadow:
         statements = projection.ddl(dialect)
         self.indexes = [statement for statement in statements if _INDEX.match(statement)]
         self.tables = [statement for statement in statements if not _INDEX.match(statement)]
+        self.keyed = list(self.tables)
         self.keys: list[tuple[str, str, str]] = []  # (table, columns, CREATE TABLE) of keys given once the tables are filled
         if projection.appends_only:
             self.tables = [self._unkeyed(statement) for statement in self.tables]
@@ -442,12 +475,14 @@ class Shadow:
         self.keys.append((table.group(1), key.group(1), statement))
         return statement[: key.start()] + statement[key.end() - 1 :]
 
-    def create(self, cursor: Cursor) -> None:
-        """Discard what an earlier rebuild left and create the tables, at position zero."""
+    def create(self, cursor: Cursor, *, copied: bool = False) -> None:
+        """Discard what an earlier rebuild left and create the tables, at position zero. `copied`: for rows copied from
+        a scratch file attached to the connection (SQLite), whose filled tables have the same names: each table with its
+        primary key, as the projection's DDL makes it, and only the store's ("main") leftovers dropped."""
         into = self.target.cursor(cursor)
         for table in self.projection.tables:
-            into.execute(f"DROP TABLE IF EXISTS {table}")
-        for statement in self.tables:
+            into.execute(f"DROP TABLE IF EXISTS {'main.' if copied else ''}{table}")
+        for statement in self.keyed if copied else self.tables:
             into.execute(statement)
         cursor.execute("DELETE FROM projection_positions WHERE name = ?", (self.row,))
         cursor.execute("INSERT INTO projection_positions (name, position, updated_at) VALUES (?, 0, ?)", (self.row, _now()))

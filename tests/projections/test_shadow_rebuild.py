@@ -1,14 +1,23 @@
 """A rebuild fills shadow tables and swaps them in when built: a reader during it sees the old complete
 tables, after it tables equal to live ones; a rebuild stopped part way (or failing in its swap) leaves
-the old tables serving, and the next rebuild discards the shadow and starts again from zero."""
+the old tables serving, and the next rebuild discards the shadow and starts again from zero. On SQLite the
+shadow is filled in a scratch file beside the store: the store holds no shadow table until the swap, and the
+file is gone after the rebuild, however it ended."""
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
 import pytest
 
+from infra.config import Settings
 from projections.catalogue import all_projections
 from projections.runner import SHADOW, ProjectionRunner, Shadow
+from services.bootstrap import bootstrap
 from tests.projections.builders import admit, build_mixed_history, dump, register, table_rows
+from tests.support.clock import fixed_clock
 
 NAMES = [projection.name for projection in all_projections()]
 TABLES = [table for projection in all_projections() for table in projection.tables]
@@ -31,6 +40,27 @@ def shadow_rows(wired) -> list[str]:
     with wired.views.transaction() as cursor:
         cursor.execute("SELECT name FROM projection_positions ORDER BY name")
         return [name for (name,) in cursor.fetchall() if name.endswith(SHADOW)]
+
+
+def scratch_files(wired) -> list[Path]:
+    """The scratch files beside a SQLite store (a rebuild's, while it fills its shadows)."""
+    if wired.views.dialect == "postgres":
+        return []
+    store = Path(wired.database.path)
+    return sorted(store.parent.glob(store.name + ".rebuild-*"))
+
+
+def filling(wired, table: str) -> list[tuple]:
+    """The rows of `table`'s shadow while a rebuild fills it: in the store on PostgreSQL, in the rebuild's scratch
+    file on SQLite (and then the store has no shadow table at all)."""
+    if wired.views.dialect == "postgres":
+        return table_rows(wired, table + SHADOW)
+    with wired.views.transaction() as cursor:
+        cursor.execute("SELECT name FROM sqlite_master WHERE name LIKE ?", (f"%{SHADOW}",))
+        assert cursor.fetchall() == []
+    [scratch] = scratch_files(wired)
+    with closing(sqlite3.connect(f"file:{scratch}?mode=ro", uri=True)) as connection:
+        return connection.execute(f"SELECT * FROM {table}{SHADOW}").fetchall()
 
 
 def schema(wired) -> dict[str, list[str]]:
@@ -60,7 +90,7 @@ def test_a_reader_during_a_rebuild_sees_the_old_tables_and_after_it_rebuilt_ones
     def read_between_pages(position: int, of: int) -> None:
         assert dump(wired) == old  # the old tables, complete, however far the shadow has got
         assert wired.runner.positions() == dict.fromkeys(NAMES, head)
-        assert table_rows(wired, "audit_entries" + SHADOW)  # the shadow is being filled meanwhile
+        assert len(filling(wired, "audit_entries")) == min(position, head)  # the shadow is being filled meanwhile
         seen.append(position)
 
     assert wired.runner.rebuild(NAMES, progress=read_between_pages) == head
@@ -68,6 +98,7 @@ def test_a_reader_during_a_rebuild_sees_the_old_tables_and_after_it_rebuilt_ones
     assert dump(wired) == live
     assert wired.runner.positions() == dict.fromkeys(NAMES, head)
     assert shadow_rows(wired) == []
+    assert scratch_files(wired) == []
     assert schema(wired) == indexes  # the indexes a fresh setup makes, by their own names
     assert wired.runner.rebuild(NAMES) == head  # and again: no name left taken
     assert dump(wired) == live
@@ -99,7 +130,11 @@ def test_a_crash_part_way_leaves_the_old_tables_and_the_next_rebuild_starts_agai
         wired.runner.rebuild(NAMES, progress=crash_on_the_third_page)
     assert dump(wired) == old
     assert wired.runner.positions() == dict.fromkeys(NAMES, head)
-    assert len(shadow_rows(wired)) == len(NAMES)  # left behind, at the page it reached
+    if wired.views.dialect == "postgres":
+        assert len(shadow_rows(wired)) == len(NAMES)  # left behind, at the page it reached
+    else:  # filled beside the store, in a file removed as the rebuild ended
+        assert shadow_rows(wired) == []
+        assert scratch_files(wired) == []
 
     # the old tables keep serving: live events still reach them
     register(wired, "L-1", "2026-11-01T10:00:00Z", "west")
@@ -134,6 +169,28 @@ def test_a_failing_swap_swaps_nothing(wired, monkeypatch):
         wired.runner.rebuild(NAMES)
     assert dump(wired) == old  # audit_trail's swap, done before the failure, went with it
     assert wired.runner.positions() == positions
+    if wired.views.dialect == "postgres":
+        assert len(shadow_rows(wired)) == len(NAMES)  # filled, left for the next rebuild to discard
+    else:  # copied in by the transaction that failed: none
+        assert shadow_rows(wired) == []
+    assert scratch_files(wired) == []
+
+
+def test_an_in_memory_store_rebuilds_in_place():
+    """No file to put a scratch file beside: the shadows are filled in the store itself, as on PostgreSQL."""
+    wired = bootstrap(Settings(database_url="sqlite:///:memory:"), clock=fixed_clock)
+    try:
+        build_mixed_history(wired, catch_up_between=True)
+        live = dump(wired)
+        stale_audit_row(wired)
+        filled: list[tuple[int, int]] = []
+        wired.runner.batch_size = 4
+        wired.runner.rebuild(NAMES, progress=lambda at, _head: filled.append((at, len(table_rows(wired, "audit_entries" + SHADOW)))))
+        assert filled[:2] == [(4, 4), (8, 8)]  # the store's own shadow table, a page at a time
+        assert dump(wired) == live
+        assert shadow_rows(wired) == []
+    finally:
+        wired.close()
 
 
 def test_a_live_runner_tailing_during_a_rebuild_applies_each_event_once(wired):
