@@ -346,8 +346,8 @@ class ProjectionRunner:
         with scratch.transaction() as cursor:
             for shadow in shadows:
                 shadow.index(cursor)  # the keys of an appending projection's tables: as the store's tables have them
-        with self.views.attached(scratch, SCRATCH), self.views.transaction() as cursor:
-            self._rows(cursor, lock=True)
+        scratch.close()  # its page cache freed before the store's fills with the copy
+        with self.views.attached(scratch, SCRATCH), self.views.transaction() as cursor:  # the store's one write lock
             for shadow in shadows:
                 shadow.create(cursor, copied=True)
                 for table in shadow.projection.tables:
