@@ -7,6 +7,7 @@ Projection SQL is written once, with `?` placeholders; the PostgreSQL cursor rew
 from __future__ import annotations
 
 import functools
+import glob
 import re
 import sqlite3
 import struct
@@ -49,6 +50,7 @@ class ViewStore(Protocol):
     def creating(self) -> Any: ...  # context manager: the DDL lock held while another creates tables  # noqa: ANN401
     def scratch(self) -> Any: ...  # context manager yielding a ViewStore of its own, or None  # noqa: ANN401
     def attached(self, scratch: Any, name: str) -> Any: ...  # context manager  # noqa: ANN401
+    def scratch_files(self) -> list[tuple[Path, int]]: ...
     def close(self) -> None: ...
 
 
@@ -171,6 +173,20 @@ class SQLiteViews(_ConnectionPerThread):
             scratch.close()
             for suffix in ("", "-journal"):
                 Path(path + suffix).unlink(missing_ok=True)
+
+    def scratch_files(self) -> list[tuple[Path, int]]:
+        """The scratch files beside the store, with their sizes in bytes: a rebuild running now has one; any other was
+        left by a rebuild that was killed (a scratch file is removed whenever its rebuild ends otherwise)."""
+        if self.database.memory:
+            return []
+        store = Path(self.database.path)
+        found = []
+        for path in sorted(store.parent.glob(glob.escape(store.name) + ".rebuild-*")):
+            try:
+                found.append((path, path.stat().st_size))
+            except FileNotFoundError:  # its rebuild ended meanwhile
+                continue
+        return found
 
     @contextmanager
     def attached(self, scratch: SQLiteViews, name: str) -> Iterator[None]:
@@ -326,6 +342,9 @@ class PostgresViews(_ConnectionPerThread):
     def attached(self, scratch: Any, name: str) -> Any:  # noqa: ANN401
         msg = "PostgreSQL has no scratch database to attach"
         raise NotImplementedError(msg)
+
+    def scratch_files(self) -> list[tuple[Path, int]]:
+        return []
 
     def connect(self) -> psycopg.Connection[Any]:
         """A new connection with the search path set to the configured schema."""

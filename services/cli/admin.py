@@ -56,6 +56,14 @@ def rebuild(
     with continuum(database_url) as wired:
         done = wired.runner.rebuild(names)
         console.print(f"rebuilt {', '.join(names)} from {done} events; {_lags(wired.runner.status())}")
+        left = wired.views.scratch_files()
+        if left:
+            many = len(left) > 1
+            errors.print(
+                f"{len(left)} scratch file{'s' if many else ''} of an interrupted rebuild beside the store"
+                f" ({sum(size for _, size in left) / 2**20:.0f} MB): {', '.join(str(path) for path, _ in left)};"
+                f" delete {'them' if many else 'it'} unless a rebuild is running now",
+            )
 
 
 schema_app = typer.Typer(help="Print JSON Schemas of what crosses the boundary.", no_args_is_help=True)

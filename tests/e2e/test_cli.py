@@ -437,6 +437,21 @@ def test_rebuild_all_leaves_every_read_unchanged(populated):
     assert after == before
 
 
+def test_rebuild_names_the_scratch_file_a_killed_rebuild_left_and_leaves_it(populated):
+    store = Path(populated.removeprefix("sqlite:///"))
+    assert "scratch file" not in cli("rebuild", "census", "--database-url", populated).stderr  # its own is gone
+    left = store.with_name(store.name + ".rebuild-0123456789ab")
+    left.write_bytes(bytes(3 * 2**20))
+
+    result = cli("rebuild", "census", "--database-url", populated)
+
+    assert result.exit_code == 0, result.output
+    assert plain(result.stdout).startswith(f"rebuilt census from {EVENTS} events")
+    assert plain(result.stderr) == (f"1 scratch file of an interrupted rebuild beside the store (3 MB): {left};"
+                                    " delete it unless a rebuild is running now")
+    assert left.exists()  # another rebuild may be filling it: the user decides
+
+
 def test_rebuild_of_an_unknown_projection_is_a_one_line_error_exit_2(populated):
     result = cli("rebuild", "nosuch", "--database-url", populated)
 
