@@ -103,6 +103,10 @@ class _ConnectionPerThread:
             self._connections.clear()
 
 
+SCRATCH_SUFFIX = ".rebuild-"
+"""A scratch file's name: the store's, this, and a random part (`SQLiteViews.scratch`, `SQLiteViews.scratch_files`)."""
+
+
 class SQLiteViews(_ConnectionPerThread):
     dialect = "sqlite"
 
@@ -165,14 +169,13 @@ class SQLiteViews(_ConnectionPerThread):
         if self.database.memory:
             yield None
             return
-        path = f"{self.database.path}.rebuild-{uuid.uuid4().hex[:12]}"
+        path = f"{self.database.path}{SCRATCH_SUFFIX}{uuid.uuid4().hex[:12]}"
         scratch = ScratchViews(Database(kind="sqlite", path=path))
         try:
             yield scratch
         finally:
             scratch.close()
-            for suffix in ("", "-journal"):
-                Path(path + suffix).unlink(missing_ok=True)
+            Path(path).unlink(missing_ok=True)  # without a journal, the one file
 
     def scratch_files(self) -> list[tuple[Path, int]]:
         """The scratch files beside the store, with their sizes in bytes: a rebuild running now has one; any other was
@@ -181,7 +184,7 @@ class SQLiteViews(_ConnectionPerThread):
             return []
         store = Path(self.database.path)
         found = []
-        for path in sorted(store.parent.glob(glob.escape(store.name) + ".rebuild-*")):
+        for path in sorted(store.parent.glob(glob.escape(store.name + SCRATCH_SUFFIX) + "*")):
             try:
                 found.append((path, path.stat().st_size))
             except FileNotFoundError:  # its rebuild ended meanwhile

@@ -301,10 +301,10 @@ class ProjectionRunner:
         """Build the projections' tables again from the first event, beside the tables in use, and swap
         them in when built (see the module's docstring); returns how many events were read."""
         self.setup()
+        shadows = [Shadow(self.projections[name], self.views.dialect) for name in names]
         with self.views.scratch() as scratch:
             if scratch is not None:
-                return self._rebuild_beside(scratch, names, progress)
-        shadows = [Shadow(self.projections[name], self.views.dialect) for name in names]
+                return self._rebuild_beside(scratch, shadows, names, progress)
         with self.views.transaction() as cursor:
             self.views.lock_for_ddl(cursor)
             self._rows(cursor, lock=True)  # the DDL lock, then positions, then tables: the order every runner locks in
@@ -329,14 +329,13 @@ class ProjectionRunner:
                     shadows = []
         return done + self.catch_up(names)
 
-    def _rebuild_beside(self, scratch: ViewStore, names: Sequence[str], progress: Progress | None) -> int:
+    def _rebuild_beside(self, scratch: ViewStore, shadows: list[Shadow], names: Sequence[str], progress: Progress | None) -> int:
         """A rebuild on SQLite: the shadows filled up to the head in `scratch`, a file of their own (`SQLiteViews.scratch`),
         by a runner of the same projections; then, in one transaction of the store, each copied in (page by page: the
         tables are alike) and swapped in. The store's write-ahead log never holds the pages the filling changes again and
         again (a key led by the journey dirties about one page per row), only the filled tables, once. Nothing reaches the
         store before that transaction: a rebuild that stops part way leaves it as it was."""
         builder = ProjectionRunner(self.app, scratch, list(self.projections.values()), self.batch_size, self.carried_journeys)
-        shadows = [Shadow(self.projections[name], self.views.dialect) for name in names]
         with scratch.transaction() as cursor:  # the shadows alone: no name the store's statements could find there
             cursor.execute(POSITIONS_DDL)
             for shadow in shadows:

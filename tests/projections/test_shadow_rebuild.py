@@ -44,10 +44,7 @@ def shadow_rows(wired) -> list[str]:
 
 def scratch_files(wired) -> list[Path]:
     """The scratch files beside a SQLite store (a rebuild's, while it fills its shadows)."""
-    if wired.views.dialect == "postgres":
-        return []
-    store = Path(wired.database.path)
-    return sorted(store.parent.glob(store.name + ".rebuild-*"))
+    return [path for path, _ in wired.views.scratch_files()]
 
 
 def filling(wired, table: str) -> list[tuple]:
