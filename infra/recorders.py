@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import InterfaceError, Notification, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteConnection, SQLiteConnectionPool
 from eventsourcing.utils import retry
@@ -41,6 +41,43 @@ past `jit_above_cost` each statement of a few hundred index probes would be comp
 
 def _after_values(pairs: Sequence[tuple[UUID, int]], placeholder: str) -> str:
     return ", ".join(f"({placeholder}, {placeholder})" for _ in pairs)
+
+
+_new = object.__new__
+
+
+def notification(position: int, originator_id: UUID | str, originator_version: int, topic: str, state: bytes) -> Notification:
+    """`Notification(id=position, ...)`, the same object (its fields in the same order), made without the frozen
+    dataclass's `__init__`, which sets each field through `object.__setattr__`: a rebuild makes one per event."""
+    made = _new(Notification)
+    fields = made.__dict__
+    fields["originator_id"] = originator_id
+    fields["originator_version"] = originator_version
+    fields["topic"] = topic
+    fields["state"] = state
+    fields["id"] = position
+    return made
+
+
+def _notifications_where(start: int | None, stop: int | None, topics: Sequence[str], *, inclusive_of_start: bool,
+                         position: str, placeholder: str) -> tuple[str, list[Any]]:
+    """The library's conditions of `select_notifications` (start, stop, topics), as one WHERE clause and its values."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if start is not None:
+        conditions.append(f"{position} {'>=' if inclusive_of_start else '>'} {placeholder}")
+        params.append(start)
+    if stop is not None:
+        conditions.append(f"{position} <= {placeholder}")
+        params.append(stop)
+    if topics:
+        if placeholder == "?":
+            conditions.append(f"topic IN ({', '.join('?' * len(topics))})")
+            params += list(topics)
+        else:
+            conditions.append(f"topic = ANY({placeholder})")
+            params.append(list(topics))
+    return (f" WHERE {' AND '.join(conditions)}" if conditions else ""), params
 
 
 class _TunedSQLitePool(SQLiteConnectionPool):
@@ -83,6 +120,23 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
                 )
                 found.extend(StoredEvent(UUID(row[0]), int(row[1]), str(row[2]), bytes(row[3])) for row in c.fetchall())
         return found
+
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None, topics: Sequence[str] = (), *,
+                             inclusive_of_start: bool = True) -> Sequence[Notification]:
+        """The library's notifications, by its conditions, each made by `notification` (a rebuild reads every event)."""
+        where, params = _notifications_where(start, stop, topics, inclusive_of_start=inclusive_of_start, position="rowid",
+                                             placeholder="?")
+        convert = self.convert_originator_id
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT rowid, originator_id, originator_version, topic, state FROM {self.events_table_name}{where}"  # noqa: S608
+                " ORDER BY rowid LIMIT ?",
+                [*params, limit],
+            )
+            return [
+                notification(position, convert(originator_id), version, topic, state)
+                for position, originator_id, version, topic, state in c.fetchall()
+            ]
 
     def select_positions(self, journey_id: UUID, versions: Sequence[int]) -> dict[int, int]:
         """The notification ids (log positions) of a journey's versions, by the events table's (id, version) key."""
@@ -160,6 +214,19 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             " WHERE j.originator_id = w.id AND j.originator_version > w.version ORDER BY j.originator_version OFFSET 0) e"
             " ORDER BY e.originator_id, e.originator_version"
         )
+
+    def select_notifications(self, start: int | None, limit: int, stop: int | None = None, topics: Sequence[str] = (), *,
+                             inclusive_of_start: bool = True) -> Sequence[Notification]:
+        """As on SQLite: the library's notifications, each made by `notification` from the row as it is read."""
+        where, params = _notifications_where(start, stop, topics, inclusive_of_start=inclusive_of_start,
+                                             position="notification_id", placeholder="%s")
+        statement = (
+            "SELECT notification_id, originator_id, originator_version, topic, state"  # noqa: S608
+            f" FROM {self._events_name}{where} ORDER BY notification_id LIMIT %s"
+        )
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=_notification_rows) as curs:
+            curs.execute(statement, [*params, limit], prepare=True)
+            return curs.fetchall()
 
     def select_positions(self, journey_id: UUID, versions: Sequence[int]) -> dict[int, int]:
         """As on SQLite: the log positions of a journey's versions."""
@@ -272,6 +339,14 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             copy.set_types(list(CHAIN_TYPES))
             for row in rows:
                 copy.write_row(row)
+
+
+def _notification_rows(_cursor: Any) -> Any:  # noqa: ANN401 - psycopg's row factory: a row maker per cursor
+    def make(values: Sequence[Any]) -> Notification:
+        position, originator_id, originator_version, topic, state = values
+        return notification(position, originator_id, originator_version, topic, bytes(state))
+
+    return make
 
 
 class _Positional:

@@ -21,7 +21,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from domain import events as ev
 from infra.views import Cursor
-from projections.base import Projection, from_utc, id_type, utc
+from projections.base import Projection, from_utc, id_text, id_type, utc
 from projections.pages import Carried
 from projections.placements import PLACING, Interval, Placements, Placing, kept, period
 
@@ -71,7 +71,7 @@ class Attendance(Projection):
 
     @process.register
     def _corrected(self, event: ev.EntryCorrected, cursor: Cursor, position: int) -> None:
-        journey = str(event.originator_id)
+        journey = id_text(event.originator_id)
         if event.corrects_type in SESSIONS:
             column = {"occurred_at": "occurred_at", "minutes": "minutes", "excused": "excused"}.get(event.field)
             if column is None:
@@ -97,14 +97,14 @@ class Attendance(Projection):
         if event.voided_type in SESSIONS:
             cursor.execute(
                 "DELETE FROM attendance_sessions WHERE journey_id = ? AND version = ?",
-                (str(event.originator_id), event.voided_version),
+                (id_text(event.originator_id), event.voided_version),
             )
         else:
             PLACEMENTS.voided(cursor, event)
 
 
 def _insert(cursor: Cursor, event: ev.SessionAttended | ev.SessionMissed, *, attended: bool, excused: bool) -> None:
-    journey, at = str(event.originator_id), utc(event.occurred_at)
+    journey, at = id_text(event.originator_id), utc(event.occurred_at)
     cursor.execute(
         "INSERT INTO attendance_sessions (journey_id, version, session_id, occurred_at, attended, excused, minutes, kind,"
         " level, site, track, hours, stay, episode) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -14,7 +14,7 @@ from eventsourcing.domain import DomainEventProtocol
 from domain import events as ev
 from infra.sealing import PLAIN, FieldSeal
 from infra.views import Cursor
-from projections.base import Projection, from_utc, id_type, utc
+from projections.base import Projection, from_utc, id_text, id_type, utc
 
 
 class AuditTrail(Projection):
@@ -47,7 +47,7 @@ class AuditTrail(Projection):
             "INSERT INTO audit_entries (journey_id, version, position, event_type, occurred_at, recorded_at, actor_id,"
             " actor_role, command_id, details, corrects_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
-                str(event.originator_id), event.originator_version, position, ev.event_name(event), utc(event.occurred_at),
+                id_text(event.originator_id), event.originator_version, position, ev.event_name(event), utc(event.occurred_at),
                 utc(event.timestamp), actor.id, actor.role, event.command_id, self.seal.seal(_DETAILS.encode(facts)),
                 facts.get("corrects_version", facts.get("voided_version")),
             ),

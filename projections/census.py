@@ -27,7 +27,7 @@ from domain import events as ev
 from domain.levels import ALUMNI, Level
 from domain.record import TRANSITIONS
 from infra.views import Cursor
-from projections.base import Projection, from_utc, id_type, utc
+from projections.base import Projection, from_utc, id_text, id_type, utc
 from projections.pages import Carried, JourneyRows, Paged, by_journey, journeys
 
 TRANSITION_TYPES = TRANSITIONS
@@ -87,7 +87,7 @@ class Census(Projection):
     def _registered(self, event: ev.ClientRegistered, cursor: Cursor, position: int) -> None:
         cursor.execute(
             "INSERT INTO census_clients (journey_id, client_ref, site) VALUES (?, ?, ?)",
-            (str(event.originator_id), event.client_ref, event.site),
+            (id_text(event.originator_id), event.client_ref, event.site),
         )
 
     @process.register
@@ -120,8 +120,8 @@ class Census(Projection):
         """Only the latest change of a journey may be voided: its interval goes, the one it closed opens again."""
         if event.voided_type not in TRANSITION_TYPES:
             return
-        _sync(cursor, str(event.originator_id))
-        key = (str(event.originator_id), event.voided_version)
+        _sync(cursor, id_text(event.originator_id))
+        key = (id_text(event.originator_id), event.voided_version)
         cursor.execute(
             "DELETE FROM census_intervals WHERE journey_id = ? AND opened_by = ? RETURNING level, level_rank, site, track, ended_at",
             key,
@@ -141,9 +141,9 @@ class Census(Projection):
     def _alumni(self, event: ev.EnrolledInAlumni, cursor: Cursor, position: int) -> None:
         page = _page(cursor)
         if page is not None:
-            site = page.site(str(event.originator_id))
+            site = page.site(id_text(event.originator_id))
         else:
-            cursor.execute("SELECT site FROM census_clients WHERE journey_id = ?", (str(event.originator_id),))
+            cursor.execute("SELECT site FROM census_clients WHERE journey_id = ?", (id_text(event.originator_id),))
             row = cursor.fetchone()
             site = row[0] if row else None
         self._open(cursor, event, ALUMNI, site or "", ALUMNI)
@@ -151,15 +151,15 @@ class Census(Projection):
     @process.register
     def _corrected(self, event: ev.EntryCorrected, cursor: Cursor, position: int) -> None:
         if event.corrects_type == "ClientRegistered" and event.field == "site":
-            _sync(cursor, str(event.originator_id))
-            home = (str(event.corrected_value), str(event.originator_id))
+            _sync(cursor, id_text(event.originator_id))
+            home = (str(event.corrected_value), id_text(event.originator_id))
             _move_open(cursor, "site", home[0], f"journey_id = ? AND level = '{ALUMNI}'", (home[1],))
             cursor.execute("UPDATE census_clients SET site = ? WHERE journey_id = ?", home)
             cursor.execute(f"UPDATE census_intervals SET site = ? WHERE journey_id = ? AND level = '{ALUMNI}'", home)  # noqa: S608
             return
         if event.corrects_type not in TRANSITION_TYPES:
             return
-        key = (str(event.originator_id), event.corrects_version)
+        key = (id_text(event.originator_id), event.corrects_version)
         page = _page(cursor)
         if page is not None:
             page.correct(event, *key)
@@ -178,7 +178,7 @@ class Census(Projection):
     def _open(cursor: Cursor, event: ev.JourneyEvent, level: str, site: str, track: str) -> None:
         page = _page(cursor)
         if page is not None:
-            page.intervals.add(str(event.originator_id), opened_by=event.originator_version, level=level,
+            page.intervals.add(id_text(event.originator_id), opened_by=event.originator_version, level=level,
                                level_rank=level_rank(level), site=site, track=track, started_at=utc(event.occurred_at),
                                ended_at=None, closed_by=None)
             page.count(level, level_rank(level), site, track, +1)
@@ -186,7 +186,7 @@ class Census(Projection):
         cursor.execute(
             "INSERT INTO census_intervals (journey_id, opened_by, level, level_rank, site, track, started_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (str(event.originator_id), event.originator_version, level, level_rank(level), site, track, utc(event.occurred_at)),
+            (id_text(event.originator_id), event.originator_version, level, level_rank(level), site, track, utc(event.occurred_at)),
         )
         _count(cursor, level, level_rank(level), site, track, +1)
 
@@ -194,7 +194,7 @@ class Census(Projection):
     def _close(cursor: Cursor, event: ev.JourneyEvent, at: datetime) -> None:
         page = _page(cursor)
         if page is not None:
-            for row in page.intervals.of(str(event.originator_id)):
+            for row in page.intervals.of(id_text(event.originator_id)):
                 if row["ended_at"] is None:
                     row.set(ended_at=utc(at), closed_by=event.originator_version)
                     page.count(row["level"], row["level_rank"], row["site"], row["track"], -1)
@@ -202,7 +202,7 @@ class Census(Projection):
         cursor.execute(
             "UPDATE census_intervals SET ended_at = ?, closed_by = ? WHERE journey_id = ? AND ended_at IS NULL"
             " RETURNING level, level_rank, site, track",
-            (utc(at), event.originator_version, str(event.originator_id)),
+            (utc(at), event.originator_version, id_text(event.originator_id)),
         )
         for level, rank, site, track in cursor.fetchall():
             _count(cursor, level, rank, site, track, -1)

@@ -21,7 +21,7 @@ from eventsourcing.domain import DomainEventProtocol
 
 from domain import events as ev
 from infra.views import Cursor, Params
-from projections.base import Projection, from_utc, id_type, utc
+from projections.base import Projection, from_utc, id_text, id_type, utc
 from projections.pages import Carried
 from projections.placements import PLACING, PlacedPage, Placements, Placing, kept, period, placed_page, sync
 
@@ -63,7 +63,7 @@ class DrugTests(Projection):
 
     @process.register
     def _collected(self, event: ev.DrugTestCollected, cursor: Cursor, position: int) -> None:
-        journey, at = str(event.originator_id), utc(event.occurred_at)
+        journey, at = id_text(event.originator_id), utc(event.occurred_at)
         page = placed_page(cursor)
         if isinstance(page, SpecimensPage) and (journey, event.specimen_id) in page.resulted:
             page.write_results()  # a result held for this specimen id goes first, as it came
@@ -76,7 +76,7 @@ class DrugTests(Projection):
 
     @process.register
     def _resulted(self, event: ev.DrugTestResulted, cursor: Cursor, position: int) -> None:
-        journey = str(event.originator_id)
+        journey = id_text(event.originator_id)
         result = (event.result.value, event.originator_version, utc(event.occurred_at), journey, event.specimen_id)
         page = placed_page(cursor)
         if isinstance(page, SpecimensPage):
@@ -93,8 +93,8 @@ class DrugTests(Projection):
 
     @process.register
     def _corrected(self, event: ev.EntryCorrected, cursor: Cursor, position: int) -> None:
-        sync(cursor, str(event.originator_id))
-        journey, version = str(event.originator_id), event.corrects_version
+        sync(cursor, id_text(event.originator_id))
+        journey, version = id_text(event.originator_id), event.corrects_version
         if event.corrects_type in ("DrugTestCollected", "DrugTestResulted"):
             resulted = event.corrects_type == "DrugTestResulted"
             column = {"occurred_at": "resulted_at" if resulted else "collected_at", "result": "result",
@@ -118,8 +118,8 @@ class DrugTests(Projection):
 
     @process.register
     def _voided(self, event: ev.EntryVoided, cursor: Cursor, position: int) -> None:
-        sync(cursor, str(event.originator_id))
-        journey, version = str(event.originator_id), event.voided_version
+        sync(cursor, id_text(event.originator_id))
+        journey, version = id_text(event.originator_id), event.voided_version
         if event.voided_type == "DrugTestResulted":
             cursor.execute("SELECT specimen_id FROM drug_specimens WHERE journey_id = ? AND resulted_by = ?", (journey, version))
             row = cursor.fetchone()

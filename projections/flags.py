@@ -16,7 +16,7 @@ from domain import events as ev
 from domain.flags import describe
 from domain.levels import Level
 from infra.views import Cursor
-from projections.base import Projection, from_utc, id_type, utc
+from projections.base import Projection, from_utc, id_text, id_type, utc
 
 
 class Flags(Projection):
@@ -44,7 +44,7 @@ class Flags(Projection):
     @process.register
     def _registered(self, event: ev.ClientRegistered, cursor: Cursor, position: int) -> None:
         cursor.execute(
-            "INSERT INTO flag_clients (journey_id, client_ref) VALUES (?, ?)", (str(event.originator_id), event.client_ref),
+            "INSERT INTO flag_clients (journey_id, client_ref) VALUES (?, ?)", (id_text(event.originator_id), event.client_ref),
         )
 
     @process.register
@@ -61,7 +61,7 @@ class Flags(Projection):
 
     @process.register
     def _corrected(self, event: ev.EntryCorrected, cursor: Cursor, position: int) -> None:
-        key = (str(event.originator_id), event.corrects_version)
+        key = (id_text(event.originator_id), event.corrects_version)
         if event.field in ("site", "planned_hours_per_week", "occurred_at"):
             value: object = event.corrected_value
             if event.field == "occurred_at":
@@ -74,7 +74,7 @@ class Flags(Projection):
     @process.register
     def _voided(self, event: ev.EntryVoided, cursor: Cursor, position: int) -> None:
         cursor.execute(
-            "DELETE FROM care_flags WHERE journey_id = ? AND version = ?", (str(event.originator_id), event.voided_version),
+            "DELETE FROM care_flags WHERE journey_id = ? AND version = ?", (id_text(event.originator_id), event.voided_version),
         )
 
 
@@ -83,7 +83,7 @@ def _insert(cursor: Cursor, event: ev.JourneyEvent, flags: list[str], level: Lev
     cursor.execute(
         "INSERT INTO care_flags (journey_id, version, event_type, flags, level, site, hours, occurred_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (str(event.originator_id), event.originator_version, ev.event_name(event), " ".join(flags), level.code, site, hours,
+        (id_text(event.originator_id), event.originator_version, ev.event_name(event), " ".join(flags), level.code, site, hours,
          utc(event.occurred_at)),
     )
 

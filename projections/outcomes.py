@@ -31,7 +31,7 @@ from domain import events as ev
 from domain.levels import Level
 from domain.record import OPENERS, STEPS
 from infra.views import Cursor
-from projections.base import Projection, from_utc, id_type, utc
+from projections.base import Projection, from_utc, id_text, id_type, utc
 from projections.pages import Carried, JourneyRows, Paged, journeys
 from projections.placements import kept
 
@@ -101,7 +101,7 @@ class Outcomes(Projection):
 
     @process.register
     def _stepped(self, event: ev.LevelChange, cursor: Cursor, position: int) -> None:
-        journey, version, at = str(event.originator_id), event.originator_version, utc(event.occurred_at)
+        journey, version, at = id_text(event.originator_id), event.originator_version, utc(event.occurred_at)
         page = _page(cursor)
         if page is not None:
             opened = [stay for stay in page.stays.of(journey) if stay["ended_at"] is None]
@@ -126,7 +126,7 @@ class Outcomes(Projection):
 
     @process.register
     def _discharged(self, event: ev.Discharged, cursor: Cursor, position: int) -> None:
-        journey, version, at = str(event.originator_id), event.originator_version, utc(event.occurred_at)
+        journey, version, at = id_text(event.originator_id), event.originator_version, utc(event.occurred_at)
         page = _page(cursor)
         if page is not None:
             for stay in page.stays.of(journey):
@@ -146,8 +146,8 @@ class Outcomes(Projection):
     @process.register
     def _voided(self, event: ev.EntryVoided, cursor: Cursor, position: int) -> None:
         """Only the latest opener, step or discharge is voided: its rows go, what it ended opens again."""
-        _sync(cursor, str(event.originator_id))
-        key = (str(event.originator_id), event.voided_version)
+        _sync(cursor, id_text(event.originator_id))
+        key = (id_text(event.originator_id), event.voided_version)
         if event.voided_type in CONTACTS:
             cursor.execute("DELETE FROM outcome_contacts WHERE journey_id = ? AND version = ?", key)
             return
@@ -168,7 +168,7 @@ class Outcomes(Projection):
 
     @process.register
     def _corrected(self, event: ev.EntryCorrected, cursor: Cursor, position: int) -> None:
-        key = (str(event.originator_id), event.corrects_version)
+        key = (id_text(event.originator_id), event.corrects_version)
         if event.corrects_type in CONTACTS:
             if event.field == "occurred_at":
                 moment = utc(datetime.fromisoformat(str(event.corrected_value)))
@@ -184,7 +184,7 @@ class Outcomes(Projection):
     @staticmethod
     def _open_episode(cursor: Cursor, event: ev.JourneyEvent, level: Level, site: str, track: str) -> None:
         """A new episode and its first stay; the previous episode and stay learn what came next."""
-        journey, version, at = str(event.originator_id), event.originator_version, utc(event.occurred_at)
+        journey, version, at = id_text(event.originator_id), event.originator_version, utc(event.occurred_at)
         page = _page(cursor)
         if page is not None:
             episodes = page.episodes.of(journey)
@@ -295,7 +295,7 @@ def _insert_stay(
 def _contact(cursor: Cursor, event: ev.JourneyEvent, kind: str) -> None:
     cursor.execute(
         "INSERT INTO outcome_contacts (journey_id, version, kind, occurred_at) VALUES (?, ?, ?, ?)",
-        (str(event.originator_id), event.originator_version, kind, utc(event.occurred_at)),
+        (id_text(event.originator_id), event.originator_version, kind, utc(event.occurred_at)),
     )
 
 

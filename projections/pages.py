@@ -25,6 +25,7 @@ from uuid import UUID
 from eventsourcing.domain import DomainEventProtocol
 
 from infra.views import Cursor, Params
+from projections.base import id_text
 
 State = TypeVar("State")
 SIZES = (1, 8, 64, 512)
@@ -57,7 +58,7 @@ class Paged(Generic[State]):
 
 def journeys(events: Iterable[DomainEventProtocol[UUID]]) -> list[str]:
     """The journeys of a page's events, each once, in order."""
-    return list(dict.fromkeys(str(event.originator_id) for event in events))
+    return list(dict.fromkeys(id_text(event.originator_id) for event in events))
 
 
 def by_journey(cursor: Cursor, dialect: str, table: str, columns: Sequence[str], journey_ids: Sequence[str]) -> list[Any]:

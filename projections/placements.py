@@ -27,7 +27,7 @@ from eventsourcing.domain import DomainEventProtocol
 from domain import events as ev
 from domain.record import TRANSITIONS
 from infra.views import Cursor
-from projections.base import from_utc, id_type, utc
+from projections.base import from_utc, id_text, id_type, utc
 from projections.pages import Carried, JourneyRows, Paged, Row, journeys
 
 Placing = ev.WithdrawalManagementStarted | ev.AdmittedToLevel | ev.LevelChange | ev.TrackChanged | ev.Discharged
@@ -144,7 +144,7 @@ class Placements:
 
     def enter(self, cursor: Cursor, event: ev.JourneyEvent, level: str, site: str, track: str, hours: float, *, kind: str) -> None:
         """An admission (`kind` "episode"), a step ("stay") or a change of track ("track") at the event's time."""
-        journey, version, at = str(event.originator_id), event.originator_version, utc(event.occurred_at)
+        journey, version, at = id_text(event.originator_id), event.originator_version, utc(event.occurred_at)
         stay = episode = version
         page = placed_page(cursor)
         if page is not None:
@@ -176,20 +176,20 @@ class Placements:
     def leave(self, cursor: Cursor, event: ev.JourneyEvent) -> None:
         page = placed_page(cursor)
         if page is not None:
-            rows = page.intervals.of(str(event.originator_id))
+            rows = page.intervals.of(id_text(event.originator_id))
             _close([row for row in rows if row["ended_at"] is None], utc(event.occurred_at), event.originator_version)
             return
         cursor.execute(
             f"UPDATE {self.table} SET ended_at = ?, closed_by = ? WHERE journey_id = ? AND ended_at IS NULL",  # noqa: S608
-            (utc(event.occurred_at), event.originator_version, str(event.originator_id)),
+            (utc(event.occurred_at), event.originator_version, id_text(event.originator_id)),
         )
 
     def voided(self, cursor: Cursor, event: ev.EntryVoided) -> None:
         """Drop a voided change of level, reopen what it closed and file the journey's facts again."""
         if event.voided_type not in TRANSITIONS:
             return
-        sync(cursor, str(event.originator_id))
-        key = (str(event.originator_id), event.voided_version)
+        sync(cursor, id_text(event.originator_id))
+        key = (id_text(event.originator_id), event.voided_version)
         cursor.execute(f"DELETE FROM {self.table} WHERE journey_id = ? AND opened_by = ?", key)  # noqa: S608
         cursor.execute(
             f"UPDATE {self.table} SET ended_at = NULL, closed_by = NULL WHERE journey_id = ? AND closed_by = ?",  # noqa: S608
@@ -201,8 +201,8 @@ class Placements:
         """Apply a correction of a change of level's time, site, track or hours, and file the journey's facts again."""
         if event.corrects_type not in TRANSITIONS:
             return
-        sync(cursor, str(event.originator_id))
-        key = (str(event.originator_id), event.corrects_version)
+        sync(cursor, id_text(event.originator_id))
+        key = (id_text(event.originator_id), event.corrects_version)
         if event.field == "occurred_at":
             moment = utc(datetime.fromisoformat(str(event.corrected_value)))
             cursor.execute(f"UPDATE {self.table} SET started_at = ? WHERE journey_id = ? AND opened_by = ?", (moment, *key))  # noqa: S608

@@ -14,7 +14,7 @@ from domain import events as ev
 from domain.levels import ALUMNI
 from infra.sealing import PLAIN, FieldSeal
 from infra.views import Cursor
-from projections.base import Projection, from_utc, id_type, utc
+from projections.base import Projection, from_utc, id_text, id_type, utc
 
 STEP_KINDS = ("step_up", "step_down")
 
@@ -67,7 +67,7 @@ class StepHistory(Projection):
     @process.register
     def _voided(self, event: ev.EntryVoided, cursor: Cursor, position: int) -> None:
         cursor.execute(
-            "DELETE FROM step_transitions WHERE journey_id = ? AND version = ?", (str(event.originator_id), event.voided_version),
+            "DELETE FROM step_transitions WHERE journey_id = ? AND version = ?", (id_text(event.originator_id), event.voided_version),
         )
 
     @process.register
@@ -87,7 +87,7 @@ class StepHistory(Projection):
         text = utc(datetime.fromisoformat(str(value))) if column == "occurred_at" else self.seal.seal(str(value))
         cursor.execute(
             f"UPDATE step_transitions SET {column} = ? WHERE journey_id = ? AND version = ?",  # noqa: S608
-            (text, str(event.originator_id), event.corrects_version),
+            (text, id_text(event.originator_id), event.corrects_version),
         )
 
     def _insert(
@@ -96,7 +96,7 @@ class StepHistory(Projection):
         cursor.execute(
             "INSERT INTO step_transitions (journey_id, version, kind, from_level, to_level, occurred_at, reason)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (str(event.originator_id), event.originator_version, kind, from_level, to_level, utc(event.occurred_at),
+            (id_text(event.originator_id), event.originator_version, kind, from_level, to_level, utc(event.occurred_at),
              self.seal.seal(reason)),
         )
 

@@ -1,5 +1,5 @@
-"""The store's batched reads by journey (a unit of work's `select_events_after`, the chain's `previous_links`)
-return what the library's own reads return, on SQLite and PostgreSQL; on PostgreSQL they find each journey by
+"""The store's batched reads by journey (a unit of work's `select_events_after`, the chain's `previous_links`) and its
+notifications (`select_notifications`, made without the dataclass's `__init__`) return what the library's own reads return, on SQLite and PostgreSQL; on PostgreSQL they find each journey by
 its key even in a large table that was never analysed (where a join of the VALUES list was planned as a scan
 of the whole table); and the SQLite connections of the store and the views get our page cache."""
 
@@ -50,6 +50,28 @@ def journeys_and_versions(wired: Continuum) -> dict[UUID, int]:
     for notification in wired.app.recorder.select_notifications(start=None, limit=100_000):
         latest[notification.originator_id] = max(latest.get(notification.originator_id, 0), notification.originator_version)
     return latest
+
+
+def test_notifications_are_those_the_librarys_own_read_gives_for_every_kind_of_request(ingested):
+    recorder = ingested.app.recorder
+    library = type(recorder).__mro__[1]  # the library's recorder this one extends
+    assert library.__module__.startswith("eventsourcing.")
+    head = recorder.max_notification_id()
+    topics = sorted({n.topic for n in recorder.select_notifications(start=None, limit=200)})[:2]
+    assert head > 400
+    assert len(topics) == 2
+    requests = [
+        ((None, 300), {}), ((10, 250), {}), ((10, 250), {"inclusive_of_start": False}), ((5, 1000), {"stop": 120}),
+        ((0, 80), {"topics": topics}), ((None, 40), {"stop": head, "topics": tuple(topics[:1])}),
+        ((head - 5, 100), {}), ((head, 10), {"inclusive_of_start": False}),
+    ]
+    for args, options in requests:
+        ours, theirs = recorder.select_notifications(*args, **options), library.select_notifications(recorder, *args, **options)
+        assert ours == theirs, (args, options)
+        assert [list(vars(n).items()) for n in ours] == [list(vars(n).items()) for n in theirs]  # the same fields, same order
+        assert all(type(n.originator_id) is UUID and type(n.state) is bytes for n in ours)
+    assert len(recorder.select_notifications(10, 250, inclusive_of_start=False)) == 250
+    assert recorder.select_notifications(head, 10, inclusive_of_start=False) == []
 
 
 def test_events_after_a_version_are_each_journeys_later_events_in_order(ingested):

@@ -38,6 +38,15 @@ def test_utc_at_the_edges():
         assert utc(moment) == moment.astimezone(UTC).strftime(FORMAT)
 
 
+def test_utc_of_one_instant_in_two_zones_is_one_text_whichever_is_asked_first():
+    """`utc` remembers the texts it gave: by instant, so a zone asked first never colours the other's text."""
+    for first_zone, second_zone in ((timezone(timedelta(hours=-5)), UTC), (UTC, timezone(timedelta(hours=9, minutes=30)))):
+        moment = datetime(2026, 11, 24, 12, 0, 0, 7, tzinfo=UTC) + timedelta(days=first_zone is UTC)
+        first, second = moment.astimezone(first_zone), moment.astimezone(second_zone)
+        assert utc(first) == utc(second) == utc(moment) == moment.strftime(FORMAT)
+        assert utc(first).endswith("12:00:00.000007Z")
+
+
 def reference_row(event, position: int) -> tuple:
     """The audit row as written before the fast path: `payload`, the envelope fields popped, json.dumps."""
     facts = ev.payload(event)
