@@ -4,8 +4,10 @@ recorded time, and each correction shown beside the entry it corrects (nothing i
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from json.encoder import c_make_encoder, encode_basestring_ascii  # type: ignore[attr-defined]
 from typing import Any
 from uuid import UUID
 
@@ -48,7 +50,7 @@ class AuditTrail(Projection):
             " actor_role, command_id, details, corrects_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 id_text(event.originator_id), event.originator_version, position, ev.event_name(event), utc(event.occurred_at),
-                utc(event.timestamp), actor.id, actor.role, event.command_id, self.seal.seal(_DETAILS.encode(facts)),
+                utc(event.timestamp), actor.id, actor.role, event.command_id, self.seal.seal(_write_details(facts)),
                 facts.get("corrects_version", facts.get("voided_version")),
             ),
         )
@@ -60,6 +62,21 @@ _OWN_COLUMNS = frozenset({"recorded_by", "occurred_at", "command_id"})
 """Fields with columns of their own, not repeated in the details."""
 _DETAILS = json.JSONEncoder(sort_keys=True)
 """`json.dumps(details, sort_keys=True)`'s encoder, made once (`dumps` makes one per call for `sort_keys`)."""
+
+
+def _details_writer() -> Callable[[dict[str, Any]], str]:
+    """`_DETAILS.encode` for a dict: the C encoder its `encode` makes on every call (with these arguments), made once and
+    called directly, less the check for circular references (a payload is a tree). Without json's C module, `encode`."""
+    if c_make_encoder is None:
+        return _DETAILS.encode
+    write = c_make_encoder(
+        None, _DETAILS.default, encode_basestring_ascii, None, _DETAILS.key_separator, _DETAILS.item_separator,
+        _DETAILS.sort_keys, _DETAILS.skipkeys, _DETAILS.allow_nan,
+    )
+    return lambda details: "".join(write(details, 0))
+
+
+_write_details = _details_writer()
 
 
 def _payload(event: ev.JourneyEvent | ev.ClientRegistered) -> dict[str, Any]:

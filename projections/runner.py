@@ -50,6 +50,7 @@ class GatheredInserts:
     def __init__(self, cursor: Cursor) -> None:
         self._cursor = cursor
         self._held: dict[str, list[tuple[str, list[Params]]]] = {}  # table -> [(INSERT, rows)], in order
+        self._tail: tuple[str | None, list[Params]] = (None, [])  # the last run held (its table's last): INSERT, rows
 
     @property
     def rowcount(self) -> int:
@@ -57,6 +58,9 @@ class GatheredInserts:
         return self._cursor.rowcount
 
     def execute(self, sql: str, params: Params = (), /) -> object:
+        if sql is self._tail[0]:  # the handler's constant INSERT again, nothing else held or sent since: one more row
+            self._tail[1].append(params)
+            return self
         table = _inserted_table(sql)
         if table is not None:
             self._hold(table, sql, [params])
@@ -78,6 +82,7 @@ class GatheredInserts:
             runs[-1][1].extend(rows)
         else:
             runs.append((sql, list(rows)))
+        self._tail = runs[-1]
 
     def fetchone(self) -> Any:  # noqa: ANN401 - a row, or None
         return self._cursor.fetchone()
@@ -90,6 +95,7 @@ class GatheredInserts:
             self._send(table)
 
     def _send(self, table: str) -> None:
+        self._tail = (None, [])
         for sql, rows in self._held.pop(table, []):
             self._cursor.executemany(sql, rows)
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain import events as ev
+from projections import audit_trail
 from projections.base import utc
 from tests.projections.builders import build_mixed_history, table_rows
 
@@ -45,6 +46,20 @@ def test_utc_of_one_instant_in_two_zones_is_one_text_whichever_is_asked_first():
         first, second = moment.astimezone(first_zone), moment.astimezone(second_zone)
         assert utc(first) == utc(second) == utc(moment) == moment.strftime(FORMAT)
         assert utc(first).endswith("12:00:00.000007Z")
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=400, deadline=None, database=None, derandomize=True)
+@given(st.dictionaries(st.text(max_size=12), JSON_VALUES, max_size=8))
+def test_details_are_written_as_json_dumps_with_sorted_keys_writes_them(details):
+    """The audit trail's details: any text (escaped to ASCII), any float (nan and infinity as json writes them), nested."""
+    assert audit_trail._write_details(details) == json.dumps(details, sort_keys=True)
 
 
 def reference_row(event, position: int) -> tuple:

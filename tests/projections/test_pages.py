@@ -327,6 +327,33 @@ def test_held_inserts_go_together_per_table_and_keep_their_order():
     ]
 
 
+def test_one_insert_again_and_again_keeps_its_place_around_what_comes_between():
+    """The same INSERT (the same text object, as a handler's constant) joins its run only while that run is its table's
+    last: a statement on the table in between sends the run, and the rows after it make a new run."""
+    view = Recorder()
+    writes = GatheredInserts(view)
+    t, u = "INSERT INTO t (a) VALUES (?)", "INSERT INTO u (a) VALUES (?)"
+    for statement, row in ((t, 1), (t, 2), (u, 10), (t, 3)):
+        writes.execute(statement, (row,))
+    writes.execute("DELETE FROM t WHERE a = ?", (2,))
+    writes.execute(t, (4,))
+    writes.execute(t, (5,))
+    writes.execute("UPDATE u SET a = 11 WHERE a = ?", (10,))
+    writes.execute(u, (12,))
+    writes.flush()
+    writes.execute(t, (6,))
+    writes.flush()
+    assert view.sent == [
+        ("executemany", t, [(1,), (2,), (3,)]),
+        ("execute", "DELETE FROM t WHERE a = ?", (2,)),
+        ("executemany", u, [(10,)]),
+        ("execute", "UPDATE u SET a = 11 WHERE a = ?", (10,)),
+        ("executemany", t, [(4,), (5,)]),
+        ("executemany", u, [(12,)]),
+        ("executemany", t, [(6,)]),
+    ]
+
+
 def test_a_page_finds_its_journeys_rows_by_key_in_a_large_table_never_analysed(pg_url):
     """A rebuild's tables are new, so PostgreSQL has no statistics on them: `journey_id = ANY(?)` was planned as a
     scan of the whole table, once a page, and a rebuild's cost per event grew with the log. The page's read is a
