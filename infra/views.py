@@ -252,9 +252,10 @@ def _as_real(value: Any) -> Any:  # noqa: ANN401 - a row's value
 
 
 class _PGCursor:
-    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+    def __init__(self, cursor: psycopg.Cursor[Any], copied: set[str]) -> None:
         self._cursor = cursor
-        self._reals: dict[str, frozenset[str]] | None = None  # per table of the schema: its columns of type real (see `_real_columns`)
+        self._reals: dict[str, frozenset[str]] | None = None  # per table looked up: its columns of type real (see `_real_columns`)
+        self._copied = copied  # the names of the tables the views' cursors have copied into (shared by them)
 
     @property
     def rowcount(self) -> int:
@@ -288,19 +289,25 @@ class _PGCursor:
                 rows_in.write_row(row)
 
     def _real_columns(self, table: str) -> frozenset[str]:
-        """The columns of `table` of type real: every table's of the schema looked up at once, the first time a
-        transaction needs them and again after any DDL statement in it (one round of the protocol, not one per table)."""
-        if self._reals is None:
+        """The columns of `table` of type real, looked up the first time a transaction needs them and again after any
+        DDL statement in it: those of every table the views have copied into so far (`copied`) at once, each found by
+        its name as COPY finds it (the search path) and by the catalog's keys (one round of the protocol; scanning
+        pg_class for the schema's tables took milliseconds once the catalog held many dead rows), and a table the
+        transaction meets later on its own."""
+        name = table.lower()
+        if self._reals is None or name not in self._reals:
+            wanted = sorted(self._copied | {name}) if self._reals is None else [name]
             self._cursor.execute(
-                "SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
-                " WHERE c.relnamespace = current_schema()::regnamespace AND a.atttypid = 'real'::regtype"
-                " AND a.attnum > 0 AND NOT a.attisdropped",
+                "SELECT t.name, a.attname FROM unnest(%s::text[]) AS t (name) JOIN pg_attribute a ON a.attrelid = to_regclass(t.name)"
+                " WHERE a.atttypid = 'real'::regtype AND a.attnum > 0 AND NOT a.attisdropped",
+                (wanted,),
             )
-            reals: dict[str, set[str]] = {}
+            reals: dict[str, set[str]] = {relation: set() for relation in wanted}
             for relation, column in self._cursor.fetchall():
-                reals.setdefault(str(relation), set()).add(str(column))
-            self._reals = {relation: frozenset(columns) for relation, columns in reals.items()}
-        return self._reals.get(table.lower(), frozenset())
+                reals[str(relation)].add(str(column))
+            self._reals = (self._reals or {}) | {relation: frozenset(columns) for relation, columns in reals.items()}
+            self._copied.add(name)
+        return self._reals[name]
 
     def fetchone(self) -> tuple[Any, ...] | None:
         return self._cursor.fetchone()
@@ -321,6 +328,7 @@ class PostgresViews(_ConnectionPerThread):
     def __init__(self, database: Database, connect_timeout: int = 5) -> None:
         self.database = database
         self.connect_timeout = connect_timeout
+        self._copied: set[str] = set()  # the tables copied into (`_PGCursor._real_columns` looks theirs up together)
         super().__init__()
         with self.transaction() as cursor:
             self.lock_for_ddl(cursor)
@@ -374,7 +382,7 @@ class PostgresViews(_ConnectionPerThread):
         connection = self._connection()
         try:
             with connection.cursor() as cursor:
-                yield _PGCursor(cursor)
+                yield _PGCursor(cursor, self._copied)
         except BaseException:
             connection.rollback()
             raise

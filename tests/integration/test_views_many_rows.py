@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from infra.views import open_views
+
 COLUMNS = "journey_id, version, minutes, hours, note, corrects"
 DDL = ("CREATE TABLE {0} (journey_id TEXT NOT NULL, version BIGINT NOT NULL, minutes REAL NOT NULL, hours REAL,"
        " note TEXT, corrects BIGINT, PRIMARY KEY (journey_id, version))")
@@ -67,3 +69,33 @@ def test_a_table_made_after_a_first_copy_in_the_same_transaction_stores_its_real
     made_after = _stored(wired, "made_after")
     assert [row[2:] for row in _stored(wired, "first") if row[0].startswith("again-")] == [row[2:] for row in made_after]
     assert sorted((row[0], row[2]) for row in made_after) == later
+
+
+def test_each_transaction_finds_the_real_columns_of_the_table_as_it_is_then(wired):
+    """A table copied into, then dropped and made again with REAL columns by another process's connection: the next
+    transaction's copy rounds its floats as the REAL columns store one INSERT a row's."""
+    minutes = [(row[0] + f"-{row[1]}", row[2]) for row in ROWS]
+    with wired.views.transaction() as cursor:
+        cursor.execute("CREATE TABLE remade (journey_id TEXT NOT NULL, minutes DOUBLE PRECISION)")
+        cursor.execute("CREATE TABLE one_a_row (journey_id TEXT NOT NULL, minutes REAL)")
+    with wired.views.transaction() as cursor:
+        cursor.executemany("INSERT INTO remade (journey_id, minutes) VALUES (?, ?)", minutes)
+        cursor.execute("SELECT minutes FROM remade ORDER BY journey_id")
+        assert [row[0] for row in cursor.fetchall()] == [float(value) for _, value in sorted(minutes)]  # doubles, as given
+    other = open_views(wired.database)
+    try:
+        with other.transaction() as cursor:
+            cursor.execute("DROP TABLE remade")
+            cursor.execute("CREATE TABLE remade (journey_id TEXT NOT NULL, minutes REAL)")
+    finally:
+        other.close()
+    with wired.views.transaction() as cursor:
+        cursor.executemany("INSERT INTO remade (journey_id, minutes) VALUES (?, ?)", minutes)
+        for row in minutes:
+            cursor.execute("INSERT INTO one_a_row (journey_id, minutes) VALUES (?, ?)", row)
+    with wired.views.transaction() as cursor:
+        cursor.execute("SELECT journey_id, minutes FROM remade ORDER BY journey_id")
+        remade = cursor.fetchall()
+        cursor.execute("SELECT journey_id, minutes FROM one_a_row ORDER BY journey_id")
+        assert remade == cursor.fetchall()
+    assert len(remade) == len(ROWS)
