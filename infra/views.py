@@ -222,9 +222,38 @@ class ScratchViews(SQLiteViews):
     """A throwaway SQLite file (`SQLiteViews.scratch`): no journal and nothing synced. Each commit writes the pages it
     changed once, where the store's write-ahead log writes them twice (the log, then the checkpoint) and syncs at each
     checkpoint. Without a journal a transaction cannot be rolled back: whatever fails in one ends the work the file is
-    for, and the file goes with it."""
+    for, and the file goes with it.
+
+    Nobody reads the file while it is written, so a `transaction` commits only once the ones since the last commit have
+    changed `COMMIT_ROWS` rows, and `close` commits the rest: a rebuild's pages (rows keyed by journey change pages all
+    over its tables) write a page changed by several of them once, not once for each (a rebuild of all projections at
+    10^5 events wrote 163 MB into the file, against 358 MB with a commit a page). One thread's: the views' other
+    threads would share the open transaction's lock."""
 
     journal = ("PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF")
+    COMMIT_ROWS = 20_000
+    """Rows inserted, updated or deleted before a commit: about eight pages of 1,000 events of all projections."""
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        connection = self._connection()
+        if not connection.in_transaction:
+            connection.execute("BEGIN IMMEDIATE")
+            self._local.committed_at = connection.total_changes
+        try:
+            yield connection.cursor()
+        except BaseException:
+            connection.rollback()
+            raise
+        if connection.total_changes - self._local.committed_at >= self.COMMIT_ROWS:
+            connection.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._connections:
+                if connection.in_transaction:
+                    connection.commit()
+        super().close()
 
 
 _PLAIN_INSERT = re.compile(r"\s*INSERT\s+INTO\s+(\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\(\s*\?(?:\s*,\s*\?)*\s*\)\s*", re.IGNORECASE)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from infra.config import Settings
+from infra.views import ScratchViews
 from projections.catalogue import all_projections
 from projections.runner import SHADOW, ProjectionRunner, Shadow
 from services.bootstrap import bootstrap
@@ -49,7 +50,7 @@ def scratch_files(wired) -> list[Path]:
 
 def filling(wired, table: str) -> list[tuple]:
     """The rows of `table`'s shadow while a rebuild fills it: in the store on PostgreSQL, in the rebuild's scratch
-    file on SQLite (and then the store has no shadow table at all)."""
+    file on SQLite (and then the store has no shadow table at all; none in the file before its first commit)."""
     if wired.views.dialect == "postgres":
         return table_rows(wired, table + SHADOW)
     with wired.views.transaction() as cursor:
@@ -57,6 +58,8 @@ def filling(wired, table: str) -> list[tuple]:
         assert cursor.fetchall() == []
     [scratch] = scratch_files(wired)
     with closing(sqlite3.connect(f"file:{scratch}?mode=ro", uri=True)) as connection:
+        if connection.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table + SHADOW,)).fetchone() is None:
+            return []
         return connection.execute(f"SELECT * FROM {table}{SHADOW}").fetchall()
 
 
@@ -73,7 +76,8 @@ def schema(wired) -> dict[str, list[str]]:
     return {table: sorted(found.get(table, [])) for table in sorted(found) if table in TABLES or SHADOW in table}
 
 
-def test_a_reader_during_a_rebuild_sees_the_old_tables_and_after_it_rebuilt_ones(wired):
+def test_a_reader_during_a_rebuild_sees_the_old_tables_and_after_it_rebuilt_ones(wired, monkeypatch):
+    monkeypatch.setattr(ScratchViews, "COMMIT_ROWS", 1)  # each page committed to the scratch file: watched as it grows
     build_mixed_history(wired, catch_up_between=True)
     live = dump(wired)
     head = wired.runner.head()
@@ -100,6 +104,28 @@ def test_a_reader_during_a_rebuild_sees_the_old_tables_and_after_it_rebuilt_ones
     assert wired.runner.rebuild(NAMES) == head  # and again: no name left taken
     assert dump(wired) == live
     assert schema(wired) == indexes
+
+
+def test_a_scratch_file_is_committed_once_enough_rows_have_changed_and_in_full_before_the_copy(sqlite_url, monkeypatch):
+    """Nobody reads the scratch file while the shadows fill, so pages are committed together (a page changed by
+    several of them is written once): what the file holds between pages is the filling up to a commit before."""
+    wired = bootstrap(Settings(database_url=sqlite_url), clock=fixed_clock)
+    try:
+        build_mixed_history(wired, catch_up_between=True)
+        live, head = dump(wired), wired.runner.head()
+        monkeypatch.setattr(ScratchViews, "COMMIT_ROWS", 100)
+        wired.runner.batch_size = 2
+        seen: list[tuple[int, int]] = []
+        wired.runner.rebuild(NAMES, progress=lambda position, _of: seen.append((position, len(filling(wired, "audit_entries")))))
+        held = [rows for _, rows in seen]
+        assert len(seen) == (head + 1) // 2
+        assert all(rows <= position for position, rows in seen)  # never ahead of the pages filled
+        assert held == sorted(held)
+        assert 2 <= len(set(held)) <= len(seen) // 3  # committed part way (not only at the end), every few pages, not after each
+        assert dump(wired) == live  # and all of it reached the store
+        assert scratch_files(wired) == []
+    finally:
+        wired.close()
 
 
 @pytest.mark.parametrize("name", NAMES)
