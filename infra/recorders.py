@@ -138,6 +138,12 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
                 for position, originator_id, version, topic, state in c.fetchall()
             ]
 
+    def topic_counts(self, stop: int) -> dict[str, int]:
+        """How many events of each topic the log holds up to position `stop` (one scan: a rebuild's shares)."""
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT topic, count(*) FROM {self.events_table_name} WHERE rowid <= ? GROUP BY topic", (stop,))  # noqa: S608
+            return {str(topic): int(count) for topic, count in c.fetchall()}
+
     def select_positions(self, journey_id: UUID, versions: Sequence[int]) -> dict[int, int]:
         """The notification ids (log positions) of a journey's versions, by the events table's (id, version) key."""
         with self.datastore.transaction(commit=False) as c:
@@ -227,6 +233,13 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=_notification_rows) as curs:
             curs.execute(statement, [*params, limit], prepare=True)
             return curs.fetchall()
+
+    def topic_counts(self, stop: int) -> dict[str, int]:
+        """As on SQLite: events of each topic up to position `stop`."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(f"SELECT topic, count(*) AS n FROM {self._events_name} WHERE notification_id <= %s GROUP BY topic",  # noqa: S608
+                         (stop,))
+            return {str(row["topic"]): int(row["n"]) for row in curs.fetchall()}
 
     def select_positions(self, journey_id: UUID, versions: Sequence[int]) -> dict[int, int]:
         """As on SQLite: the log positions of a journey's versions."""

@@ -97,10 +97,12 @@ class _ConnectionPerThread:
             self._connections.append(connection)
 
     def close(self) -> None:
+        """Every thread's connection closed; a thread that goes on using the views opens a new one."""
         with self._lock:
             for connection in self._connections:
                 connection.close()
             self._connections.clear()
+            self._local = threading.local()
 
 
 SCRATCH_SUFFIX = ".rebuild-"
@@ -254,6 +256,11 @@ class ScratchViews(SQLiteViews):
                 if connection.in_transaction:
                     connection.commit()
         super().close()
+
+
+def open_scratch(path: str) -> ScratchViews:
+    """The scratch file at `path`, made by another process's `SQLiteViews.scratch` (a rebuild's helper fills it)."""
+    return ScratchViews(Database(kind="sqlite", path=path))
 
 
 _PLAIN_INSERT = re.compile(r"\s*INSERT\s+INTO\s+(\w+)\s*\(([\w\s,]+)\)\s*VALUES\s*\(\s*\?(?:\s*,\s*\?)*\s*\)\s*", re.IGNORECASE)

@@ -15,11 +15,13 @@ and copied in by the transaction that swaps them in (`ProjectionRunner._rebuild_
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from threading import Event
 from typing import Any
@@ -31,11 +33,16 @@ from eventsourcing.persistence import Notification
 
 from infra.heap import FrozenHeap
 from infra.lag import Lag
-from infra.views import Cursor, Params, ViewStore
+from infra.views import Cursor, Params, SQLiteViews, ViewStore, open_scratch
 from projections.base import Projection
 from projections.pages import LOOKED_UP, Carried
 
 Progress = Callable[[int, int], None]  # (position reached, head)
+Share = tuple[list[str], str | None]  # projections' names, and the scratch file they are filled in (SQLite) or None
+Helpers = Callable[[list[Share], int], AbstractContextManager[Callable[[], list[int]]]]
+"""Fills shares of a rebuild elsewhere (`ProjectionRunner.fill` in other processes: services/parallel_rebuild.py): entered
+with the shares and the head, gives `join`, which waits for them all and returns how many events each read, or raises if
+one failed; leaving it stops any still running."""
 Handler = Callable[[DomainEventProtocol[UUID], Cursor, int], None]  # a projection's process, for one class of event
 
 
@@ -184,13 +191,16 @@ class ProjectionRunner:
     def positions(self, cursor: Cursor | None = None, *, lock: bool = False) -> dict[str, int]:
         return {name: position for name, position in self._rows(cursor, lock=lock).items() if name in self.projections}
 
-    def _rows(self, cursor: Cursor | None = None, *, lock: bool = False) -> dict[str, int]:
-        """Every row of projection_positions: the projections' and their shadows' (locked on PostgreSQL)."""
+    def _rows(self, cursor: Cursor | None = None, *, lock: bool = False, only: Sequence[str] = ()) -> dict[str, int]:
+        """Every row of projection_positions: the projections' and their shadows' (locked on PostgreSQL, in the names'
+        order, as every runner locks them); `only` those named, when given (runners filling other shadows meanwhile, a
+        rebuild's helpers, lock theirs)."""
         if cursor is None:
             with self.views.transaction() as own:
                 return self._rows(own)
-        suffix = " FOR UPDATE" if lock and self.views.dialect == "postgres" else ""
-        cursor.execute(f"SELECT name, position FROM projection_positions{suffix}")  # noqa: S608
+        where = f" WHERE name IN ({', '.join('?' for _ in only)})" if only else ""
+        suffix = " ORDER BY name FOR UPDATE" if lock and self.views.dialect == "postgres" else ""
+        cursor.execute(f"SELECT name, position FROM projection_positions{where}{suffix}", tuple(only))  # noqa: S608
         return dict(cursor.fetchall())
 
     def status(self) -> list[ProjectionStatus]:
@@ -231,7 +241,7 @@ class ProjectionRunner:
             # page's start meanwhile makes the page go unapplied and be chosen again, never skipped past.
             notifications, last, window = self._page(start, head, wanted, window)
             with self.views.transaction() as cursor:
-                current = self._rows(cursor, lock=True)
+                current = self._rows(cursor, lock=True, only=[t.row for t in targets])
                 if any(t.row not in current or current[t.row] < start for t in targets):
                     continue
                 for target in targets:
@@ -303,22 +313,36 @@ class ProjectionRunner:
             [(last, _now(), t.row, last) for t, _ in targets],
         )
 
-    def rebuild(self, names: Sequence[str], progress: Progress | None = None) -> int:
+    def rebuild(self, names: Sequence[str], progress: Progress | None = None, *, workers: int = 1,
+                helpers: Helpers | None = None) -> int:
         """Build the projections' tables again from the first event, beside the tables in use, and swap
-        them in when built (see the module's docstring); returns how many events were read."""
+        them in when built (see the module's docstring); returns how many events were read (by the share
+        that read most). With `workers` above 1 and `helpers`, the projections are dealt into that many
+        shares (`shares`), this process fills the first and the helpers the others at once (other processes:
+        each reads and decodes the events its share takes); then this process swaps them all in together."""
         self.setup()
         shadows = [Shadow(self.projections[name], self.views.dialect) for name in names]
-        with self.views.scratch() as scratch:
+        with contextlib.ExitStack() as stack:
+            scratch = stack.enter_context(self.views.scratch())
+            if scratch is not None or self.views.dialect == "postgres":
+                shares = self.shares(shadows, workers if helpers is not None else 1)
+            else:
+                shares = [shadows]  # an in-memory store: nothing another process could fill
             if scratch is not None:
-                return self._rebuild_beside(scratch, shadows, names, progress)
+                scratches = [scratch, *(stack.enter_context(self.views.scratch()) for _ in shares[1:])]
+                return self._rebuild_beside(list(zip(scratches, shares, strict=True)), names, progress, helpers)
         with self.views.transaction() as cursor:
             self.views.lock_for_ddl(cursor)
             self._rows(cursor, lock=True)  # the DDL lock, then positions, then tables: the order every runner locks in
             for shadow in shadows:
                 shadow.create(cursor)
         head, done = self.head(), 0
+        if len(shares) > 1 and helpers is not None:
+            with helpers([([shadow.projection.name for shadow in share], None) for share in shares[1:]], head) as join:
+                own = self._run([shadow.target for shadow in shares[0]], head, progress)
+                done = max(own, *join())
         while shadows:
-            done += self._run([shadow.target for shadow in shadows], head, progress)
+            done = max(done, self._run([shadow.target for shadow in shadows], head, progress))
             with self.views.transaction() as cursor:  # keys and indexes outside the swap: the positions stay locked briefly
                 self.views.lock_for_ddl(cursor)  # shadows are created and swapped under it
                 rows = self._rows(cursor)
@@ -335,29 +359,77 @@ class ProjectionRunner:
                     shadows = []
         return done + self.catch_up(names)
 
-    def _rebuild_beside(self, scratch: ViewStore, shadows: list[Shadow], names: Sequence[str], progress: Progress | None) -> int:
-        """A rebuild on SQLite: the shadows filled up to the head in `scratch`, a file of their own (`SQLiteViews.scratch`),
-        by a runner of the same projections; then, in one transaction of the store, each copied in (page by page: the
-        tables are alike) and swapped in. The store's write-ahead log never holds the pages the filling changes again and
-        again (a key led by the journey dirties about one page per row), only the filled tables, once. Nothing reaches the
-        store before that transaction: a rebuild that stops part way leaves it as it was."""
+    def shares(self, shadows: Sequence[Shadow], workers: int) -> list[list[Shadow]]:
+        """`shadows` dealt into at most `workers` shares of about as many events to process each (the events of each
+        projection's topics, counted in the log): the projection with most first, each to the share with fewest so
+        far. One share (no count) for one worker or one projection."""
+        if workers <= 1 or len(shadows) <= 1:
+            return [list(shadows)]
+        counts = self.app.recorder.topic_counts(self.head())  # type: ignore[attr-defined] # ours: infra/recorders.py
+        weights = {shadow.row: sum(counts.get(topic, 0) for topic in shadow.target.topics) for shadow in shadows}
+        shares: list[list[Shadow]] = [[] for _ in range(min(workers, len(shadows)))]
+        loads = [0] * len(shares)
+        for shadow in sorted(shadows, key=lambda shadow: -weights[shadow.row]):
+            lightest = loads.index(min(loads))
+            shares[lightest].append(shadow)
+            loads[lightest] += weights[shadow.row]
+        return sorted(shares, key=lambda share: [shadows.index(shadow) for shadow in share])
+
+    def fill(self, names: Sequence[str], head: int, scratch: str | None) -> int:
+        """A helper's share of another process's rebuild (`rebuild`'s `helpers`): the named projections' shadows filled
+        up to `head`, in the scratch file at `scratch` (SQLite: the rebuilding process made it and its tables) or in the
+        store, where that process created them; returns how many events were read."""
+        shadows = [Shadow(self.projections[name], self.views.dialect) for name in names]
+        if scratch is None:
+            return self._run([shadow.target for shadow in shadows], head, None)
+        views = open_scratch(scratch)
+        try:
+            return self._fill_beside(views, shadows, head, None)
+        finally:
+            views.close()
+
+    def _fill_beside(self, scratch: ViewStore, shadows: list[Shadow], head: int, progress: Progress | None) -> int:
+        """The shadows filled up to `head` in `scratch` by a runner of the same projections, then keyed there."""
         builder = ProjectionRunner(self.app, scratch, list(self.projections.values()), self.batch_size, self.carried_journeys)
-        with scratch.transaction() as cursor:  # the shadows alone: no name the store's statements could find there
-            cursor.execute(POSITIONS_DDL)
-            for shadow in shadows:
-                shadow.create(cursor)
-        head = self.head()
         done = builder._run([shadow.target for shadow in shadows], head, progress)
         with scratch.transaction() as cursor:
             for shadow in shadows:
                 shadow.index(cursor)  # the keys of an appending projection's tables: as the store's tables have them
-        scratch.close()  # its page cache freed before the store's fills with the copy
-        with self.views.attached(scratch, SCRATCH), self.views.transaction() as cursor:  # the store's one write lock
-            for shadow in shadows:
-                shadow.create(cursor, copied=True)
-                for table in shadow.projection.tables:
-                    cursor.execute(f"INSERT INTO main.{table}{SHADOW} SELECT * FROM {SCRATCH}.{table}{SHADOW}")  # noqa: S608
-                shadow.swap(cursor, head)
+        scratch.close()  # committed, and its page cache freed before the store's fills with the copy
+        return done
+
+    def _rebuild_beside(self, shares: list[tuple[SQLiteViews, list[Shadow]]], names: Sequence[str], progress: Progress | None,
+                        helpers: Helpers | None) -> int:
+        """A rebuild on SQLite: the shadows filled up to the head in scratch files of their own (`SQLiteViews.scratch`), a
+        share each (the first by this process, the others by `helpers`); then, in one transaction of the store, each copied
+        in (page by page: the tables are alike) and swapped in. The store's write-ahead log never holds the pages the
+        filling changes again and again (a key led by the journey dirties about one page per row), only the filled tables,
+        once. Nothing reaches the store before that transaction: a rebuild that stops part way leaves it as it was."""
+        for scratch, shadows in shares:
+            with scratch.transaction() as cursor:  # the shadows alone: no name the store's statements could find there
+                cursor.execute(POSITIONS_DDL)
+                for shadow in shadows:
+                    shadow.create(cursor)
+            scratch.close()  # committed: a helper fills it from its own connection
+        head = self.head()
+        (own, own_shadows), others = shares[0], shares[1:]
+        if others and helpers is not None:
+            paths: list[Share] = [([shadow.projection.name for shadow in shadows], scratch.database.path) for scratch, shadows in others]
+            with helpers(paths, head) as join:
+                done = self._fill_beside(own, own_shadows, head, progress)
+                done = max(done, *join())
+        else:
+            done = self._fill_beside(own, own_shadows, head, progress)
+        with contextlib.ExitStack() as attached:
+            for number, (scratch, _) in enumerate(shares):
+                attached.enter_context(self.views.attached(scratch, f"{SCRATCH}{number}"))
+            with self.views.transaction() as cursor:  # the store's one write lock
+                for number, (_, shadows) in enumerate(shares):
+                    for shadow in shadows:
+                        shadow.create(cursor, copied=True)
+                        for table in shadow.projection.tables:
+                            cursor.execute(f"INSERT INTO main.{table}{SHADOW} SELECT * FROM {SCRATCH}{number}.{table}{SHADOW}")  # noqa: S608
+                        shadow.swap(cursor, head)
         return done + self.catch_up(names)
 
     def wait_for(self, position: int, timeout: float) -> bool:

@@ -26,7 +26,7 @@ from infra.sealing import FieldSeal
 from infra.store import chained, cipher_environment, store_environment
 from infra.views import DatabaseUnavailable, PostgresViews, SQLiteViews, open_views
 from projections.catalogue import all_projections
-from projections.runner import ProjectionRunner
+from projections.runner import Progress, ProjectionRunner
 from services.journeys import CareContinuum, JourneyService
 
 if TYPE_CHECKING:
@@ -118,6 +118,16 @@ class Continuum:
             self.app, self.views, kafka or kafka_settings(self.settings), recipient, notice=NOTICE, account=account,
             batch_size=self.settings.kafka_relay_batch_size, pseudonym_key=key,
         )
+
+    def rebuild(self, names: Sequence[str], *, workers: int = 1, progress: Progress | None = None) -> int:
+        """The projections `names` built again from the first event and swapped in (`ProjectionRunner.rebuild`); with
+        `workers` above 1, their shares filled by that many processes at once (services/parallel_rebuild.py). Returns
+        how many events were read."""
+        from services.parallel_rebuild import check_workers, rebuild_helpers
+
+        check_workers(workers)
+        helpers = rebuild_helpers(self.settings) if workers > 1 else None
+        return self.runner.rebuild(names, progress, workers=workers, helpers=helpers)
 
     def wait_for_events(self, timeout: float) -> None:
         """Return when new events may have been recorded: LISTEN/NOTIFY on PostgreSQL, a poll on SQLite."""

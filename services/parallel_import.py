@@ -181,20 +181,33 @@ def import_parallel(
             running.append(_Worker(index, [number for number, _ in share], process, receiver))
         _follow(running, on_progress)
     finally:
-        for worker in running:
-            if worker.process.is_alive():
-                worker.process.terminate()
-            worker.process.join()
-            worker.receiver.close()
-        _stop_fork_server()
+        end_all(running)
     return _merge(running, workers, dry_run=dry_run)
 
 
-def _stop_fork_server() -> None:
-    """The fork server ends with the import, waited for, so an import leaves no process behind and the CPU its
-    workers used is counted as this process's children's (`os.times`), as a spawned worker's was. The library
-    stops it only at exit, through this method of its server object (there since Python 3.4). The server is the
-    process's one: a process runs one import at a time (the CLI's `continuum import`)."""
+def end_all(running: Sequence[Any]) -> None:
+    """Each worker (its `process` and the `receiver` of its pipe) stopped if still running and waited for, its pipe
+    closed; then the fork server stopped (`stop_fork_server`)."""
+    for worker in running:
+        if worker.process.is_alive():
+            worker.process.terminate()
+        worker.process.join()
+        worker.receiver.close()
+    stop_fork_server()
+
+
+def describe_failure(error: Exception) -> str:
+    """A worker's failure in one line for its parent: the exception's class, its first line, and where it was raised."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    last = traceback.extract_tb(error.__traceback__)[-1]
+    return f"{type(error).__name__}: {reason} (at {last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
+
+
+def stop_fork_server() -> None:
+    """The fork server ends with the import (or the rebuild: services/parallel_rebuild.py), waited for, so it leaves
+    no process behind and the CPU its workers used is counted as this process's children's (`os.times`), as a spawned
+    worker's was. The library stops it only at exit, through this method of its server object (there since Python
+    3.4). The server is the process's one: a process runs one of them at a time (the CLI's `import`, `rebuild`)."""
     stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
     if callable(stop):
         stop()
@@ -334,9 +347,6 @@ def _work(share: list[tuple[int, str]], job: _Job, sender: Connection) -> None:
             wired.close()
         sender.send(message("done", report, share[-1][0] if share else 0))
     except Exception as error:  # noqa: BLE001 - told to the parent, which reports it with the lines left
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        last = traceback.extract_tb(error.__traceback__)[-1]
-        detail = f"{type(error).__name__}: {reason} (at {last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
-        sender.send(message("failed", current, confirmed, reason=detail))
+        sender.send(message("failed", current, confirmed, reason=describe_failure(error)))
     finally:
         sender.close()

@@ -40,6 +40,10 @@ def _lags(statuses: list[ProjectionStatus]) -> str:
 def rebuild(
     name: Annotated[str | None, typer.Argument(help="A projection: census, step_history, audit_trail, flags, outcomes, ...")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Rebuild every projection")] = False,
+    workers: Annotated[int, typer.Option(
+        "--workers", help="Processes filling the projections at once, each a share of them (with --all; each reads the events"
+                          " its share takes)",
+    )] = 1,
     database_url: DatabaseOption = None,
 ) -> None:
     """Build a projection's tables again from the first event, beside the ones in use, and swap them in when built."""
@@ -49,12 +53,15 @@ def rebuild(
     if all_ == (name is not None):
         msg = f"name one projection ({', '.join(known)}) or give --all"
         raise UsageError(msg)
+    if workers < 1:
+        msg = f"--workers must be 1 or more (given {workers})"
+        raise UsageError(msg)
     names = known if all_ else [str(name)]
     if names[0] not in known:
         msg = f"no projection named {name!r} (known: {', '.join(known)})"
         raise UsageError(msg)
     with continuum(database_url) as wired:
-        done = wired.runner.rebuild(names)
+        done = wired.rebuild(names, workers=workers)
         console.print(f"rebuilt {', '.join(names)} from {done} events; {_lags(wired.runner.status())}")
         left = wired.views.scratch_files()
         if left:

@@ -107,7 +107,7 @@ def explain(problem: BaseException) -> tuple[int, str] | None:
         return EXIT_REFUSED, str(problem)
     usage = (
         UsageError, FileNotFoundError, IsADirectoryError, _loaded("infra.config", "ConfigurationError"),
-        _loaded("infra.views", "DatabaseUnavailable"),
+        _loaded("infra.views", "DatabaseUnavailable"), _loaded("services.parallel_rebuild", "RebuildHelperFailed"),
     )
     if isinstance(problem, usage):
         return EXIT_USAGE, str(problem)

@@ -437,6 +437,28 @@ def test_rebuild_all_leaves_every_read_unchanged(populated):
     assert after == before
 
 
+def test_rebuild_all_with_two_workers_leaves_every_read_unchanged_and_no_scratch_file(populated):
+    reads = [("census",), ("history", "C-1"), ("audit", "C-1"), ("matrix",)]
+    before = [read_json(*args, "--database-url", populated) for args in reads]
+
+    result = cli("rebuild", "--all", "--workers", "2", "--database-url", populated)
+
+    assert result.exit_code == 0, result.output
+    assert plain(result.stdout).startswith(f"rebuilt census, step_history, audit_trail, flags, outcomes, attendance, drug_tests from {EVENTS} events")
+    assert "scratch file" not in result.stderr  # each share's file is gone
+    after = [read_json(*args, "--database-url", populated) for args in reads]
+    before[0].pop("at")
+    after[0].pop("at")
+    assert after == before
+
+
+def test_rebuild_with_no_workers_is_a_one_line_error_exit_2(populated):
+    result = cli("rebuild", "--all", "--workers", "0", "--database-url", populated)
+
+    assert result.exit_code == 2
+    assert nonblank(result.stderr) == ["error: --workers must be 1 or more (given 0)"]
+
+
 def test_rebuild_names_the_scratch_file_a_killed_rebuild_left_and_leaves_it(populated):
     store = Path(populated.removeprefix("sqlite:///"))
     assert "scratch file" not in cli("rebuild", "census", "--database-url", populated).stderr  # its own is gone
