@@ -102,6 +102,10 @@ def _rebuild(rb: dict[str, Any]) -> list[Row]:
          f"raw read-decode-write {rate(raw['events_per_s'])}", pct(rb["ratio"]),
          f"{_at_least(RAW_TARGET)} {mark(rb['ratio'] >= RAW_TARGET)}"),
     ]
+    if "all_workers" in rb:  # runs before 2026-12-07 have no such figure
+        parallel = rb["all_workers"]
+        rows.append(("", f"all together, {parallel['workers']} workers (processes)", rate(parallel["events_per_s"]),
+                     f"raw r-d-w {rate(raw['events_per_s'])}", pct(parallel["vs_raw"]), "one process's target: above"))
     for name, projection in rb["projections"].items():
         stock = projection.get("stock", {})
         versus = projection.get("vs_stock") or 0.0

@@ -41,6 +41,8 @@ def _check(results: dict, kind: str) -> None:
     assert all(f"| {name} | default | {kind} |" in rendered for name in NAMES), rendered
     assert backend["stages"]["ingest"]["events"] == results["settings"]["events"]
     assert set(backend["stages"]["rebuild"]["projections"]) == {p.name for p in all_projections()}
+    rebuild = backend["stages"]["rebuild"]
+    assert (rebuild["all_workers"]["workers"], rebuild["all_workers"]["events"]) == (2, rebuild["events"])  # two processes, every event
 
 
 def _check_reports(stage: dict, settings: dict) -> None:
