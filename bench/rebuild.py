@@ -43,8 +43,9 @@ def rebuild_stage(wired: Continuum, stock_positions: int) -> dict[str, Any]:
     together = _versus(head, seconds, raw, None)
     ratio = together["events_per_s"] / raw["events_per_s"]
     settled(wired)
-    seconds = _timed(lambda: wired.rebuild(names, workers=WORKERS))  # helpers' start (fork server, stores) included
-    workers = _versus(head, seconds, raw, None) | {"workers": WORKERS}
+    read: list[int] = []
+    seconds = _timed(lambda: read.append(wired.rebuild(names, workers=WORKERS)))  # helpers' start (fork server, stores) included
+    workers = _versus(head, seconds, raw, None) | {"workers": WORKERS, "read": read[0]}
     stock_ratios = [p["vs_stock"] for p in projections.values() if p.get("vs_stock") is not None]
     return {
         "status": "ok",

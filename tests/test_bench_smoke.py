@@ -42,7 +42,7 @@ def _check(results: dict, kind: str) -> None:
     assert backend["stages"]["ingest"]["events"] == results["settings"]["events"]
     assert set(backend["stages"]["rebuild"]["projections"]) == {p.name for p in all_projections()}
     rebuild = backend["stages"]["rebuild"]
-    assert (rebuild["all_workers"]["workers"], rebuild["all_workers"]["events"]) == (2, rebuild["events"])  # two processes, every event
+    assert (rebuild["all_workers"]["workers"], rebuild["all_workers"]["read"]) == (2, rebuild["events"])  # two processes, every event read
 
 
 def _check_reports(stage: dict, settings: dict) -> None:
