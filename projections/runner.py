@@ -423,6 +423,7 @@ class ProjectionRunner:
         with contextlib.ExitStack() as attached:
             for number, (scratch, _) in enumerate(shares):
                 attached.enter_context(self.views.attached(scratch, f"{SCRATCH}{number}"))
+            attached.enter_context(self.views.replacing())  # the old tables dropped without zeroing their pages
             with self.views.transaction() as cursor:  # the store's one write lock
                 for number, (_, shadows) in enumerate(shares):
                     for shadow in shadows:

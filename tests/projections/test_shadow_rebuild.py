@@ -199,6 +199,39 @@ def test_a_failing_swap_swaps_nothing(wired, monkeypatch):
     assert scratch_files(wired) == []
 
 
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_swap_drops_the_old_tables_unzeroed_and_the_store_keeps_zeroing_other_deletes(sqlite_url, monkeypatch, fails):
+    """SQLite's secure_delete (on in Debian's build) zeroes the pages a drop frees: the old tables of a rebuild hold only
+    what the events and the rebuilt tables hold, so their pages are freed as they are (FAST) in the swap; the connection's
+    setting is what it was afterwards, whether the swap committed or failed."""
+    wired = bootstrap(Settings(database_url=sqlite_url), clock=fixed_clock)
+    try:
+        build_mixed_history(wired, catch_up_between=True)
+        with wired.views.transaction() as cursor:
+            cursor.execute("PRAGMA secure_delete=ON")
+        swap, during = Shadow.swap, []
+
+        def watched(shadow: Shadow, cursor, position: int) -> None:
+            cursor.execute("PRAGMA secure_delete")
+            during.append(cursor.fetchone()[0])
+            if fails and shadow.projection.name == NAMES[-1]:
+                raise Crash
+            swap(shadow, cursor, position)
+
+        monkeypatch.setattr(Shadow, "swap", watched)
+        if fails:
+            with pytest.raises(Crash):
+                wired.runner.rebuild(NAMES)
+        else:
+            wired.runner.rebuild(NAMES)
+        assert during == [2] * len(NAMES)  # FAST
+        with wired.views.transaction() as cursor:
+            cursor.execute("PRAGMA secure_delete")
+            assert cursor.fetchone()[0] == 1
+    finally:
+        wired.close()
+
+
 def test_an_in_memory_store_rebuilds_in_place():
     """No file to put a scratch file beside: the shadows are filled in the store itself, as on PostgreSQL."""
     wired = bootstrap(Settings(database_url="sqlite:///:memory:"), clock=fixed_clock)
