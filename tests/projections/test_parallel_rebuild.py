@@ -8,9 +8,11 @@ import pytest
 
 from infra.config import Settings
 from projections.runner import Shadow
+from services.bootstrap import bootstrap
 from services.parallel_rebuild import RebuildHelperFailed, rebuild_helpers
 from tests.projections.builders import build_mixed_history, dump
 from tests.projections.test_shadow_rebuild import NAMES, schema, scratch_files, shadow_rows, stale_audit_row
+from tests.support.clock import fixed_clock
 
 
 @pytest.mark.parametrize("workers", [2, 3])
@@ -66,3 +68,19 @@ def test_a_helper_that_fails_fails_the_rebuild_and_the_old_tables_keep_serving(w
         assert shadow_rows(wired) == []
     assert wired.rebuild(NAMES, workers=2) == head  # and the next rebuild starts again from zero
     assert "stale" not in {row[0] for row in dump(wired)["audit_entries"]}
+
+
+def test_an_in_memory_store_is_rebuilt_in_one_process_whatever_the_workers(monkeypatch):
+    """No other process can open it: no helper is started, and the tables are those of a rebuild in one process."""
+    wired = bootstrap(Settings(database_url="sqlite:///:memory:"), clock=fixed_clock)
+    try:
+        build_mixed_history(wired, catch_up_between=True)
+        live, head = dump(wired), wired.runner.head()
+        stale_audit_row(wired)
+        started: list[object] = []
+        monkeypatch.setattr("services.parallel_rebuild.multiprocessing.get_context", lambda *args: started.append(args))
+        assert wired.rebuild(NAMES, workers=2) == head
+        assert started == []
+        assert dump(wired) == live
+    finally:
+        wired.close()
