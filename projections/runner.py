@@ -33,7 +33,7 @@ from eventsourcing.persistence import Notification
 
 from infra.heap import FrozenHeap
 from infra.lag import Lag
-from infra.views import Cursor, Params, SQLiteViews, ViewStore, open_scratch
+from infra.views import Cursor, Params, ViewStore
 from projections.base import Projection
 from projections.pages import LOOKED_UP, Carried
 
@@ -375,18 +375,17 @@ class ProjectionRunner:
             loads[lightest] += weights[shadow.row]
         return sorted(shares, key=lambda share: [shadows.index(shadow) for shadow in share])
 
-    def fill(self, names: Sequence[str], head: int, scratch: str | None) -> int:
+    def fill(self, names: Sequence[str], head: int, scratch: ViewStore | None) -> int:
         """A helper's share of another process's rebuild (`rebuild`'s `helpers`): the named projections' shadows filled
-        up to `head`, in the scratch file at `scratch` (SQLite: the rebuilding process made it and its tables) or in the
+        up to `head`, in `scratch` (SQLite: the file the rebuilding process made, with its tables; closed after) or in the
         store, where that process created them; returns how many events were read."""
         shadows = [Shadow(self.projections[name], self.views.dialect) for name in names]
         if scratch is None:
             return self._run([shadow.target for shadow in shadows], head, None)
-        views = open_scratch(scratch)
         try:
-            return self._fill_beside(views, shadows, head, None)
+            return self._fill_beside(scratch, shadows, head, None)
         finally:
-            views.close()
+            scratch.close()
 
     def _fill_beside(self, scratch: ViewStore, shadows: list[Shadow], head: int, progress: Progress | None) -> int:
         """The shadows filled up to `head` in `scratch` by a runner of the same projections, then keyed there."""
@@ -398,7 +397,7 @@ class ProjectionRunner:
         scratch.close()  # committed, and its page cache freed before the store's fills with the copy
         return done
 
-    def _rebuild_beside(self, shares: list[tuple[SQLiteViews, list[Shadow]]], names: Sequence[str], progress: Progress | None,
+    def _rebuild_beside(self, shares: list[tuple[ViewStore, list[Shadow]]], names: Sequence[str], progress: Progress | None,
                         helpers: Helpers | None) -> int:
         """A rebuild on SQLite: the shadows filled up to the head in scratch files of their own (`SQLiteViews.scratch`), a
         share each (the first by this process, the others by `helpers`); then, in one transaction of the store, each copied

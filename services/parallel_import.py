@@ -139,6 +139,13 @@ def split(lines: Sequence[str], workers: int) -> list[list[tuple[int, str]]]:
     return shares
 
 
+def check_workers(workers: int) -> None:
+    """`--workers N` (an import's, a rebuild's) with N below 1: one line saying so."""
+    if workers < 1:
+        msg = f"--workers must be 1 or more (given {workers})"
+        raise ConfigurationError(msg)
+
+
 def refuse_sqlite(settings: Settings, workers: int) -> None:
     """`--workers N` with N > 1 needs PostgreSQL: one line saying why, before any work."""
     if workers > 1 and parse_database_url(settings.database_url).kind == "sqlite":
@@ -162,9 +169,7 @@ def import_parallel(
     application imported), each bootstrapping its own store from `settings`.
     `on_progress` gets how many non-blank lines are done so far; `clock` (a picklable function) is each
     worker's journey service clock."""
-    if workers < 1:
-        msg = f"--workers must be 1 or more (given {workers})"
-        raise ConfigurationError(msg)
+    check_workers(workers)
     refuse_sqlite(settings, workers)
     job = _Job(settings, actor, chunk_size or settings.command_batch_size, dry_run, clock)
     context = multiprocessing.get_context("forkserver")

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from infra.config import ConfigurationError
+from infra.views import open_scratch
 from services.parallel_import import describe_failure, end_all
 
 if TYPE_CHECKING:
@@ -33,12 +33,6 @@ WORKER_MODULES = ("services.bootstrap", "services.parallel_rebuild")
 
 class RebuildHelperFailed(Exception):  # noqa: N818 - reads as what the user is told
     """A helper process of a rebuild stopped before its share was filled."""
-
-
-def check_workers(workers: int) -> None:
-    if workers < 1:
-        msg = f"--workers must be 1 or more (given {workers})"
-        raise ConfigurationError(msg)
 
 
 def rebuild_helpers(settings: Settings) -> Helpers:
@@ -90,7 +84,7 @@ def _fill(settings: Settings, names: list[str], head: int, scratch: str | None, 
     try:
         wired = bootstrap(settings, decode_check=False)
         try:
-            done = wired.runner.fill(names, head, scratch)
+            done = wired.runner.fill(names, head, None if scratch is None else open_scratch(scratch))
         finally:
             wired.close()
         sender.send(("done", done))

@@ -53,9 +53,6 @@ def rebuild(
     if all_ == (name is not None):
         msg = f"name one projection ({', '.join(known)}) or give --all"
         raise UsageError(msg)
-    if workers < 1:
-        msg = f"--workers must be 1 or more (given {workers})"
-        raise UsageError(msg)
     names = known if all_ else [str(name)]
     if names[0] not in known:
         msg = f"no projection named {name!r} (known: {', '.join(known)})"
