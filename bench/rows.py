@@ -155,6 +155,12 @@ def _growth(g: dict[str, Any]) -> list[Row]:
          f"peak RSS {p['ingest_peak_rss_mb']:,.0f} / {p['rebuild_peak_rss_mb']:,.0f} MB", "", "")
         for p in g["points"]
     ]
+    largest = g["points"][-1]
+    ingested, rebuilt = largest.get("ingest_tenths_us_per_event"), largest.get("rebuild_tenths_us_per_event")
+    if ingested and rebuilt:  # runs before these were taken have none
+        rows.append(("", f"{largest['events']:,} events, first and last tenth: ingest / rebuild's pages",
+                     f"{ingested[0]:.0f} → {ingested[-1]:.0f} / {rebuilt[0]:.0f} → {rebuilt[-1]:.0f} µs/event",
+                     f"rebuild after its last page {largest['rebuild_after_pages_seconds']:.1f} s", "", ""))
     spread = g["summary"]
     rows.append(("", "cost per event, largest ÷ smallest: ingest / rebuild",
                  f"{spread['ingest']['cost_spread']:.2f} / {spread['rebuild']['cost_spread']:.2f}", "", "",

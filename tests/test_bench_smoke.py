@@ -41,6 +41,12 @@ def _check(results: dict, kind: str) -> None:
     assert all(f"| {name} | default | {kind} |" in rendered for name in NAMES), rendered
     assert backend["stages"]["ingest"]["events"] == results["settings"]["events"]
     assert set(backend["stages"]["rebuild"]["projections"]) == {p.name for p in all_projections()}
+    for point in backend["stages"]["growth"]["points"]:  # each stage's cost tenth by tenth, as it went
+        for stage in ("ingest", "rebuild"):
+            tenths = point[f"{stage}_tenths_us_per_event"]
+            assert 1 <= len(tenths) <= 10, point
+            assert min(tenths) > 0, point
+        assert 0 < point["rebuild_after_pages_seconds"] < point["rebuild_seconds"], point
     rebuild = backend["stages"]["rebuild"]
     assert (rebuild["all_workers"]["workers"], rebuild["all_workers"]["read"]) == (2, rebuild["events"])  # two processes, every event read
 

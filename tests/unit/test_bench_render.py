@@ -38,7 +38,9 @@ def _measured() -> dict[str, Any]:
             }}},
             "growth": {"status": "ok", "met": True, "points": [
                 {"events": 1000, "ingest_us_per_event": 100.4, "rebuild_us_per_event": 50.0,
-                 "ingest_peak_rss_mb": 60.2, "rebuild_peak_rss_mb": 61.0},
+                 "ingest_peak_rss_mb": 60.2, "rebuild_peak_rss_mb": 61.0,
+                 "ingest_tenths_us_per_event": [90.4, 95.0, 110.6], "rebuild_tenths_us_per_event": [40.0, 55.5],
+                 "rebuild_after_pages_seconds": 0.5},
             ], "summary": {"ingest": {"cost_spread": 1.0}, "rebuild": {"cost_spread": 1.25}}},
         },
     }
@@ -116,6 +118,7 @@ Machine: 2 vCPU (Test CPU), 4.0 GB RAM, Python 3.11.7, eventsourcing 9.5.6, psyc
 | queries | step_matrix @ 100,123 clients | p50 4.00 ms | p99 6.50 ms | |  |
 | queries | audit_trail @ 100,123 clients | p50 0.25 ms | p99 0.75 ms | |  |
 | growth | 1,000 events: ingest / rebuild | 100 / 50 µs/event | peak RSS 60 / 61 MB | | |
+| | 1,000 events, first and last tenth: ingest / rebuild's pages | 90 → 111 / 40 → 56 µs/event | rebuild after its last page 0.5 s | | |
 | | cost per event, largest ÷ smallest: ingest / rebuild | 1.00 / 1.25 | | | ≤ 1.5 ✅ |"""
 
 
@@ -161,3 +164,13 @@ def test_the_parallel_stage_reports_the_round_with_the_median_speed_up():
     assert median_round(rounds((100, 170), (100, 210), (100, 150)), (1, 2)) == (0, [1.7, 2.1, 1.5])
     assert median_round(rounds((100, 210), (200, 300)), (1, 2))[0] == 1  # of two, the lower
     assert median_round(rounds((100, 190)), (1, 2)) == (0, [1.9])
+
+
+def test_a_growth_point_measured_before_the_tenths_were_taken_renders_without_their_row():
+    from bench.rows import BUILDERS
+
+    growth = _measured()["stages"]["growth"]
+    for key in ("ingest_tenths_us_per_event", "rebuild_tenths_us_per_event", "rebuild_after_pages_seconds"):
+        growth["points"][-1].pop(key)
+    rows = BUILDERS["growth"](growth)
+    assert [row[1] for row in rows] == ["1,000 events: ingest / rebuild", "cost per event, largest ÷ smallest: ingest / rebuild"]
