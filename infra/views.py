@@ -173,7 +173,7 @@ class SQLiteViews(_ConnectionPerThread):
             yield None
             return
         path = f"{self.database.path}{SCRATCH_SUFFIX}{uuid.uuid4().hex[:12]}"
-        scratch = ScratchViews(Database(kind="sqlite", path=path))
+        scratch = open_scratch(path)
         try:
             yield scratch
         finally:
@@ -279,7 +279,7 @@ class ScratchViews(SQLiteViews):
 
 
 def open_scratch(path: str) -> ScratchViews:
-    """The scratch file at `path`, made by another process's `SQLiteViews.scratch` (a rebuild's helper fills it)."""
+    """The scratch file at `path`: made by `SQLiteViews.scratch`, and opened again by a rebuild's helper to fill it."""
     return ScratchViews(Database(kind="sqlite", path=path))
 
 

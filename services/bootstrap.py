@@ -123,8 +123,8 @@ class Continuum:
         """The projections `names` built again from the first event and swapped in (`ProjectionRunner.rebuild`); with
         `workers` above 1, their shares filled by that many processes at once (services/parallel_rebuild.py). Returns
         how many events were read."""
-        from services.parallel_import import check_workers
-        from services.parallel_rebuild import rebuild_helpers
+        from services.parallel_rebuild import rebuild_helpers  # multiprocessing: imported by the rebuilds that use it
+        from services.worker_processes import check_workers
 
         check_workers(workers)
         helpers = rebuild_helpers(self.settings) if workers > 1 else None

@@ -33,7 +33,6 @@ import heapq
 import json
 import multiprocessing
 import multiprocessing.forkserver
-import traceback
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,6 +45,7 @@ import orjson
 
 from infra.config import ConfigurationError, Settings, parse_database_url
 from services.importer import HeldLine, ImportReport, LineError
+from services.worker_processes import check_workers, describe_failure, end_all, fork_server, start
 
 if TYPE_CHECKING:
     from domain.values import Actor
@@ -139,13 +139,6 @@ def split(lines: Sequence[str], workers: int) -> list[list[tuple[int, str]]]:
     return shares
 
 
-def check_workers(workers: int) -> None:
-    """`--workers N` (an import's, a rebuild's) with N below 1: one line saying so."""
-    if workers < 1:
-        msg = f"--workers must be 1 or more (given {workers})"
-        raise ConfigurationError(msg)
-
-
 def refuse_sqlite(settings: Settings, workers: int) -> None:
     """`--workers N` with N > 1 needs PostgreSQL: one line saying why, before any work."""
     if workers > 1 and parse_database_url(settings.database_url).kind == "sqlite":
@@ -172,50 +165,18 @@ def import_parallel(
     check_workers(workers)
     refuse_sqlite(settings, workers)
     job = _Job(settings, actor, chunk_size or settings.command_batch_size, dry_run, clock)
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(WORKER_MODULES))
+    context = fork_server(WORKER_MODULES)
     multiprocessing.forkserver.ensure_running()  # the server imports the application while the file is split
     shares = split(lines, workers)
     running: list[_Worker] = []
     try:
         for index, share in enumerate(shares):  # the file is split already: each worker takes its share as it starts
-            receiver, sender = context.Pipe(duplex=False)
-            process = context.Process(target=_work, args=(share, job, sender), name=f"continuum-import-{index}", daemon=True)
-            process.start()
-            sender.close()
+            process, receiver = start(context, _work, (share, job), f"continuum-import-{index}")
             running.append(_Worker(index, [number for number, _ in share], process, receiver))
         _follow(running, on_progress)
     finally:
         end_all(running)
     return _merge(running, workers, dry_run=dry_run)
-
-
-def end_all(running: Sequence[Any]) -> None:
-    """Each worker (its `process` and the `receiver` of its pipe) stopped if still running and waited for, its pipe
-    closed; then the fork server stopped (`stop_fork_server`)."""
-    for worker in running:
-        if worker.process.is_alive():
-            worker.process.terminate()
-        worker.process.join()
-        worker.receiver.close()
-    stop_fork_server()
-
-
-def describe_failure(error: Exception) -> str:
-    """A worker's failure in one line for its parent: the exception's class, its first line, and where it was raised."""
-    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    last = traceback.extract_tb(error.__traceback__)[-1]
-    return f"{type(error).__name__}: {reason} (at {last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
-
-
-def stop_fork_server() -> None:
-    """The fork server ends with the import (or the rebuild: services/parallel_rebuild.py), waited for, so it leaves
-    no process behind and the CPU its workers used is counted as this process's children's (`os.times`), as a spawned
-    worker's was. The library stops it only at exit, through this method of its server object (there since Python
-    3.4). The server is the process's one: a process runs one of them at a time (the CLI's `import`, `rebuild`)."""
-    stop = getattr(getattr(multiprocessing.forkserver, "_forkserver", None), "_stop", None)
-    if callable(stop):
-        stop()
 
 
 @dataclass(frozen=True)

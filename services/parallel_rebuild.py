@@ -8,13 +8,11 @@ rebuilding process made for it, beside the store, and writes nothing to the stor
 shadow tables in the store, under their own position rows (`ProjectionRunner.fill`). A helper that fails or dies fails
 the rebuild with what it said, the others are stopped, and nothing is swapped in: the old tables keep serving, as after
 any rebuild stopped part way. The helpers are forked from a server process that has already imported the application
-(as the importer's workers are: `services.parallel_import`), so a helper is ready once it has opened its store.
+(as the importer's workers are: `services.worker_processes`), so a helper is ready once it has opened its store.
 """
 
 from __future__ import annotations
 
-import multiprocessing
-import multiprocessing.forkserver
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from infra.views import open_scratch
-from services.parallel_import import describe_failure, end_all
+from services.worker_processes import describe_failure, end_all, fork_server, start
 
 if TYPE_CHECKING:
     from infra.config import Settings
@@ -40,16 +38,11 @@ def rebuild_helpers(settings: Settings) -> Helpers:
 
     @contextmanager
     def helpers(shares: list[Share], head: int) -> Iterator[Callable[[], list[int]]]:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(list(WORKER_MODULES))
+        context = fork_server(WORKER_MODULES)
         running: list[_Helper] = []
         try:
             for index, (names, scratch) in enumerate(shares, start=1):
-                receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(target=_fill, args=(settings, names, head, scratch, sender),
-                                          name=f"continuum-rebuild-{index}", daemon=True)
-                process.start()
-                sender.close()
+                process, receiver = start(context, _fill, (settings, names, head, scratch), f"continuum-rebuild-{index}")
                 running.append(_Helper(names, process, receiver))
             yield lambda: [helper.join() for helper in running]
         finally:

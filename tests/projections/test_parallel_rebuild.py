@@ -78,7 +78,7 @@ def test_an_in_memory_store_is_rebuilt_in_one_process_whatever_the_workers(monke
         live, head = dump(wired), wired.runner.head()
         stale_audit_row(wired)
         started: list[object] = []
-        monkeypatch.setattr("services.parallel_rebuild.multiprocessing.get_context", lambda *args: started.append(args))
+        monkeypatch.setattr("services.worker_processes.multiprocessing.get_context", lambda *args: started.append(args))
         assert wired.rebuild(NAMES, workers=2) == head
         assert started == []
         assert dump(wired) == live
