@@ -42,15 +42,16 @@ class Mode:
     query_clients: tuple[int, ...]
     query_runs: int
     growth_events: tuple[int, ...]
+    growth_runs: tuple[int, ...]  # how many times each growth size is run (the median run reported; bench.growth)
     relay_events: int
     report_clients: tuple[int, ...]  # every `continuum report` is timed at these sizes (the tables only grow)
     report_runs: tuple[int, ...]  # timed runs of each report at each of those sizes
 
 
 MODES = {
-    "quick": Mode("quick", 10_000, 2000, 1000, 2_000, (10_000,), 100, (1_000, 10_000), 10_000, (1_000,), (3,)),
-    "full": Mode("full", 100_000, 2000, 1000, 10_000, (10_000, 100_000), 200, (10_000, 100_000, 1_000_000), 100_000,
-                 (10_000, 100_000), (50, 20)),
+    "quick": Mode("quick", 10_000, 2000, 1000, 2_000, (10_000,), 100, (1_000, 10_000), (3, 1), 10_000, (1_000,), (3,)),
+    "full": Mode("full", 100_000, 2000, 1000, 10_000, (10_000, 100_000), 200, (10_000, 100_000, 1_000_000), (3, 3, 1),
+                 100_000, (10_000, 100_000), (50, 20)),
 }
 
 Say = Callable[[str], None]
@@ -106,7 +107,8 @@ def run_backend(target: Target, mode: Mode, say: Say) -> dict[str, Any]:
                 _stage(stages, "reports", say, reports.result)
         finally:
             wired.close()
-        _stage(stages, "growth", say, lambda: growth_stage(target, mode.growth_events, mode.chunk, mode.batch, end))
+        _stage(stages, "growth", say, lambda: growth_stage(target, mode.growth_events, mode.chunk, mode.batch, end,
+                                                                  runs=mode.growth_runs))
         if mode.name == "full" and target.kind == "postgres":  # ingest across workers: `python -m bench.parallel`
             from bench.parallel import parallel_stage
 

@@ -150,9 +150,9 @@ def _reports(r: dict[str, Any]) -> list[Row]:
 
 def _growth(g: dict[str, Any]) -> list[Row]:
     rows: list[Row] = [
-        ("growth", f"{p['events']:,} events: ingest / rebuild",
+        ("growth", f"{p['events']:,} events: ingest / rebuild{_median_of(p)}",
          f"{p['ingest_us_per_event']:.0f} / {p['rebuild_us_per_event']:.0f} µs/event",
-         f"peak RSS {p['ingest_peak_rss_mb']:,.0f} / {p['rebuild_peak_rss_mb']:,.0f} MB", "", "")
+         f"peak RSS {p['ingest_peak_rss_mb']:,.0f} / {p['rebuild_peak_rss_mb']:,.0f} MB", _each_run(p), "")
         for p in g["points"]
     ]
     largest = g["points"][-1]
@@ -166,6 +166,15 @@ def _growth(g: dict[str, Any]) -> list[Row]:
                  f"{spread['ingest']['cost_spread']:.2f} / {spread['rebuild']['cost_spread']:.2f}", "", "",
                  f"≤ {FLAT} {mark(bool(g['met']))}"))
     return rows
+
+
+def _median_of(point: dict[str, Any]) -> str:
+    return f" (median of {len(point['runs'])} runs)" if point.get("runs") else ""
+
+
+def _each_run(point: dict[str, Any]) -> str:
+    """Every run's two costs, for a point run more than once (runs before the repeats have none)."""
+    return ", ".join(f"{run['ingest_us_per_event']:.0f} / {run['rebuild_us_per_event']:.0f}" for run in point.get("runs", ()))
 
 
 def _parallel(pl: dict[str, Any]) -> list[Row]:

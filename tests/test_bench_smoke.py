@@ -47,6 +47,11 @@ def _check(results: dict, kind: str) -> None:
             assert 1 <= len(tenths) <= 10, point
             assert min(tenths) > 0, point
         assert 0 < point["rebuild_after_pages_seconds"] < point["rebuild_seconds"], point
+    smallest = backend["stages"]["growth"]["points"][0]  # run three times (quick mode): the median run of each stage
+    for stage in ("ingest", "rebuild"):
+        costs = sorted(run[f"{stage}_us_per_event"] for run in smallest["runs"])
+        assert len(costs) == results["settings"]["growth_runs"][0] == 3, smallest
+        assert smallest[f"{stage}_us_per_event"] == costs[1], smallest
     rebuild = backend["stages"]["rebuild"]
     assert (rebuild["all_workers"]["workers"], rebuild["all_workers"]["read"]) == (2, rebuild["events"])  # two processes, every event read
 

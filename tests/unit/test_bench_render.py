@@ -174,3 +174,15 @@ def test_a_growth_point_measured_before_the_tenths_were_taken_renders_without_th
         growth["points"][-1].pop(key)
     rows = BUILDERS["growth"](growth)
     assert [row[1] for row in rows] == ["1,000 events: ingest / rebuild", "cost per event, largest ÷ smallest: ingest / rebuild"]
+
+
+def test_a_growth_point_run_more_than_once_renders_the_median_run_and_every_run():
+    from bench.rows import BUILDERS
+
+    growth = _measured()["stages"]["growth"]
+    growth["points"][0]["runs"] = [{"ingest_us_per_event": 120.4, "rebuild_us_per_event": 50.0},
+                                   {"ingest_us_per_event": 100.4, "rebuild_us_per_event": 61.2},
+                                   {"ingest_us_per_event": 90.0, "rebuild_us_per_event": 45.0}]
+    rows = BUILDERS["growth"](growth)
+    assert rows[0] == ("growth", "1,000 events: ingest / rebuild (median of 3 runs)", "100 / 50 µs/event",
+                       "peak RSS 60 / 61 MB", "120 / 50, 100 / 61, 90 / 45", "")
