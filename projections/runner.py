@@ -388,12 +388,10 @@ class ProjectionRunner:
             scratch.close()
 
     def _fill_beside(self, scratch: ViewStore, shadows: list[Shadow], head: int, progress: Progress | None) -> int:
-        """The shadows filled up to `head` in `scratch` by a runner of the same projections, then keyed there."""
+        """The shadows filled up to `head` in `scratch` by a runner of the same projections (an appending projection's
+        tables without their keys: the copy into the store builds them, `Shadow.copy`)."""
         builder = ProjectionRunner(self.app, scratch, list(self.projections.values()), self.batch_size, self.carried_journeys)
         done = builder._run([shadow.target for shadow in shadows], head, progress)
-        with scratch.transaction() as cursor:
-            for shadow in shadows:
-                shadow.index(cursor)  # the keys of an appending projection's tables: as the store's tables have them
         scratch.close()  # committed, and its page cache freed before the store's fills with the copy
         return done
 
@@ -401,7 +399,8 @@ class ProjectionRunner:
                         helpers: Helpers | None) -> int:
         """A rebuild on SQLite: the shadows filled up to the head in scratch files of their own (`SQLiteViews.scratch`), a
         share each (the first by this process, the others by `helpers`); then, in one transaction of the store, each copied
-        in (page by page: the tables are alike) and swapped in. The store's write-ahead log never holds the pages the
+        in (`Shadow.copy`: page by page where the tables are alike, an appending projection's in its key's order) and
+        swapped in. The store's write-ahead log never holds the pages the
         filling changes again and again (a key led by the journey dirties about one page per row), only the filled tables,
         once. Nothing reaches the store before that transaction: a rebuild that stops part way leaves it as it was."""
         for scratch, shadows in shares:
@@ -427,8 +426,7 @@ class ProjectionRunner:
                 for number, (_, shadows) in enumerate(shares):
                     for shadow in shadows:
                         shadow.create(cursor, copied=True)
-                        for table in shadow.projection.tables:
-                            cursor.execute(f"INSERT INTO main.{table}{SHADOW} SELECT * FROM {SCRATCH}{number}.{table}{SHADOW}")  # noqa: S608
+                        shadow.copy(cursor, f"{SCRATCH}{number}")
                         shadow.swap(cursor, head)
         return done + self.catch_up(names)
 
@@ -563,6 +561,16 @@ class Shadow:
             into.execute(statement)
         cursor.execute("DELETE FROM projection_positions WHERE name = ?", (self.row,))
         cursor.execute("INSERT INTO projection_positions (name, position, updated_at) VALUES (?, 0, ?)", (self.row, _now()))
+
+    def copy(self, cursor: Cursor, source: str) -> None:
+        """Every table's rows from the same-named shadow of the scratch file attached as `source` (SQLite) into the
+        store's, created by `create(copied=True)`: as they are (page by page: the tables are alike), and an appending
+        projection's, filled there without its key, in the key's order, so its keyed table is built once, appending,
+        with the rows a keyed fill gives (the same order of rowids as `_key`'s)."""
+        ordered = {table: columns for table, columns, _ in self.keys}
+        for table in self.projection.tables:
+            order = f" ORDER BY {ordered[table]}" if table in ordered else ""
+            cursor.execute(f"INSERT INTO main.{table}{SHADOW} SELECT * FROM {source}.{table}{SHADOW}{order}")  # noqa: S608
 
     def index(self, cursor: Cursor) -> None:
         """The keys an appending projection's tables were filled without, and on PostgreSQL the secondary indexes: on

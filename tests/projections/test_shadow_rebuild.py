@@ -311,3 +311,21 @@ def test_a_table_filled_without_its_key_has_it_again_after_the_swap(wired):
             (journey, version),
         )
     assert dump(wired) == live
+
+
+def test_an_appending_table_is_copied_in_its_keys_order(sqlite_url):
+    """On SQLite the audit trail's shadow is filled in the scratch file without its key and copied into the store in
+    the key's order: the keyed table is built appending, and its rows lie in key order as a keyed fill leaves them."""
+    wired = bootstrap(Settings(database_url=sqlite_url), clock=fixed_clock)
+    try:
+        build_mixed_history(wired, catch_up_between=True)
+        live = dump(wired)
+        wired.runner.rebuild(["audit_trail"])
+        assert dump(wired) == live
+        with wired.views.transaction() as cursor:
+            cursor.execute("SELECT journey_id, version FROM audit_entries ORDER BY rowid")
+            stored = [tuple(row) for row in cursor.fetchall()]
+        assert len(stored) > 1
+        assert stored == sorted(stored)
+    finally:
+        wired.close()
