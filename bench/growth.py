@@ -24,7 +24,7 @@ from bench.ingest import cohort_lines
 from bench.stores import Target
 
 FLAT = 1.5  # the largest cost per event at most this multiple of the smallest
-STAGES = ("ingest", "rebuild")
+TIMED = ("ingest", "rebuild")  # the stages a worker times
 
 
 def growth_stage(target: Target, sizes: tuple[int, ...], chunk: int, batch: int, end: datetime, seed: int = 7,
@@ -42,7 +42,7 @@ def growth_stage(target: Target, sizes: tuple[int, ...], chunk: int, batch: int,
             Path(lines_file).unlink(missing_ok=True)
         points.append(median_point(measured))
     summary: dict[str, Any] = {}
-    for stage in STAGES:
+    for stage in TIMED:
         costs = [p[f"{stage}_us_per_event"] for p in points]
         memory = [p[f"{stage}_peak_rss_mb"] for p in points if p[f"{stage}_peak_rss_mb"] is not None]
         summary[stage] = {
@@ -85,7 +85,7 @@ def _run(target: Target, size: int, lines_file: str, chunk: int, batch: int) -> 
         server = point.get(f"{stage}_server")
         if server is not None:
             point[f"{stage}_server_cpu_us_per_event"] = server["backend_cpu_seconds"] / count * 1e6
-    for stage in STAGES:
+    for stage in TIMED:
         peak, base = point[f"{stage}_peak_rss_mb"], point["base_rss_mb" if stage == "ingest" else "rss_before_rebuild_mb"]
         point[f"{stage}_growth_mb"] = None if peak is None or base is None else peak - base
     return point
@@ -102,5 +102,5 @@ def median_point(measured: Sequence[dict[str, Any]]) -> dict[str, Any]:
     by_rebuild = sorted(measured, key=lambda run: run["rebuild_us_per_event"])[middle]
     point = dict(by_ingest)
     point.update({key: value for key, value in by_rebuild.items() if key.startswith("rebuild") or key == "rss_before_rebuild_mb"})
-    point["runs"] = [{f"{stage}_us_per_event": run[f"{stage}_us_per_event"] for stage in STAGES} for run in measured]
+    point["runs"] = [{f"{stage}_us_per_event": run[f"{stage}_us_per_event"] for stage in TIMED} for run in measured]
     return point

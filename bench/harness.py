@@ -107,8 +107,8 @@ def run_backend(target: Target, mode: Mode, say: Say) -> dict[str, Any]:
                 _stage(stages, "reports", say, reports.result)
         finally:
             wired.close()
-        _stage(stages, "growth", say, lambda: growth_stage(target, mode.growth_events, mode.chunk, mode.batch, end,
-                                                                  runs=mode.growth_runs))
+        _stage(stages, "growth", say,
+               lambda: growth_stage(target, mode.growth_events, mode.chunk, mode.batch, end, runs=mode.growth_runs))
         if mode.name == "full" and target.kind == "postgres":  # ingest across workers: `python -m bench.parallel`
             from bench.parallel import parallel_stage
 

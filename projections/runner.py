@@ -400,9 +400,9 @@ class ProjectionRunner:
         """A rebuild on SQLite: the shadows filled up to the head in scratch files of their own (`SQLiteViews.scratch`), a
         share each (the first by this process, the others by `helpers`); then, in one transaction of the store, each copied
         in (`Shadow.copy`: page by page where the tables are alike, an appending projection's in its key's order) and
-        swapped in. The store's write-ahead log never holds the pages the
-        filling changes again and again (a key led by the journey dirties about one page per row), only the filled tables,
-        once. Nothing reaches the store before that transaction: a rebuild that stops part way leaves it as it was."""
+        swapped in. The store's write-ahead log never holds the pages the filling changes again and again (a key led by
+        the journey dirties about one page per row), only the filled tables, once. Nothing reaches the store before that
+        transaction: a rebuild that stops part way leaves it as it was."""
         for scratch, shadows in shares:
             with scratch.transaction() as cursor:  # the shadows alone: no name the store's statements could find there
                 cursor.execute(POSITIONS_DDL)
