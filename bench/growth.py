@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.ingest import cohort_lines
+from bench.stats import middle
 from bench.stores import Target
 
 FLAT = 1.5  # the largest cost per event at most this multiple of the smallest
@@ -97,9 +98,8 @@ def median_point(measured: Sequence[dict[str, Any]]) -> dict[str, Any]:
     with each run's two costs in `runs`. Of two runs, the slower of each stage."""
     if len(measured) == 1:
         return dict(measured[0])
-    middle = len(measured) // 2
-    by_ingest = sorted(measured, key=lambda run: run["ingest_us_per_event"])[middle]
-    by_rebuild = sorted(measured, key=lambda run: run["rebuild_us_per_event"])[middle]
+    by_ingest = middle(measured, key=lambda run: run["ingest_us_per_event"])
+    by_rebuild = middle(measured, key=lambda run: run["rebuild_us_per_event"])
     point = dict(by_ingest)
     point.update({key: value for key, value in by_rebuild.items() if key.startswith("rebuild") or key == "rss_before_rebuild_mb"})
     point["runs"] = [{f"{stage}_us_per_event": run[f"{stage}_us_per_event"] for stage in TIMED} for run in measured]

@@ -47,6 +47,7 @@ import psycopg
 from bench.ingest import ACTOR, cohort_lines
 from bench.instrument import TIMER, timed_recorder_topic
 from bench.serverside import process_cpu
+from bench.stats import middle
 from bench.stores import DEFAULT_POSTGRES, Target, open_continuum
 from infra.config import Settings, parse_database_url
 from services.importer import import_lines
@@ -109,7 +110,7 @@ def median_round(taken: list[dict[str, dict[str, Any]]], workers: tuple[int, ...
     """The index of the round with the median speed-up (the lower middle one of an even number), and each round's
     speed-up: the most workers' events/s over the fewest's."""
     speedups = [runs[str(workers[-1])]["events_per_s"] / runs[str(workers[0])]["events_per_s"] for runs in taken]
-    return sorted(range(len(taken)), key=lambda index: speedups[index])[(len(taken) - 1) // 2], speedups
+    return middle(range(len(taken)), key=lambda index: speedups[index], lower=True), speedups
 
 
 def cpu_bound(run: dict[str, Any]) -> float:

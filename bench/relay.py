@@ -29,6 +29,7 @@ from typing import Any
 from cloudevents.core.bindings.kafka import KafkaMessage
 
 from bench.broker import kafka_broker
+from bench.stats import middle
 from infra.config import Settings
 from infra.kafka.clients import KafkaSettings, producer
 from infra.kafka.envelope import Pseudonyms, encode, kafka_headers
@@ -114,7 +115,7 @@ def relay_stage(wired: Continuum, limit: int, rounds: int = ROUNDS) -> dict[str,
         if servers is None:
             return {"status": "skipped", "reason": problem}
         measured = relay_rounds(wired, servers, limit, rounds)
-    median = sorted(measured, key=lambda one: one["ratio"])[len(measured) // 2]
+    median = middle(measured, key=lambda one: one["ratio"])
     bare = {"what": "the relay's messages (CloudEvents envelope, headers) from a bare producer configured like the relay's",
             **median["baseline"]}
     return {"status": "ok", "relay": median["relay"], "baseline": bare, "ratio": median["ratio"],

@@ -1,9 +1,13 @@
-"""The one percentile every measurement here reports (query, API and Kafka latencies)."""
+"""The one percentile every measurement here reports (query, API and Kafka latencies), and the one way a stage run in
+rounds picks the round it reports (`middle`)."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def percentile(values: Iterable[float], q: float) -> float:
@@ -23,3 +27,9 @@ def percentile(values: Iterable[float], q: float) -> float:
         raise ValueError(msg)
     rank = math.ceil(round(q * len(ordered), 9))  # round: 0.29 * 100 is 28.999999999999996 in binary floating point
     return ordered[max(rank, 1) - 1]
+
+
+def middle(items: Sequence[T], key: Callable[[T], float], *, lower: bool = False) -> T:
+    """The item with the median `key` (a round, a run): itself measured, not an average of several. Of an even number,
+    the upper of the two middle ones, or with `lower` the lower."""
+    return sorted(items, key=key)[(len(items) - 1) // 2 if lower else len(items) // 2]

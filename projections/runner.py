@@ -569,8 +569,7 @@ class Shadow:
         with the rows a keyed fill gives (the same order of rowids as `_key`'s)."""
         ordered = {table: columns for table, columns, _ in self.keys}
         for table in self.projection.tables:
-            order = f" ORDER BY {ordered[table]}" if table in ordered else ""
-            cursor.execute(f"INSERT INTO main.{table}{SHADOW} SELECT * FROM {source}.{table}{SHADOW}{order}")  # noqa: S608
+            _copy_rows(cursor, f"main.{table}{SHADOW}", f"{source}.{table}{SHADOW}", ordered.get(table))
 
     def index(self, cursor: Cursor) -> None:
         """The keys an appending projection's tables were filled without, and on PostgreSQL the secondary indexes: on
@@ -595,7 +594,7 @@ class Shadow:
             return
         cursor.execute(f"ALTER TABLE {shadow} RENAME TO {shadow}_unkeyed")
         self.target.cursor(cursor).execute(statement)
-        cursor.execute(f"INSERT INTO {shadow} SELECT * FROM {shadow}_unkeyed ORDER BY {columns}")  # noqa: S608
+        _copy_rows(cursor, shadow, f"{shadow}_unkeyed", columns)
         cursor.execute(f"DROP TABLE {shadow}_unkeyed")
 
     def swap(self, cursor: Cursor, position: int) -> None:
@@ -621,6 +620,13 @@ class Shadow:
                 cursor.execute(statement)
         cursor.execute("DELETE FROM projection_positions WHERE name = ?", (self.row,))
         cursor.execute("UPDATE projection_positions SET position = ?, updated_at = ? WHERE name = ?", (position, _now(), name))
+
+
+def _copy_rows(cursor: Cursor, into: str, source: str, key: str | None = None) -> None:
+    """Every row of `source` into the alike table `into`; with `key`, in the order of those columns (a keyed table then
+    built appending, its rowids in key order)."""
+    order = f" ORDER BY {key}" if key else ""
+    cursor.execute(f"INSERT INTO {into} SELECT * FROM {source}{order}")  # noqa: S608
 
 
 def _now() -> str:

@@ -49,3 +49,13 @@ def test_no_values_or_a_fraction_outside_zero_to_one_is_refused():
         percentile([], 0.5)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         percentile([1.0], 99)
+
+
+def test_the_middle_round_is_one_of_the_rounds_upper_or_lower_of_an_even_number():
+    from bench.stats import middle
+
+    rounds = [{"ratio": 0.7, "n": 1}, {"ratio": 0.9, "n": 2}, {"ratio": 0.8, "n": 3}]
+    assert middle(rounds, key=lambda one: one["ratio"]) is rounds[2]
+    assert middle(rounds[:2], key=lambda one: one["ratio"]) is rounds[1]
+    assert middle(rounds[:2], key=lambda one: one["ratio"], lower=True) is rounds[0]
+    assert middle([5.0], key=float) == 5.0
