@@ -2,6 +2,11 @@
 a fresh process (so its peak resident memory is its own), to show whether the cost per event stays
 flat and memory bounded.
 
+The growth stage's cohorts are one year each, so the clients in care at once grow with the log (223 at 10^4 events,
+about 21,000 at 10^6). Beside them the log is grown at the smallest cohort's census (`held`): 10^5 and 10^6 events as
+10 and 100 years of the 10^4 cohort, one after the other, which is how one program's log grows. Each series has its
+own ratio of the largest cost per event to the smallest.
+
 A point below the largest lasts a second or a few: one pause of a shared machine moves it by a fifth or more
 (10^4 events have taken 53 and 90 µs an event in two runs of the same code), and the smallest point is the
 ratio's divisor. Each size is run `runs` times (full mode: three times, the largest once: it lasts minutes), each
@@ -15,12 +20,12 @@ import json
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.ingest import cohort_lines
+from bench.ingest import cohort_lines, held_census_lines
 from bench.stats import middle
 from bench.stores import Target
 
@@ -30,18 +35,45 @@ TIMED = ("ingest", "rebuild")  # the stages a worker times
 
 def growth_stage(target: Target, sizes: tuple[int, ...], chunk: int, batch: int, end: datetime, seed: int = 7,
                  runs: Sequence[int] = ()) -> dict[str, Any]:
-    """`runs[i]`: how many times size `sizes[i]` is run (once where not given); see `median_point`."""
+    """`runs[i]`: how many times size `sizes[i]` is run (once where not given); see `median_point`. Two series: the
+    growth stage's own (`points`: a one-year cohort of each size, so the clients in care at once grow with the log),
+    and the log grown at the smallest cohort's census (`held`: each size above the smallest as year after year of that
+    cohort, `held_census_lines`; its first point is the smallest cohort's, the same lines)."""
+    times = [runs[number] if number < len(runs) else 1 for number in range(len(sizes))]
+    points = _points(target, sizes, times, chunk, batch, lambda size: cohort_lines(size, seed, end))
+    held = points[:1] + _points(target, sizes[1:], times[1:], chunk, batch,
+                                lambda size: held_census_lines(size, sizes[0], seed, end))
+    summary = _summary(points)
+    return {
+        "status": "ok",
+        "how": ("a fresh store and a fresh process per size and run; lines streamed from a file; peak RSS from /proc"
+                " (VmHWM); client CPU by time.process_time, PostgreSQL backends' CPU from /proc (bench.serverside);"
+                " a size run more than once: the median run of each stage"),
+        "points": points,
+        "summary": summary,
+        "target": f"cost per event flat (largest/smallest <= {FLAT}), memory bounded",
+        "met": _met(summary),
+        "held": {"census_of": sizes[0], "points": held, "summary": (held_summary := _summary(held)), "met": _met(held_summary)},
+    }
+
+
+def _points(target: Target, sizes: Sequence[int], times: Sequence[int], chunk: int, batch: int,
+            lines_of: Callable[[int], list[str]]) -> list[dict[str, Any]]:
+    """Each size's `lines_of(size)` written once and run `times[i]` times, each in a fresh store and process."""
     points: list[dict[str, Any]] = []
-    for number, size in enumerate(sizes):
+    for size, count in zip(sizes, times, strict=True):
         with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False, encoding="utf-8") as handle:
-            handle.write("\n".join(cohort_lines(size, seed, end)) + "\n")
+            handle.write("\n".join(lines_of(size)) + "\n")
             lines_file = handle.name
         try:
-            times = runs[number] if number < len(runs) else 1
-            measured = [_run(target, size, lines_file, chunk, batch) for _ in range(times)]
+            measured = [_run(target, size, lines_file, chunk, batch) for _ in range(count)]
         finally:
             Path(lines_file).unlink(missing_ok=True)
         points.append(median_point(measured))
+    return points
+
+
+def _summary(points: Sequence[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for stage in TIMED:
         costs = [p[f"{stage}_us_per_event"] for p in points]
@@ -51,16 +83,11 @@ def growth_stage(target: Target, sizes: tuple[int, ...], chunk: int, batch: int,
             "cost_flat": max(costs) / min(costs) <= FLAT,
             "peak_rss_mb": memory,
         }
-    return {
-        "status": "ok",
-        "how": ("a fresh store and a fresh process per size and run; lines streamed from a file; peak RSS from /proc"
-                " (VmHWM); client CPU by time.process_time, PostgreSQL backends' CPU from /proc (bench.serverside);"
-                " a size run more than once: the median run of each stage"),
-        "points": points,
-        "summary": summary,
-        "target": f"cost per event flat (largest/smallest <= {FLAT}), memory bounded",
-        "met": all(s["cost_flat"] for s in summary.values()),
-    }
+    return summary
+
+
+def _met(summary: dict[str, Any]) -> bool:
+    return all(s["cost_flat"] for s in summary.values())
 
 
 def _run(target: Target, size: int, lines_file: str, chunk: int, batch: int) -> dict[str, Any]:
@@ -77,6 +104,9 @@ def _run(target: Target, size: int, lines_file: str, chunk: int, batch: int) -> 
         msg = f"growth point {size}: worker failed: {done.stderr.strip().splitlines()[-1:] or done.returncode}"
         raise RuntimeError(msg)
     point: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    if point["refused"]:
+        msg = f"growth point {size}: {point['refused']:,} of its lines refused: the cost per event would be of fewer events"
+        raise RuntimeError(msg)
     point["size"] = size
     point["ingest_us_per_event"] = point["ingest_seconds"] / point["events"] * 1e6
     point["rebuild_us_per_event"] = point["rebuild_seconds"] / point["rebuild_events"] * 1e6

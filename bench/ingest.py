@@ -30,6 +30,7 @@ RAW_TABLE = "bench_raw_events"
 RAW_CHAINED_TABLE = "bench_raw_chained_events"  # the event rows of the event-and-chain baseline
 RAW_CHAIN_TABLE = "bench_raw_chain"  # made by the chain's own DDL
 INGEST_TARGET = 0.5
+EARLIEST_BIRTH_YEAR = 1900  # the earliest the journey service records
 
 
 def cohort_lines(commands: int, seed: int, end: datetime) -> list[str]:
@@ -40,6 +41,30 @@ def cohort_lines(commands: int, seed: int, end: datetime) -> list[str]:
         if len(cohort) >= commands:
             return [json.dumps(command, separators=(",", ":")) for command in cohort[:commands]]
         clients = math.ceil(clients * 1.2) + 1
+
+
+def held_census_lines(commands: int, block: int, seed: int, end: datetime) -> list[str]:
+    """`commands` demo lines of a program whose census stays that of `block` lines while its log grows: one-year cohorts
+    of `block` lines (`cohort_lines`), one after the other, the last ending at `end` and exactly `cohort_lines(block,
+    seed, end)`. Each earlier one ends a year before the next; its clients and command ids are prefixed with how many
+    years back it is (`H001-`), and a birth year is held at 1900 at the earliest (10^6 lines reach back a century)."""
+    if commands % block:
+        msg = f"a held census needs whole cohorts: {commands:,} lines are not a multiple of {block:,}"
+        raise ValueError(msg)
+    blocks = commands // block
+    lines = []
+    for back in range(blocks - 1, -1, -1):
+        cohort = cohort_lines(block, seed, end - timedelta(days=365 * back))
+        if back == 0:
+            lines += cohort
+            continue
+        for line in cohort:
+            command = json.loads(line)
+            command["id"], command["client"] = f"H{back:03d}-{command['id']}", f"H{back:03d}-{command['client']}"
+            if command.get("birth_year") is not None:
+                command["birth_year"] = max(command["birth_year"], EARLIEST_BIRTH_YEAR)
+            lines.append(json.dumps(command, separators=(",", ":")))
+    return lines
 
 
 def ingest_stage(wired: Continuum, lines: list[str], chunk_size: int) -> dict[str, Any]:

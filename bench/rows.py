@@ -149,23 +149,32 @@ def _reports(r: dict[str, Any]) -> list[Row]:
 
 
 def _growth(g: dict[str, Any]) -> list[Row]:
-    rows: list[Row] = [
-        ("growth", f"{p['events']:,} events: ingest / rebuild{_median_of(p)}",
-         f"{p['ingest_us_per_event']:.0f} / {p['rebuild_us_per_event']:.0f} µs/event",
-         f"peak RSS {p['ingest_peak_rss_mb']:,.0f} / {p['rebuild_peak_rss_mb']:,.0f} MB", _each_run(p), "")
-        for p in g["points"]
-    ]
+    rows: list[Row] = [_point("growth", f"{p['events']:,} events", p) for p in g["points"]]
     largest = g["points"][-1]
     ingested, rebuilt = largest.get("ingest_tenths_us_per_event"), largest.get("rebuild_tenths_us_per_event")
     if ingested and rebuilt:  # runs before these were taken have none
         rows.append(("", f"{largest['events']:,} events, first and last tenth: ingest / rebuild's pages",
                      f"{ingested[0]:.0f} → {ingested[-1]:.0f} / {rebuilt[0]:.0f} → {rebuilt[-1]:.0f} µs/event",
                      f"rebuild after its last page {largest['rebuild_after_pages_seconds']:.1f} s", "", ""))
-    spread = g["summary"]
-    rows.append(("", "cost per event, largest ÷ smallest: ingest / rebuild",
-                 f"{spread['ingest']['cost_spread']:.2f} / {spread['rebuild']['cost_spread']:.2f}", "", "",
-                 f"≤ {FLAT} {mark(bool(g['met']))}"))
+    rows.append(_spread("cost per event, largest ÷ smallest: ingest / rebuild", g))
+    held = g.get("held")  # runs before the held census have none
+    if held:
+        census = f"the {held['census_of']:,}-event cohort's census held"
+        rows += [_point("", f"{p['events']:,} events, {census}", p) for p in held["points"][1:]]
+        rows.append(_spread(f"{census}: cost per event, largest ÷ smallest: ingest / rebuild", held))
     return rows
+
+
+def _point(stage: str, what: str, p: dict[str, Any]) -> Row:
+    return (stage, f"{what}: ingest / rebuild{_median_of(p)}",
+            f"{p['ingest_us_per_event']:.0f} / {p['rebuild_us_per_event']:.0f} µs/event",
+            f"peak RSS {p['ingest_peak_rss_mb']:,.0f} / {p['rebuild_peak_rss_mb']:,.0f} MB", _each_run(p), "")
+
+
+def _spread(measure: str, series: dict[str, Any]) -> Row:
+    spread = series["summary"]
+    return ("", measure, f"{spread['ingest']['cost_spread']:.2f} / {spread['rebuild']['cost_spread']:.2f}", "", "",
+            f"≤ {FLAT} {mark(bool(series['met']))}")
 
 
 def _median_of(point: dict[str, Any]) -> str:

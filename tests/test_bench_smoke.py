@@ -52,6 +52,13 @@ def _check(results: dict, kind: str) -> None:
         costs = sorted(run[f"{stage}_us_per_event"] for run in smallest["runs"])
         assert len(costs) == results["settings"]["growth_runs"][0] == 3, smallest
         assert smallest[f"{stage}_us_per_event"] == costs[1], smallest
+    growth = backend["stages"]["growth"]  # the log grown at the smallest cohort's census: its first point that cohort's
+    held, sizes = growth["held"], results["settings"]["growth_events"]
+    assert held["census_of"] == sizes[0]
+    assert [p["events"] for p in held["points"]] == sizes
+    assert held["points"][0] == smallest
+    assert all(p["refused"] == 0 for p in growth["points"] + held["points"])
+    assert f"{sizes[-1]:,} events, the {sizes[0]:,}-event cohort's census held: ingest / rebuild" in render(results)
     rebuild = backend["stages"]["rebuild"]
     assert (rebuild["all_workers"]["workers"], rebuild["all_workers"]["read"]) == (2, rebuild["events"])  # two processes, every event read
 

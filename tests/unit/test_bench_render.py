@@ -186,3 +186,21 @@ def test_a_growth_point_run_more_than_once_renders_the_median_run_and_every_run(
     rows = BUILDERS["growth"](growth)
     assert rows[0] == ("growth", "1,000 events: ingest / rebuild (median of 3 runs)", "100 / 50 µs/event",
                        "peak RSS 60 / 61 MB", "120 / 50, 100 / 61, 90 / 45", "")
+
+
+def test_the_log_grown_at_a_held_census_renders_its_points_and_its_own_spread():
+    from bench.rows import BUILDERS
+
+    growth = _measured()["stages"]["growth"]
+    smallest = growth["points"][0]
+    larger = dict(smallest, events=10_000, ingest_us_per_event=140.6, rebuild_us_per_event=55.0,
+                  ingest_peak_rss_mb=80.0, rebuild_peak_rss_mb=90.4)
+    growth["held"] = {"census_of": 1000, "points": [smallest, larger], "met": True,
+                      "summary": {"ingest": {"cost_spread": 1.40}, "rebuild": {"cost_spread": 1.10}}}
+    rows = BUILDERS["growth"](growth)
+    assert rows[-2:] == [
+        ("", "10,000 events, the 1,000-event cohort's census held: ingest / rebuild", "141 / 55 µs/event",
+         "peak RSS 80 / 90 MB", "", ""),
+        ("", "the 1,000-event cohort's census held: cost per event, largest ÷ smallest: ingest / rebuild", "1.40 / 1.10",
+         "", "", "≤ 1.5 ✅"),
+    ]
