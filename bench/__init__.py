@@ -5,10 +5,7 @@ on the same store), `python -m bench.kafka` (relay throughput and end-to-end lat
 
 A top-level package beside the application's: it imports `services`, `infra` and `projections` to
 measure them, and none of them imports it (the `continuum bench` command loads it when it runs).
+
+The package itself imports none of its modules: `python -m bench.relay` (or any other) then runs a module the package
+has not already imported (`bench.harness` imports most of them).
 """
-
-from __future__ import annotations
-
-from bench.harness import MODES, Mode, run_bench
-
-__all__ = ["MODES", "Mode", "run_bench"]

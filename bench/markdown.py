@@ -4,8 +4,8 @@ The rows are `bench.rows`' (the terminal's tables show the same); this only writ
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -74,10 +74,15 @@ def update(document: str, results: dict[str, Any]) -> str:
     return f"{document[:start]}\n\n{render(results).rstrip()}\n\n{document[end:]}"
 
 
-def main() -> None:
-    if len(sys.argv) != 2:  # noqa: PLR2004
-        sys.exit("usage: python -m bench.markdown FILE (the JSON of `continuum bench --out FILE`)")
-    print(render(json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))))  # noqa: T201
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.markdown", description="BENCHMARKS.md's tables from a result")
+    parser.add_argument("file", type=Path, help="the JSON of `continuum bench --out FILE`")
+    path: Path = parser.parse_args(argv).file
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        parser.error(f"cannot read {path} as a bench result: {error}")
+    print(render(results))  # noqa: T201
 
 
 if __name__ == "__main__":

@@ -147,6 +147,8 @@ def main() -> None:
 
                 end = datetime.now(tz=UTC).replace(microsecond=0)
                 import_lines(wired.service, cohort_lines(args.events, 7, end), ACTOR, chunk_size=2000)
+            elif not wired.app.recorder.max_notification_id():
+                raise SystemExit(f"no events to publish: the store at {args.database_url} is empty")
             measured = [_round_figures(one) for one in relay_rounds(wired, servers, args.events, args.rounds, args.encoder)]
         finally:
             wired.close()

@@ -127,4 +127,6 @@ def main(argv: list[str]) -> dict[str, object]:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) not in (5, 6):
+        sys.exit("usage: python -m bench.worker URL LINES_FILE CHUNK BATCH [ingest]")
     sys.stdout.write(json.dumps(main(sys.argv[1:])) + "\n")

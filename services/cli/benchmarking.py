@@ -31,7 +31,7 @@ def bench(
 ) -> None:
     """Measure ingest, projection rebuild, relay, queries and growth, each against a raw baseline. A full run writes
     BENCHMARKS.json and rewrites BENCHMARKS.md's figures from it (run it in the project's folder, then commit both)."""
-    from bench import MODES, run_bench
+    from bench.harness import MODES, run_bench
     from bench.markdown import NoFiguresSectionError, figures_section, update
     from bench.report import tables, write_json
     from bench.stores import DEFAULT_POSTGRES, Target
