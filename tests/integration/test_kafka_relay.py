@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import threading
@@ -55,6 +56,38 @@ def test_events_of_each_journey_arrive_in_order_on_one_partition(kafka, tmp_path
     assert {record.partition for record in records} == {0, 1, 2, 3}
     assert all(len(found) == 1 for found in partitions.values())
     assert all(versions == list(range(1, len(versions) + 1)) for versions in sequences.values())
+
+
+class _Watched(Relay):
+    """Notes, as each batch's position is recorded, how many objects the collector has been told to leave alone."""
+
+    frozen: list[int]
+
+    def _acknowledged(self, last: int) -> None:
+        self.frozen.append(gc.get_freeze_count())
+        super()._acknowledged(last)
+
+
+def test_the_relay_keeps_its_collections_to_a_batch_and_gives_the_heap_back(kafka, tmp_path):
+    """Between batches the relay freezes what is alive (`infra.heap.FrozenHeap`, as the importer and the projection
+    runner do), so the collector scans the next batch's messages, not the process's heap again; when it returns,
+    every object is the collector's again."""
+    url = f"sqlite:///{tmp_path}/store.db"
+    head = record_demo(url, clients=20)
+    wired = bootstrap(Settings(database_url=url))
+    relay = _Watched(wired.app, wired.views, kafka, batch_size=100, pseudonym_key=PSEUDONYM_KEY)
+    relay.frozen = []
+    try:
+        assert gc.get_freeze_count() == 0
+        assert relay.publish_pending() == head
+        assert gc.get_freeze_count() == 0
+    finally:
+        relay.close()
+        wired.close()
+    assert len(relay.frozen) == -(-head // 100) >= 3
+    assert relay.frozen[0] == 0  # the first batch is settled before anything is frozen
+    assert all(count > 0 for count in relay.frozen[1:])
+    assert len(read_topic(kafka)) == head
 
 
 def test_the_relay_publishes_what_a_plain_producer_sends_of_encodes_messages_on_the_same_partitions(kafka, tmp_path):
