@@ -17,7 +17,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from bench.instrument import TIMER
-from domain.values import Actor
+from domain.values import BIRTH_YEARS, Actor
 from infra.chain import CHAIN_COLUMNS, CHAIN_TABLE, CHAIN_TYPES, chain_ddl
 from infra.raw import events_table
 from infra.views import PostgresViews
@@ -30,7 +30,6 @@ RAW_TABLE = "bench_raw_events"
 RAW_CHAINED_TABLE = "bench_raw_chained_events"  # the event rows of the event-and-chain baseline
 RAW_CHAIN_TABLE = "bench_raw_chain"  # made by the chain's own DDL
 INGEST_TARGET = 0.5
-EARLIEST_BIRTH_YEAR = 1900  # the earliest the journey service records
 
 
 def cohort_lines(commands: int, seed: int, end: datetime) -> list[str]:
@@ -62,7 +61,7 @@ def held_census_lines(commands: int, block: int, seed: int, end: datetime) -> li
             command = json.loads(line)
             command["id"], command["client"] = f"H{back:03d}-{command['id']}", f"H{back:03d}-{command['client']}"
             if command.get("birth_year") is not None:
-                command["birth_year"] = max(command["birth_year"], EARLIEST_BIRTH_YEAR)
+                command["birth_year"] = max(command["birth_year"], BIRTH_YEARS[0])
             lines.append(json.dumps(command, separators=(",", ":")))
     return lines
 

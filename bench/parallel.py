@@ -312,10 +312,13 @@ def table(stage: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Only the ingest-across-workers stage: the same demo lines with 1 and 2 workers on PostgreSQL; the JSON to
     --out, a Markdown table to stdout."""
+    from bench.harness import MODES  # here: the harness imports most of the bench's modules
+
     parser = argparse.ArgumentParser(prog="python -m bench.parallel", description=main.__doc__)
     parser.add_argument("--events", type=int, default=100_000, help="demo command lines (one event each; default 10^5)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts, the first is the base (default 1 2)")
-    parser.add_argument("--chunk", type=int, default=500, help="lines per unit of work (default 500)")
+    chunk = MODES["full"].chunk
+    parser.add_argument("--chunk", type=int, default=chunk, help=f"lines per unit of work (default {chunk}, as in the full run)")
     parser.add_argument("--rounds", type=int, default=ROUNDS,
                         help=f"runs of each worker count, the median round reported (default {ROUNDS})")
     parser.add_argument("--out", type=Path, default=Path("bench-parallel.json"), help="where to write the JSON results")

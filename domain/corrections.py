@@ -12,6 +12,7 @@ from datetime import date, datetime
 from enum import Enum
 
 from domain.levels import DischargeReason, ReferralSource, SessionKind, TestResult, Track
+from domain.values import BIRTH_YEARS
 
 Scalar = str | float | bool | None
 
@@ -42,8 +43,9 @@ def _flag(value: Scalar) -> Scalar:
 
 
 def _year(value: Scalar) -> Scalar:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 1900 <= value <= 2100:  # noqa: PLR2004
-        msg = "expected a birth year between 1900 and 2100"
+    earliest, latest = BIRTH_YEARS
+    if isinstance(value, bool) or not isinstance(value, int | float) or not earliest <= value <= latest:
+        msg = f"expected a birth year between {earliest} and {latest}"
         raise ValueError(msg)
     return float(int(value))
 

@@ -39,7 +39,7 @@ from domain.levels import (
 )
 from domain.record import CONSENT_ENTRIES, MILESTONES, OPENERS, STEPS, TRANSITIONS, Entry, Placement, Status, placement
 from domain.recording import recorded
-from domain.values import Actor, Context
+from domain.values import BIRTH_YEARS, Actor, Context
 
 LEVEL_KEY = "_level"  # the level a transition entered, kept beside its correctable fields
 MEDICATION_KEY = "_medication"
@@ -111,7 +111,7 @@ class ClientJourney(Amendments, Aggregate):
         cls, client_ref: str, *, site: str, birth_year: int | None, sex: str | None, at: datetime, ctx: Context,
     ) -> ClientJourney:
         check_time(client_ref, at, ctx.now)
-        if birth_year is not None and not 1900 <= birth_year <= ctx.now.year:  # noqa: PLR2004
+        if birth_year is not None and not BIRTH_YEARS[0] <= birth_year <= ctx.now.year:
             raise errors.InvalidValue(client_ref, "birth year out of range", birth_year=birth_year)
         return cls(client_ref, site, birth_year, sex, at, ctx.by, ctx.command_id)
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+BIRTH_YEARS = (1900, 2100)
+"""The birth years a client may be recorded with (and a registration's no later than the recording system's year):
+the journey's rules, its corrections, the command models and the published contract all take them from here."""
+
 
 @dataclass(frozen=True)
 class Actor:

@@ -26,7 +26,7 @@ from domain.levels import (
     TestResult,
     Track,
 )
-from domain.values import Context
+from domain.values import BIRTH_YEARS, Context
 
 
 def _level(value: object) -> object:
@@ -72,7 +72,7 @@ class Register(Command):
     command: Literal["register"] = "register"
     creates: ClassVar[bool] = True
     site: Text
-    birth_year: Annotated[int, Field(ge=1900, le=2100)] | None = None
+    birth_year: Annotated[int, Field(ge=BIRTH_YEARS[0], le=BIRTH_YEARS[1])] | None = None
     sex: Literal["female", "male", "other", "unknown"] | None = None
 
     def create(self, ctx: Context) -> ClientJourney:

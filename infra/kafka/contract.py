@@ -42,6 +42,7 @@ from domain.levels import (
     TestResult,
     Track,
 )
+from domain.values import BIRTH_YEARS
 
 VERSION = 2
 TYPE_PREFIX = "org.carecontinuum.journey."
@@ -225,7 +226,7 @@ class EventPayload(BaseModel):
 
 class ClientRegistered(EventPayload):
     site: SiteCode
-    birth_year: int | None = Field(ge=1900, le=2100)
+    birth_year: int | None = Field(ge=BIRTH_YEARS[0], le=BIRTH_YEARS[1])
     sex: SexCode | None
 
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bench.ingest import ACTOR, cohort_lines, held_census_lines
+from domain.values import BIRTH_YEARS
 from infra.config import Settings
 from services.bootstrap import bootstrap
 from services.importer import import_lines
@@ -49,12 +50,12 @@ def test_the_census_stays_while_the_log_grows():
 
 
 def test_a_century_of_the_program_is_recorded_line_for_line():
-    """A century back, birth years are held at 1900, the earliest the service records: no line is refused."""
+    """A century back, birth years are held at the earliest the service records (1900): no line is refused."""
     lines = held_census_lines(100 * BLOCK, BLOCK, 7, END)
     commands = [json.loads(line) for line in lines]
     births = [c["birth_year"] for c in commands if c["command"] == "register"]
-    assert min(births) == 1900
-    assert all(1900 <= year <= END.year for year in births)
+    assert min(births) == BIRTH_YEARS[0]
+    assert all(BIRTH_YEARS[0] <= year <= END.year for year in births)
     wired = bootstrap(Settings(database_url="sqlite:///:memory:"), clock=lambda: END)
     try:
         report = import_lines(wired.service, lines, ACTOR, chunk_size=2000)

@@ -26,7 +26,7 @@ from domain.levels import (
     TestResult,
     Track,
 )
-from domain.values import Actor, Context
+from domain.values import BIRTH_YEARS, Actor, Context
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 CLINICIAN = Actor("u-7", "clinician")
@@ -201,6 +201,19 @@ def test_register_records_the_client():
     assert journey.id == ClientJourney.create_id("C-1")
     assert (journey.status, journey.level, journey.version, journey.home_site) == (Status.REGISTERED, None, 1, "north")
     assert pending(journey) == ["ClientRegistered"]
+
+
+def test_a_birth_year_outside_the_recordable_years_is_refused():
+    earliest, latest = BIRTH_YEARS
+    for year in (earliest - 1, NOW.year + 1):
+        with pytest.raises(errors.InvalidValue) as caught:
+            ClientJourney.register("C-1", site="north", birth_year=year, sex=None, at=days_ago(1), ctx=ctx())
+        assert str(caught.value).startswith("client C-1: birth year out of range"), str(caught.value)
+    assert ClientJourney.register("C-1", site="north", birth_year=earliest, sex=None, at=days_ago(1), ctx=ctx()).version == 1
+    journey = registered()
+    error = refuses(journey, errors.InvalidValue, lambda: correct(journey, 1, "birth_year", latest + 1))
+    assert error.detail == f"birth_year: expected a birth year between {earliest} and {latest}"
+    refuses(journey, errors.InvalidValue, lambda: correct(journey, 1, "birth_year", earliest - 1))
 
 
 def test_session_before_admission_is_refused():
