@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from domain.journey import ClientJourney
 from domain.values import Actor
 from infra.config import Settings
 from infra.kafka.clients import KafkaSettings, kafka_settings, reader
+from infra.kafka.envelope import Pseudonyms
 from services.bootstrap import Continuum, bootstrap
 from services.commands import parse_command
 from services.demo import cohort_lines
@@ -68,8 +69,11 @@ def measure_kafka(
                             poll_interval=poll_interval)
         wired = bootstrap(settings)
         try:
-            end = datetime.now(tz=UTC).replace(microsecond=0) - timedelta(days=1)
-            import_lines(wired.service, cohort_lines(clients, 7, start=end - timedelta(days=365), end=end), ACTOR)
+            end = wired.service.clock().replace(microsecond=0) - timedelta(days=1)  # the service's clock: a test fixes it
+            report = import_lines(wired.service, cohort_lines(clients, 7, start=end - timedelta(days=365), end=end), ACTOR)
+            if report.errors:
+                msg = f"{len(report.errors)} demo lines refused, e.g. line {report.errors[0].line}: {report.errors[0].reason}"
+                raise RuntimeError(msg)
             relayed = measure_relay(wired, bootstrap_servers, _fresh(settings).topic, partitions=partitions)
             events, relay_seconds = int(relayed["events"]), relayed["seconds"]
             bare_events, bare_seconds = time_bare_producer(wired, _fresh(settings))
@@ -114,18 +118,24 @@ def _latencies(wired: Continuum, settings: KafkaSettings, samples: int) -> list[
 
     consuming = threading.Thread(target=consume, daemon=True)
     consuming.start()
-    run = uuid.uuid4().hex[:6]
+    run, pseudonyms = uuid.uuid4().hex[:6], Pseudonyms(MEASURING_KEY)
     for number in range(samples):
         ref = f"L-{run}-{number:05d}"
-        data = {"command": "register", "client": ref, "site": "north", "occurred_at": datetime.now(tz=UTC).isoformat()}
-        wired.service.execute(parse_command(data), ACTOR)
-        recorded[str(event_id(ClientJourney.create_id(ref), 1))] = time.time()
+        data = {"command": "register", "client": ref, "site": "north", "occurred_at": wired.service.clock().isoformat()}
+        outcome = wired.service.execute(parse_command(data), ACTOR)
+        if outcome.error is not None:
+            raise RuntimeError(f"a timed command was refused: {outcome.error}")
+        recorded[str(event_id(pseudonyms.journey(ClientJourney.create_id(ref)), 1))] = time.time()  # the message's ce_id
         time.sleep(0.01)
     consuming.join(timeout=30)
     stop.set()
     relaying.join(timeout=30)
     consumer.close()
-    return [(received[ce_id] - at) * 1000 for ce_id, at in recorded.items() if ce_id in received]
+    latencies = [(received[ce_id] - at) * 1000 for ce_id, at in recorded.items() if ce_id in received]
+    if not latencies:
+        msg = f"none of the {samples} commands' messages reached the consumer of {settings.topic} within 30 s"
+        raise RuntimeError(msg)
+    return latencies
 
 
 def main() -> None:
