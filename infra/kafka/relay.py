@@ -99,7 +99,7 @@ class Relay:
                 ahead.append(page)
                 after, selected = page[0], selected + page[1]
 
-        heap = FrozenHeap()  # collections scan a batch's messages, not what else the process holds (an API's journeys)
+        heap = FrozenHeap()  # collections scan the batches in flight once, not again with all else the process holds
         try:
             select()
             while ahead and (stop is None or not stop.is_set()):
