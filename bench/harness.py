@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 
 from bench.growth import growth_stage
-from bench.ingest import ACTOR, cohort_lines, ingest_stage
+from bench.ingest import ACTOR, all_recorded, cohort_lines, ingest_stage
 from bench.instrument import timed_recorder_topic
 from bench.queries import queries_stage
 from bench.rebuild import rebuild_stage
@@ -160,10 +160,7 @@ def _reports_backend(target: Target, mode: Mode, say: Say, warmup: int) -> dict[
 
 def record_cohort(wired: Continuum, mode: Mode, end: datetime) -> dict[str, Any]:
     """The bench's cohort through the importer and the journey service, then every projection brought up to it."""
-    report = import_lines(wired.service, cohort_lines(mode.events, SEED, end), ACTOR, chunk_size=mode.chunk)
-    if report.errors:
-        msg = f"{len(report.errors)} demo lines refused, e.g. line {report.errors[0].line}: {report.errors[0].reason}"
-        raise RuntimeError(msg)
+    report = all_recorded(import_lines(wired.service, cohort_lines(mode.events, SEED, end), ACTOR, chunk_size=mode.chunk))
     wired.runner.catch_up()
     return {"status": "ok", "events": report.events}
 

@@ -23,7 +23,7 @@ from infra.raw import events_table
 from infra.views import PostgresViews
 from services.bootstrap import Continuum
 from services.demo import generate_cohort
-from services.importer import import_lines
+from services.importer import ImportReport, import_lines
 
 ACTOR = Actor("bench", "system")
 RAW_TABLE = "bench_raw_events"
@@ -66,15 +66,21 @@ def held_census_lines(commands: int, block: int, seed: int, end: datetime) -> li
     return lines
 
 
+def all_recorded(report: ImportReport) -> ImportReport:
+    """`report`, if every demo line was recorded; else RuntimeError naming how many were refused and the first."""
+    if report.errors:
+        first = report.errors[0]
+        msg = f"{len(report.errors)} demo lines refused, e.g. line {first.line}: {first.reason}"
+        raise RuntimeError(msg)
+    return report
+
+
 def ingest_stage(wired: Continuum, lines: list[str], chunk_size: int) -> dict[str, Any]:
     TIMER.reset()
     started = time.perf_counter()
     report = import_lines(wired.service, lines, ACTOR, chunk_size=chunk_size)
     seconds = time.perf_counter() - started
-    if report.errors:
-        first = report.errors[0]
-        msg = f"{len(report.errors)} demo lines refused, e.g. line {first.line}: {first.reason}"
-        raise RuntimeError(msg)
+    all_recorded(report)
     baseline = raw_insert(wired, chunk_size)
     with_chain = raw_insert(wired, chunk_size, chained=True)
     events_per_s = report.events / seconds

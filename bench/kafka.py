@@ -22,6 +22,7 @@ from typing import Any
 
 from kafka import TopicPartition
 
+from bench.ingest import all_recorded
 from bench.relay import MEASURING_KEY, measure_relay, time_bare_producer
 from bench.stats import percentile
 from domain.events import event_id
@@ -70,10 +71,7 @@ def measure_kafka(
         wired = bootstrap(settings)
         try:
             end = wired.service.clock().replace(microsecond=0) - timedelta(days=1)  # the service's clock: a test fixes it
-            report = import_lines(wired.service, cohort_lines(clients, 7, start=end - timedelta(days=365), end=end), ACTOR)
-            if report.errors:
-                msg = f"{len(report.errors)} demo lines refused, e.g. line {report.errors[0].line}: {report.errors[0].reason}"
-                raise RuntimeError(msg)
+            all_recorded(import_lines(wired.service, cohort_lines(clients, 7, start=end - timedelta(days=365), end=end), ACTOR))
             relayed = measure_relay(wired, bootstrap_servers, _fresh(settings).topic, partitions=partitions)
             events, relay_seconds = int(relayed["events"]), relayed["seconds"]
             bare_events, bare_seconds = time_bare_producer(wired, _fresh(settings))

@@ -15,7 +15,8 @@ import sys
 class FrozenHeap:
     """Cyclic GC for a long job: after each unit of work (an ingest's, a page of a projection runner's, a batch
     the relay has published) everything alive is frozen (`gc.freeze()`), so collections scan only what the
-    next unit makes, not every cached journey again (full collections over a growing cache made ingest cost grow with the log).
+    next unit makes, not every cached journey again (full collections over a growing cache made ingest
+    cost grow with the log).
 
     A frozen object is never collected by the cyclic collector (reference counting still frees it), so
     memory stays bounded by a full collection whenever the heap (the interpreter's allocated blocks: a
